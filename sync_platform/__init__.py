@@ -1,0 +1,1 @@
+"""sync_platform: a Dagster code location for trustworthy data syncs."""

@@ -1,0 +1,97 @@
+"""Load a source's YAML config plus its environment overlay, failing with a precise message.
+
+Errors name the file, the key path and the problem, because a config error is found at
+code-location load time by someone who did not write the file.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from sync_platform import settings
+from sync_platform.config.models import SourceConfig
+from sync_platform.errors import ConfigurationError
+
+PACKAGE_CONFIG_DIR = Path(__file__).parent
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get(settings.CONFIG_DIR_ENV) or PACKAGE_CONFIG_DIR)
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Overlay wins; nested mappings merge key by key, everything else is replaced."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(
+            f"{path}: is not valid YAML: {exc}", hint="fix the YAML syntax at the line shown"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(
+            f"{path}: expected a mapping at the top level", hint="see docs/sources/ for the format"
+        )
+    return data
+
+
+def _describe(error: pydantic.ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        problems.append(f"{location}: {item['msg']}")
+    return "; ".join(problems)
+
+
+def load_source_config(name: str, *, environment: str | None = None) -> SourceConfig:
+    """Validated config of one source, with `environments/<env>/<name>.yaml` merged over it."""
+    base_path = config_dir() / "sources" / f"{name}.yaml"
+    if not base_path.exists():
+        raise ConfigurationError(
+            f"{base_path}: no config file for source {name!r}",
+            hint=f"create it or point {settings.CONFIG_DIR_ENV} at the folder that has it",
+        )
+    data = _read_yaml(base_path)
+    env = environment or settings.environment()
+    overlay_path = config_dir() / "environments" / env / f"{name}.yaml"
+    files = str(base_path)
+    if overlay_path.exists():
+        data = deep_merge(data, _read_yaml(overlay_path))
+        files += f" (+ overlay {overlay_path})"
+    try:
+        return SourceConfig.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ConfigurationError(
+            f"{files}: invalid config: {_describe(exc)}",
+            hint="correct the named key; docs/sources/ describes every setting",
+        ) from exc
+
+
+@cache
+def cached_source_config(name: str) -> SourceConfig:
+    """The config as the code location loaded it (read once per process)."""
+    return load_source_config(name)
+
+
+def source_names() -> list[str]:
+    """Every source that has a config file, in a stable order."""
+    return sorted(path.stem for path in (config_dir() / "sources").glob("*.yaml"))
+
+
+def all_source_configs() -> list[SourceConfig]:
+    return [cached_source_config(name) for name in source_names()]

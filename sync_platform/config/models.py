@@ -1,0 +1,166 @@
+"""The shape of a source's YAML config, validated when the code location loads.
+
+A new source or entity is a YAML file in this shape plus a client; the engine reads
+only these models, never source-specific code.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+FieldType = Literal["string", "integer", "float", "decimal", "boolean", "date", "datetime"]
+Transform = Literal["strip", "upper", "lower", "collapse_spaces"]
+SyncMode = Literal["full_snapshot", "incremental"]
+
+KEY_TYPES = ("string", "integer", "date")
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+DEFAULT_DATETIME_FORMATS = [
+    "%Y-%m-%dT%H:%M:%S%.fZ",
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+]
+DEFAULT_DATE_FORMATS = ["%Y-%m-%d"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldChecks(_Strict):
+    """Declarative validation rules, turned into pandera checks."""
+
+    str_length: int | None = Field(default=None, ge=1, description="exact length")
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=1)
+    ge: float | None = None
+    le: float | None = None
+    in_range: tuple[float, float] | None = None
+    isin: list[Any] | None = None
+    str_matches: str | None = None
+
+    @field_validator("str_matches")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class FieldSpec(_Strict):
+    """One warehouse column: where it comes from in the source record and how to clean it."""
+
+    source: str = Field(alias="from", description="source field name; dots walk nested objects")
+    type: FieldType = "string"
+    required: bool = False
+    precision: int = Field(default=18, ge=1, le=38)
+    scale: int = Field(default=2, ge=0, le=18)
+    formats: list[str] | None = None
+    transforms: list[Transform] = ["strip"]
+    null_values: list[str] = []
+    value_map: dict[str, Any] = {}
+    default: Any = None
+    checks: FieldChecks = FieldChecks()
+
+    @model_validator(mode="after")
+    def _scale_fits(self) -> FieldSpec:
+        if self.scale > self.precision:
+            raise ValueError(f"scale {self.scale} is larger than precision {self.precision}")
+        return self
+
+    def parse_formats(self) -> list[str]:
+        if self.formats:
+            return self.formats
+        return DEFAULT_DATE_FORMATS if self.type == "date" else DEFAULT_DATETIME_FORMATS
+
+
+class EntityConfig(_Strict):
+    """One synced entity: its endpoint, key, columns and how changes are detected."""
+
+    name: str = ""
+    table: str
+    endpoint: str
+    key: list[str] = Field(min_length=1)
+    sync_mode: SyncMode = "full_snapshot"
+    cursor_field: str | None = None
+    overlap_seconds: int = Field(default=0, ge=0)
+    depends_on: list[str] = []
+    description: str = ""
+    fields: dict[str, FieldSpec] = Field(min_length=1)
+
+    @field_validator("table")
+    @classmethod
+    def _table_is_identifier(cls, value: str) -> str:
+        if not IDENTIFIER.match(value):
+            raise ValueError(f"table name {value!r} must be lower_snake_case, at most 63 chars")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _columns_are_identifiers(cls, value: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
+        for column in value:
+            if not IDENTIFIER.match(column):
+                raise ValueError(f"column name {column!r} must be lower_snake_case")
+        return value
+
+    @model_validator(mode="after")
+    def _key_and_cursor_are_columns(self) -> EntityConfig:
+        for column in self.key:
+            if column not in self.fields:
+                raise ValueError(f"key column {column!r} is not one of the fields")
+            if self.fields[column].type not in KEY_TYPES:
+                raise ValueError(
+                    f"key column {column!r} is {self.fields[column].type}; keys must be one of "
+                    f"{', '.join(KEY_TYPES)} so they compare the same in every database"
+                )
+            if not self.fields[column].required:
+                raise ValueError(f"key column {column!r} must be declared required: true")
+        if self.sync_mode == "incremental":
+            if not self.cursor_field:
+                raise ValueError("an incremental entity needs cursor_field")
+            if self.cursor_field not in self.fields:
+                raise ValueError(f"cursor_field {self.cursor_field!r} is not one of the fields")
+            if self.fields[self.cursor_field].type not in ("datetime", "date"):
+                raise ValueError(f"cursor_field {self.cursor_field!r} must be a date or datetime")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.fields)
+
+    @property
+    def value_columns(self) -> list[str]:
+        """Columns whose change makes a row 'changed' (all but the key)."""
+        return [c for c in self.fields if c not in self.key]
+
+
+class SourceConfig(_Strict):
+    source: str
+    description: str = ""
+    entities: dict[str, EntityConfig] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_entities(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("entities"), dict):
+            data = dict(data)
+            data["entities"] = {
+                name: ({**spec, "name": name} if isinstance(spec, dict) else spec)
+                for name, spec in data["entities"].items()
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _dependencies_exist(self) -> SourceConfig:
+        for name, entity in self.entities.items():
+            for dependency in entity.depends_on:
+                if dependency not in self.entities:
+                    raise ValueError(f"entity {name!r} depends on unknown entity {dependency!r}")
+        return self

@@ -1,0 +1,178 @@
+"""Map raw source records to typed warehouse columns, as the YAML config declares.
+
+Every value goes through text first: extract the declared source field, clean it by the
+declared rules (trim, case, null markers, value maps, defaults), then cast to the column
+type. A value that is present but does not cast is a reason to quarantine the record,
+never a silent NULL.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from sync_platform.config.models import EntityConfig, FieldSpec
+
+ROW_INDEX = "_row_index"
+TRUE_WORDS = ["true", "t", "yes", "y", "1"]
+FALSE_WORDS = ["false", "f", "no", "n", "0"]
+
+
+@dataclass
+class RejectedRecord:
+    """A source record that cannot enter the warehouse, with every reason found."""
+
+    raw: dict[str, Any]
+    record_key: str | None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) in (int, float):
+        return repr(value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _dig(record: dict[str, Any], path: str) -> Any:
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def extract_text_columns(records: list[dict[str, Any]], entity: EntityConfig) -> pl.DataFrame:
+    """One String column per configured field, named by the warehouse column."""
+    sources = {column: spec.source for column, spec in entity.fields.items()}
+    flat = all("." not in source for source in sources.values())
+    if flat and len(set(sources.values())) == len(sources):
+        try:
+            frame = pl.from_dicts(
+                records, schema={source: pl.String for source in sources.values()}, strict=False
+            )
+            return frame.rename({source: column for column, source in sources.items()})
+        except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, TypeError):
+            pass  # nested values somewhere: take the slow, exact path below
+    return pl.DataFrame(
+        {column: [_as_text(_dig(record, source)) for record in records] for column, source in sources.items()},
+        schema={column: pl.String for column in sources},
+    )
+
+
+def _clean(column: str, spec: FieldSpec) -> pl.Expr:
+    expr = pl.col(column)
+    for transform in spec.transforms:
+        match transform:
+            case "strip":
+                expr = expr.str.strip_chars()
+            case "upper":
+                expr = expr.str.to_uppercase()
+            case "lower":
+                expr = expr.str.to_lowercase()
+            case "collapse_spaces":
+                expr = expr.str.replace_all(r"\s+", " ")
+    if spec.null_values:
+        expr = pl.when(expr.is_in(spec.null_values)).then(None).otherwise(expr)
+    if spec.value_map:
+        mapping = {str(k): _as_text(v) for k, v in spec.value_map.items()}
+        expr = expr.replace(mapping)
+    if spec.default is not None:
+        expr = expr.fill_null(pl.lit(_as_text(spec.default)))
+    return expr.alias(column)
+
+
+def _cast(column: str, spec: FieldSpec) -> pl.Expr:
+    text = pl.col(column)
+    match spec.type:
+        case "string":
+            typed = text
+        case "integer":
+            typed = text.cast(pl.Int64, strict=False)
+        case "float":
+            typed = text.cast(pl.Float64, strict=False)
+        case "decimal":
+            typed = (
+                text.cast(pl.Decimal(38, 18), strict=False)
+                .round(spec.scale)
+                .cast(pl.Decimal(spec.precision, spec.scale), strict=False)
+            )
+        case "boolean":
+            lowered = text.str.to_lowercase()
+            typed = (
+                pl.when(lowered.is_in(TRUE_WORDS))
+                .then(True)
+                .when(lowered.is_in(FALSE_WORDS))
+                .then(False)
+                .otherwise(None)
+            )
+        case "date":
+            typed = pl.coalesce(
+                [text.str.to_date(fmt, strict=False) for fmt in spec.parse_formats()]
+            )
+        case "datetime":
+            typed = pl.coalesce(
+                [_to_utc_datetime(text, fmt) for fmt in spec.parse_formats()]
+            )
+    return typed.alias(column)
+
+
+def _to_utc_datetime(text: pl.Expr, fmt: str) -> pl.Expr:
+    if "z" in fmt or fmt.endswith("Z"):
+        return text.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+    naive = text.str.to_datetime(fmt, strict=False, time_unit="us")
+    return naive.dt.replace_time_zone("UTC")
+
+
+def cast_text_columns(text: pl.DataFrame, fields: dict[str, FieldSpec]) -> pl.DataFrame:
+    """Text columns → typed columns, by the same rules the sync uses (for reading back)."""
+    return text.with_columns(_cast(column, spec) for column, spec in fields.items())
+
+
+def record_key_expr(key: list[str]) -> pl.Expr:
+    """The record key as text ('|'-joined for composite keys), as audit tables store it."""
+    return pl.concat_str([pl.col(column).cast(pl.String) for column in key], separator="|")
+
+
+def record_keys(frame: pl.DataFrame, key: list[str]) -> pl.Series:
+    return frame.select(record_key_expr(key)).to_series()
+
+
+def map_records(
+    records: list[dict[str, Any]], entity: EntityConfig
+) -> tuple[pl.DataFrame, list[RejectedRecord]]:
+    """Typed frame (with ROW_INDEX pointing into `records`) and the records that failed casting."""
+    text = extract_text_columns(records, entity).with_columns(
+        _clean(column, spec) for column, spec in entity.fields.items()
+    )
+    typed = text.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW_INDEX),
+        *(_cast(column, spec) for column, spec in entity.fields.items()),
+    )
+    failed = pl.any_horizontal(
+        text.get_column(c).is_not_null() & typed.get_column(c).is_null() for c in entity.fields
+    )
+    bad_rows = typed.filter(failed).get_column(ROW_INDEX).to_list()
+    if not bad_rows:
+        return typed, []
+    keys = record_keys(text, entity.key)
+    rejects = []
+    for row in bad_rows:
+        reasons = [
+            f"{column}: {text[row, column]!r} is not a valid {spec.type}"
+            for column, spec in entity.fields.items()
+            if text[row, column] is not None and typed[row, column] is None
+        ]
+        rejects.append(RejectedRecord(records[row], keys[row], reasons))
+    return typed.filter(~failed), rejects

@@ -1,0 +1,311 @@
+"""One entity sync, through the six steps every source shares:
+fetch → map → validate → merge → verify → record.
+
+The caller (a Dagster asset, the CLI, a test) supplies the source as plain callables and
+gets back a `SyncReport`; nothing here knows which source it is syncing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+
+from sync_platform.config.models import EntityConfig
+from sync_platform.engine import audit, state
+from sync_platform.engine.crashpoints import crashpoint
+from sync_platform.engine.hashing import row_hash_expr
+from sync_platform.engine.mapping import (
+    ROW_INDEX,
+    RejectedRecord,
+    map_records,
+    record_key_expr,
+    record_keys,
+)
+from sync_platform.engine.merge import MergeOutcome, merge_snapshot
+from sync_platform.engine.runtime_config import get_setting
+from sync_platform.engine.validation import entity_schema, find_invalid_rows, polars_type
+from sync_platform.engine.verify import Verification, verify_keys
+from sync_platform.warehouse.entity_tables import ROW_HASH, entity_table
+
+Records = list[dict[str, Any]]
+
+
+@dataclass
+class EntitySource:
+    """What a source client provides for one entity.
+
+    `pages(since)` yields pages of raw records (`since` is the incremental cursor minus the
+    overlap margin, or None for a full read). `keys()`, when the source can list its keys
+    cheaply and independently, yields raw records holding just the key fields; verification
+    then compares the warehouse with that listing rather than with what was fetched.
+    """
+
+    pages: Callable[[datetime | None], Iterable[Records]]
+    keys: Callable[[], Iterable[Records]] | None = None
+
+
+@dataclass
+class SyncRequest:
+    source: str
+    entity: EntityConfig
+    trigger: str = "manual"
+    dagster_run_id: str | None = None
+    partition_key: str | None = None
+    full_refresh: bool = False  # incremental entity: read everything, treat as a snapshot
+    allow_mass_delete: bool = False
+    scope: dict[str, Any] | None = None  # complete snapshot of this slice only
+
+
+@dataclass
+class SyncReport:
+    sync_run_id: int
+    source: str
+    entity: str
+    status: str = "running"
+    fetched: int = 0
+    quarantined: int = 0
+    failed: int = 0
+    merge: MergeOutcome = field(default_factory=MergeOutcome)
+    verification: Verification | None = None
+    phase_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    error_counts: dict[str, int] = field(default_factory=dict)
+    quarantine_reasons: Counter = field(default_factory=Counter)
+    cursor_before: str | None = None
+    cursor_after: str | None = None
+    record_log_truncated: bool = False
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.phase_seconds.values())
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.fetched / self.total_seconds if self.total_seconds else 0.0
+
+    @property
+    def message(self) -> str | None:
+        notes = []
+        if self.merge.delete_refused:
+            notes.append(self.merge.delete_refused)
+        if self.quarantined:
+            top = ", ".join(f"{reason} ×{n}" for reason, n in self.quarantine_reasons.most_common(3))
+            notes.append(f"{self.quarantined} records quarantined ({top})")
+        if self.verification and self.verification.gap_count:
+            shown = ", ".join(self.verification.missing_keys[:10])
+            notes.append(f"{self.verification.gap_count} keys missing from the warehouse: {shown}")
+        return "; ".join(notes) or None
+
+
+class _PhaseTimer:
+    def __init__(self, report: SyncReport):
+        self.report = report
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.report.phase_seconds[phase] += time.perf_counter() - started
+
+    def timed(self, phase: str, items: Iterable[Records]) -> Iterator[Records]:
+        iterator = iter(items)
+        while True:
+            with self(phase):
+                item = next(iterator, None)
+            if item is None:
+                return
+            yield item
+
+
+def _key_reason(reason: str) -> str:
+    """Group quarantine reasons by column and rule, without the offending value."""
+    return reason.split(":")[0] + ": " + reason.split("fails ")[-1] if "fails " in reason else reason
+
+
+def _fetch_and_validate(
+    entity: EntityConfig, pages: Iterable[Records], timer: _PhaseTimer, report: SyncReport
+) -> tuple[pl.DataFrame, list[RejectedRecord]]:
+    """Map and validate page by page, so raw records never pile up in memory."""
+    schema = entity_schema(entity)
+    frames: list[pl.DataFrame] = []
+    rejects: list[RejectedRecord] = []
+    for page in timer.timed("fetch", pages):
+        report.fetched += len(page)
+        with timer("map"):
+            typed, cast_failures = map_records(page, entity)
+            rejects.extend(cast_failures)
+        with timer("validate"):
+            invalid = find_invalid_rows(typed, schema, entity.key)
+            if invalid:
+                keys = record_keys(typed, entity.key)
+                positions = typed.get_column(ROW_INDEX)
+                for position, reasons in invalid.items():
+                    rejects.append(RejectedRecord(page[positions[position]], keys[position], reasons))
+                typed = typed.filter(~pl.int_range(pl.len()).is_in(list(invalid)))
+        with timer("map"):
+            frames.append(typed.drop(ROW_INDEX).with_columns(row_hash_expr(entity.value_columns).alias(ROW_HASH)))
+    with timer("validate"):
+        frame = pl.concat(frames) if frames else pl.DataFrame(schema=schema_of(entity))
+        duplicated = frame.select(record_key_expr(entity.key).is_duplicated()).to_series()
+        if duplicated.any():
+            for row in frame.filter(duplicated).iter_rows(named=True):
+                key = "|".join(str(row[column]) for column in entity.key)
+                raw = {column: row[column] for column in entity.columns}
+                rejects.append(RejectedRecord(raw, key, ["key: the source returned this key more than once"]))
+            frame = frame.filter(~duplicated)
+    return frame, rejects
+
+
+def schema_of(entity: EntityConfig) -> dict[str, pl.DataType]:
+    return {name: polars_type(spec) for name, spec in entity.fields.items()} | {ROW_HASH: pl.Int64}
+
+
+def _expected_keys(
+    entity: EntityConfig, source: EntitySource, frame: pl.DataFrame, timer: _PhaseTimer
+) -> pl.Series:
+    if source.keys is None:
+        return record_keys(frame, entity.key)
+    key_fields = {column: entity.fields[column] for column in entity.key}
+    key_entity = entity.model_copy(update={"fields": key_fields})
+    listed = []
+    for page in timer.timed("verify", source.keys()):
+        if page:
+            typed, _ = map_records(page, key_entity)
+            listed.append(record_keys(typed, entity.key))
+    return pl.concat(listed) if listed else pl.Series(dtype=pl.String)
+
+
+def run_entity_sync(engine: sa.Engine, request: SyncRequest, source: EntitySource) -> SyncReport:
+    """Run one sync end to end; the audit row records it whether it succeeds or fails."""
+    entity = request.entity
+    table = entity_table(entity)
+    incremental = entity.sync_mode == "incremental" and not request.full_refresh
+    sync_run_id = audit.start_sync_run(
+        engine,
+        source=request.source,
+        entity=entity.name,
+        trigger=request.trigger,
+        dagster_run_id=request.dagster_run_id,
+        partition_key=request.partition_key,
+    )
+    report = SyncReport(sync_run_id, request.source, entity.name)
+    timer = _PhaseTimer(report)
+    try:
+        since = None
+        if incremental:
+            with engine.connect() as connection:
+                report.cursor_before = state.read_cursor(connection, request.source, entity.name)
+            if report.cursor_before:
+                since = datetime.fromisoformat(report.cursor_before) - timedelta(
+                    seconds=entity.overlap_seconds
+                )
+        frame, rejects = _fetch_and_validate(entity, source.pages(since), timer, report)
+        report.quarantined = len(rejects)
+        report.quarantine_reasons.update(_key_reason(r) for reject in rejects for r in reject.reasons)
+        protected = [reject.record_key for reject in rejects if reject.record_key]
+
+        now = audit.utcnow()
+        with timer("merge"), engine.begin() as connection:
+            max_share = get_setting(connection, "mass_delete_max_share")
+            log_limit = get_setting(connection, "record_log_limit")
+            report.merge = merge_snapshot(
+                connection,
+                table,
+                entity,
+                frame,
+                complete_snapshot=not incremental,
+                sync_run_id=sync_run_id,
+                now=now,
+                max_delete_share=max_share,
+                allow_mass_delete=request.allow_mass_delete,
+                protected_keys=protected,
+                scope=request.scope,
+            )
+            audit.write_quarantine(
+                connection, rejects, sync_run_id=sync_run_id, source=request.source,
+                entity=entity.name, now=now,
+            )
+            report.record_log_truncated = audit.write_record_log(
+                connection, report.merge.changes, rejects, sync_run_id=sync_run_id,
+                entity=entity.name, now=now, limit=log_limit,
+            )
+            crashpoint("merge:before_state")
+            report.cursor_after = report.cursor_before
+            if incremental and entity.cursor_field and frame.height:
+                newest = frame.get_column(entity.cursor_field).max()
+                if report.cursor_before is None or newest.isoformat() > report.cursor_before:
+                    report.cursor_after = newest.isoformat()
+            state.save_cursor(
+                connection, request.source, entity.name, report.cursor_after,
+                sync_run_id=sync_run_id, now=now,
+            )
+            audit.update_sync_run(
+                connection,
+                sync_run_id,
+                fetched=report.fetched,
+                inserted=report.merge.inserted,
+                updated=report.merge.updated,
+                unchanged=report.merge.unchanged,
+                soft_deleted=report.merge.soft_deleted,
+                quarantined=report.quarantined,
+            )
+            crashpoint("merge:before_commit")
+
+        with timer("verify"):
+            expected = (
+                record_keys(frame, entity.key)
+                if incremental
+                else _expected_keys(entity, source, frame, timer)
+            )
+            if not incremental and protected:
+                expected = expected.filter(~expected.is_in(protected))
+            report.verification = verify_keys(
+                engine, table, entity, source=request.source, expected_keys=expected,
+                sync_run_id=sync_run_id, now=audit.utcnow(), scope=request.scope,
+                complete=not incremental,
+            )
+        report.error_counts = {"validation": report.quarantined} if report.quarantined else {}
+        degraded = report.quarantined or report.merge.delete_refused or report.verification.gap_count
+        report.status = "warning" if degraded else "succeeded"
+        _finish(engine, report)
+        return report
+    except BaseException as exc:
+        report.status = "failed"
+        with engine.begin() as connection:
+            category = audit.record_error(
+                connection, exc, sync_run_id=sync_run_id, dagster_run_id=request.dagster_run_id,
+                source=request.source, entity=entity.name,
+            )
+        report.error_counts = {category: 1}
+        report.failed = report.fetched - report.quarantined
+        _finish(engine, report, message=str(exc))
+        raise
+
+
+def _finish(engine: sa.Engine, report: SyncReport, message: str | None = None) -> None:
+    verification = report.verification
+    with engine.begin() as connection:
+        audit.update_sync_run(
+            connection,
+            report.sync_run_id,
+            status=report.status,
+            finished_at=audit.utcnow(),
+            failed=report.failed,
+            verification=verification.status if verification else None,
+            source_count=verification.source_count if verification else None,
+            warehouse_count=verification.warehouse_count if verification else None,
+            gap_count=verification.gap_count if verification else None,
+            phase_seconds={phase: round(s, 4) for phase, s in report.phase_seconds.items()},
+            error_counts=report.error_counts,
+            rows_per_second=round(report.rows_per_second, 1),
+            message=message or report.message,
+        )

@@ -1,0 +1,82 @@
+"""Runtime thresholds in the `sync_config` table, read at every use.
+
+Changing one (`sync-platform config set KEY VALUE`) applies at the next sync or sensor
+tick without reloading the code location. Every setting is validated on write, so a bad
+value is refused with a message instead of breaking the next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from sync_platform.errors import ConfigurationError
+from sync_platform.warehouse.platform_tables import sync_config
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise ValueError("must be a share between 0 (exclusive) and 1, e.g. 0.2 for 20%")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be a whole number ≥ 0")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    default: Any
+    parse: Callable[[str], Any]
+    description: str
+
+
+SETTINGS: dict[str, Setting] = {
+    "mass_delete_max_share": Setting(
+        0.2, _share, "largest share of an entity's active rows one snapshot may soft-delete"
+    ),
+    "record_log_limit": Setting(
+        10_000, _non_negative_int, "changed records written to sync_record_log per sync run"
+    ),
+}
+
+
+def _known(key: str) -> Setting:
+    if key not in SETTINGS:
+        raise ConfigurationError(
+            f"unknown setting {key!r}", hint=f"known settings: {', '.join(sorted(SETTINGS))}"
+        )
+    return SETTINGS[key]
+
+
+def get_setting(connection: sa.Connection, key: str) -> Any:
+    setting = _known(key)
+    stored = connection.execute(
+        sa.select(sync_config.c.value).where(sync_config.c.key == key)
+    ).scalar()
+    return setting.default if stored is None else setting.parse(stored)
+
+
+def set_setting(connection: sa.Connection, key: str, value: str, updated_by: str = "cli") -> Any:
+    setting = _known(key)
+    try:
+        parsed = setting.parse(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"{key}={value!r} is not valid: {exc}") from None
+    row = {"value": str(parsed), "updated_at": datetime.now(UTC), "updated_by": updated_by}
+    updated = connection.execute(sa.update(sync_config).where(sync_config.c.key == key).values(row))
+    if updated.rowcount == 0:
+        connection.execute(sa.insert(sync_config).values(key=key, **row))
+    return parsed
+
+
+def all_settings(connection: sa.Connection) -> dict[str, Any]:
+    return {key: get_setting(connection, key) for key in SETTINGS}

@@ -1,0 +1,89 @@
+"""Pandera (polars) schemas built from the entity config, used twice with one definition:
+in the sync, to quarantine bad rows while the rest continue; as Dagster asset checks, to
+prove nothing bad reached the warehouse.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pandera.polars as pa
+import polars as pl
+
+from sync_platform.config.models import EntityConfig, FieldChecks, FieldSpec
+
+POLARS_TYPES: dict[str, pl.DataType] = {
+    "string": pl.String(),
+    "integer": pl.Int64(),
+    "float": pl.Float64(),
+    "boolean": pl.Boolean(),
+    "date": pl.Date(),
+    "datetime": pl.Datetime("us", "UTC"),
+}
+
+
+def polars_type(spec: FieldSpec) -> pl.DataType:
+    if spec.type == "decimal":
+        return pl.Decimal(spec.precision, spec.scale)
+    return POLARS_TYPES[spec.type]
+
+
+def _checks(rules: FieldChecks) -> list[pa.Check]:
+    checks = []
+    if rules.str_length is not None:
+        checks.append(pa.Check.str_length(rules.str_length, rules.str_length))
+    if rules.min_length is not None or rules.max_length is not None:
+        checks.append(pa.Check.str_length(rules.min_length, rules.max_length))
+    if rules.ge is not None:
+        checks.append(pa.Check.ge(rules.ge))
+    if rules.le is not None:
+        checks.append(pa.Check.le(rules.le))
+    if rules.in_range is not None:
+        checks.append(pa.Check.in_range(*rules.in_range))
+    if rules.isin is not None:
+        checks.append(pa.Check.isin(rules.isin))
+    if rules.str_matches is not None:
+        checks.append(pa.Check.str_matches(rules.str_matches))
+    return checks
+
+
+def entity_schema(entity: EntityConfig) -> pa.DataFrameSchema:
+    """Types, required fields, declared rules and key uniqueness of one entity."""
+    columns = {
+        name: pa.Column(
+            polars_type(spec), checks=_checks(spec.checks), nullable=not spec.required
+        )
+        for name, spec in entity.fields.items()
+    }
+    return pa.DataFrameSchema(columns, unique=list(entity.key), strict=False, name=entity.name)
+
+
+def _reason(row: dict) -> str:
+    column = row["column"] or ", ".join(row.get("key") or []) or "row"
+    check = row["check"]
+    if check == "not_nullable":
+        return f"{column}: required value is missing"
+    if check == "multiple_fields_uniqueness":
+        return f"{column}: duplicate key in the same source snapshot"
+    case = row["failure_case"]
+    return f"{column}: {case!r} fails {check}"
+
+
+def find_invalid_rows(
+    frame: pl.DataFrame, schema: pa.DataFrameSchema, key: list[str]
+) -> dict[int, list[str]]:
+    """Row position → reasons, for every row that breaks the schema (empty when all pass)."""
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        failures = errors.failure_cases
+    else:
+        return {}
+    reasons: dict[int, list[str]] = defaultdict(list)
+    for row in failures.iter_rows(named=True):
+        if row["index"] is None:  # a whole-frame failure (e.g. wrong dtype) concerns every row
+            for position in range(frame.height):
+                reasons[position].append(_reason(row | {"key": key}))
+            continue
+        reasons[int(row["index"])].append(_reason(row | {"key": key}))
+    return dict(reasons)

@@ -1,0 +1,116 @@
+"""Post-sync verification: does the warehouse hold every key the source has?
+
+Keys the source lists but the warehouse lacks (active) become open gaps in `sync_gaps`;
+open gaps whose key is now present are closed with the run that fixed them. Quarantined
+keys are known failures with their own record, not gaps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import polars as pl
+import sqlalchemy as sa
+
+from sync_platform.config.models import EntityConfig
+from sync_platform.engine.mapping import record_key_expr
+from sync_platform.warehouse import bulk
+from sync_platform.warehouse.connection import READ_ONLY
+from sync_platform.warehouse.entity_tables import DELETED_AT
+from sync_platform.warehouse.platform_tables import sync_gaps
+
+
+
+@dataclass
+class Verification:
+    status: str  # passed | gaps
+    source_count: int
+    warehouse_count: int
+    missing_keys: list[str] = field(default_factory=list)
+    unexpected_count: int = 0  # active in the warehouse, absent from a complete source key set
+    gaps_opened: int = 0
+    gaps_resolved: int = 0
+
+    @property
+    def gap_count(self) -> int:
+        return len(self.missing_keys)
+
+
+def active_keys(
+    connection: sa.Connection, table: sa.Table, entity: EntityConfig, scope: dict | None = None
+) -> pl.Series:
+    query = sa.select(
+        *(sa.cast(table.c[column], sa.Text).label(column) for column in entity.key)
+    ).where(table.c[DELETED_AT].is_(None))
+    for column, value in (scope or {}).items():
+        query = query.where(table.c[column] == value)
+    frame = bulk.select_frame(connection, query, {column: pl.String for column in entity.key})
+    return frame.select(record_key_expr(entity.key)).to_series()
+
+
+def verify_keys(
+    engine: sa.Engine,
+    table: sa.Table,
+    entity: EntityConfig,
+    *,
+    source: str,
+    expected_keys: pl.Series,
+    sync_run_id: int,
+    now: datetime,
+    scope: dict | None = None,
+    complete: bool = True,
+) -> Verification:
+    """Compare expected keys with the warehouse and record gaps.
+
+    `complete` says the expected keys are the source's whole key set (a full snapshot), so
+    warehouse keys beyond it are counted as unexpected too.
+    """
+    with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
+        present = active_keys(connection, table, entity, scope).alias("key").to_frame()
+    expected = expected_keys.drop_nulls().unique().alias("key").to_frame()
+    missing = sorted(expected.join(present, on="key", how="anti").get_column("key").to_list())
+    unexpected = present.join(expected, on="key", how="anti").height if complete else 0
+    with engine.begin() as connection:
+        open_gaps = dict(
+            connection.execute(
+                sa.select(sync_gaps.c.record_key, sync_gaps.c.id).where(
+                    sync_gaps.c.source == source,
+                    sync_gaps.c.entity == entity.name,
+                    sync_gaps.c.status == "open",
+                )
+            ).all()
+        )
+        new_gaps = [key for key in missing if key not in open_gaps]
+        if new_gaps:
+            connection.execute(
+                sa.insert(sync_gaps),
+                [
+                    {
+                        "source": source,
+                        "entity": entity.name,
+                        "record_key": key,
+                        "status": "open",
+                        "detected_at": now,
+                        "detected_by_run_id": sync_run_id,
+                    }
+                    for key in new_gaps
+                ],
+            )
+        now_present = present.filter(pl.col("key").is_in(list(open_gaps))).get_column("key")
+        fixed = [open_gaps[key] for key in now_present.to_list()]
+        if fixed:
+            connection.execute(
+                sa.update(sync_gaps)
+                .where(sync_gaps.c.id.in_(fixed))
+                .values(status="resolved", resolved_at=now, resolved_by_run_id=sync_run_id)
+            )
+    return Verification(
+        status="gaps" if missing else "passed",
+        source_count=expected.height,
+        warehouse_count=present.height,
+        missing_keys=missing,
+        unexpected_count=unexpected,
+        gaps_opened=len(new_gaps),
+        gaps_resolved=len(fixed),
+    )

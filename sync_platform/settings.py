@@ -1,0 +1,38 @@
+"""Environment settings shared by Dagster, the CLI and the simulator.
+
+One place names every environment variable the platform reads, so docs, errors and
+code agree on the spelling.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+WAREHOUSE_URL_ENV = "SYNC_PLATFORM_WAREHOUSE_URL"
+HOME_ENV = "SYNC_PLATFORM_HOME"
+ENVIRONMENT_ENV = "SYNC_PLATFORM_ENV"
+CONFIG_DIR_ENV = "SYNC_PLATFORM_CONFIG_DIR"
+CRASHPOINT_ENV = "SYNC_PLATFORM_CRASHPOINT"
+
+DEALER_FEED_BASE_URL_ENV = "DEALER_FEED_BASE_URL"
+DEALER_FEED_API_KEY_ENV = "DEALER_FEED_API_KEY"
+
+
+def platform_home() -> Path:
+    """Directory for the embedded default's files (warehouse file, local state)."""
+    return Path(os.environ.get(HOME_ENV, ".sync_platform")).resolve()
+
+
+def default_warehouse_url() -> str:
+    return f"sqlite:///{platform_home() / 'warehouse.db'}"
+
+
+def warehouse_url() -> str:
+    """The warehouse URL: the environment's, else the embedded SQLite file."""
+    return os.environ.get(WAREHOUSE_URL_ENV) or default_warehouse_url()
+
+
+def environment() -> str:
+    """Which config overlay applies (dev, test, prod); dev when unset."""
+    return os.environ.get(ENVIRONMENT_ENV, "dev")

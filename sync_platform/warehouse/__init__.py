@@ -1,0 +1,1 @@
+"""The warehouse: connection, tables, schema evolution and the dialect (bulk) layer."""

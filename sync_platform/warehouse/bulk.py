@@ -1,0 +1,134 @@
+"""The thin dialect layer: move polars frames in and out of the warehouse fast.
+
+Postgres uses COPY in both directions (CSV written and read by polars, in batches so a
+million-row load never holds its whole CSV in memory). SQLite uses the driver's
+executemany inside the caller's transaction, its fastest write path. Everything above
+this module is dialect-free.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import polars as pl
+import sqlalchemy as sa
+
+COPY_BATCH_ROWS = 100_000
+SQLITE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%6f"  # SQLAlchemy's own SQLite storage format
+
+
+def _quote(connection: sa.Connection, name: str) -> str:
+    return connection.dialect.identifier_preparer.quote(name)
+
+
+def _column_list(connection: sa.Connection, columns: list[str]) -> str:
+    return ", ".join(_quote(connection, column) for column in columns)
+
+
+def is_postgres(connection: sa.Connection) -> bool:
+    return connection.dialect.name == "postgresql"
+
+
+def _driver_connection(connection: sa.Connection):
+    return connection.connection.driver_connection
+
+
+def _sqlite_values(frame: pl.DataFrame) -> pl.DataFrame:
+    """Values the sqlite3 driver binds without adapters, stored as SQLAlchemy reads them."""
+    conversions = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Datetime):
+            column = pl.col(name)
+            if dtype.time_zone is not None:
+                column = column.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+            conversions.append(column.dt.strftime(SQLITE_TIMESTAMP_FORMAT).alias(name))
+        elif isinstance(dtype, pl.Date):
+            conversions.append(pl.col(name).dt.strftime("%Y-%m-%d").alias(name))
+        elif isinstance(dtype, pl.Decimal):
+            conversions.append(pl.col(name).cast(pl.String).alias(name))
+        elif dtype == pl.Boolean:
+            conversions.append(pl.col(name).cast(pl.Int8).alias(name))
+    return frame.with_columns(conversions) if conversions else frame
+
+
+def insert_frame(connection: sa.Connection, table_name: str, frame: pl.DataFrame) -> int:
+    """Append every row of `frame` to `table_name` (columns by name). Returns rows written."""
+    if frame.height == 0:
+        return 0
+    columns = frame.columns
+    target = f"{_quote(connection, table_name)} ({_column_list(connection, columns)})"
+    if is_postgres(connection):
+        cursor = _driver_connection(connection).cursor()
+        with cursor.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as copy:
+            for batch in frame.iter_slices(COPY_BATCH_ROWS):
+                buffer = io.BytesIO()
+                batch.write_csv(
+                    buffer,
+                    include_header=False,
+                    quote_style="non_numeric",
+                    datetime_format="%Y-%m-%d %H:%M:%S%.6f%:z",
+                )
+                copy.write(buffer.getbuffer())
+        return frame.height
+    placeholders = ", ".join("?" for _ in columns)
+    cursor = _driver_connection(connection).cursor()
+    for batch in _sqlite_values(frame).iter_slices(COPY_BATCH_ROWS):
+        cursor.executemany(f"INSERT INTO {target} VALUES ({placeholders})", batch.iter_rows())
+    return frame.height
+
+
+def select_frame(
+    connection: sa.Connection, query: sa.Select | sa.TextClause, schema: dict[str, pl.DataType]
+) -> pl.DataFrame:
+    """Run a query and return its rows as a frame with the given column names and types."""
+    compiled = query.compile(connection, compile_kwargs={"literal_binds": True})
+    sql = str(compiled)
+    if is_postgres(connection):
+        buffer = io.BytesIO()
+        cursor = _driver_connection(connection).cursor()
+        with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+            for chunk in copy:
+                buffer.write(chunk)
+        if buffer.tell() == 0:
+            return pl.DataFrame(schema=schema)
+        buffer.seek(0)
+        return pl.read_csv(buffer, has_header=False, schema=schema, truncate_ragged_lines=False)
+    rows = connection.exec_driver_sql(sql).fetchall()
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def create_stage_table(connection: sa.Connection, like: sa.Table, columns: list[str]) -> str:
+    """A temporary table with `like`'s types for `columns`, private to this connection.
+
+    Temp tables are per-session on both dialects, so concurrent runs never see each
+    other's staged rows; on Postgres it is dropped at commit.
+    """
+    name = f"stage_{like.name}_{uuid.uuid4().hex[:8]}"
+    select = f"SELECT {_column_list(connection, columns)} FROM {_quote(connection, like.name)}"
+    if is_postgres(connection):
+        connection.exec_driver_sql(
+            f"CREATE TEMP TABLE {name} ON COMMIT DROP AS {select} WITH NO DATA"
+        )
+    else:
+        connection.exec_driver_sql(f"CREATE TEMP TABLE {name} AS {select} WHERE 0")
+    return name
+
+
+def drop_stage_table(connection: sa.Connection, name: str) -> None:
+    """SQLite keeps temp tables until the connection closes; drop them after use."""
+    if not is_postgres(connection):
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+
+
+def lock_entity(connection: sa.Connection, table_name: str) -> None:
+    """Serialize writers of one entity for the rest of the transaction.
+
+    Postgres: a transaction-scoped advisory lock keyed by table name. SQLite: the
+    transaction already holds the database write lock (BEGIN IMMEDIATE).
+    """
+    if is_postgres(connection):
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+            {"name": f"sync_platform:entity:{table_name}"},
+        )

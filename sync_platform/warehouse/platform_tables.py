@@ -1,0 +1,162 @@
+"""The platform's own tables: audit, record log, errors, gaps, state, quarantine, config.
+
+These are created and evolved by the Alembic migrations in `migrations/`; this module is
+the Core description the code queries through (and which a test compares with what the
+migrations create).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData()
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY, so ids are BIGINT on Postgres only.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def Timestamp() -> sa.DateTime:  # noqa: N802 - reads like a type in table definitions
+    return sa.DateTime(timezone=True)
+
+
+sync_runs = sa.Table(
+    "sync_runs",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("entity", sa.String(100), nullable=False),
+    sa.Column("trigger", sa.String(20), nullable=False),
+    sa.Column("dagster_run_id", sa.String(64)),
+    sa.Column("partition_key", sa.String(100)),
+    sa.Column("started_at", Timestamp(), nullable=False),
+    sa.Column("finished_at", Timestamp()),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("fetched", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("inserted", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("unchanged", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("soft_deleted", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("quarantined", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("verification", sa.String(20)),
+    sa.Column("source_count", sa.Integer),
+    sa.Column("warehouse_count", sa.Integer),
+    sa.Column("gap_count", sa.Integer),
+    sa.Column("phase_seconds", Json),
+    sa.Column("error_counts", Json),
+    sa.Column("rows_per_second", sa.Float),
+    sa.Column("message", sa.Text),
+    sa.CheckConstraint(
+        "trigger IN ('scheduled', 'manual', 'sensor', 'resync', 'backfill')",
+        name="ck_sync_runs_trigger",
+    ),
+    sa.CheckConstraint(
+        "status IN ('running', 'succeeded', 'warning', 'failed')", name="ck_sync_runs_status"
+    ),
+)
+sa.Index("ix_sync_runs_entity_started", sync_runs.c.source, sync_runs.c.entity, sync_runs.c.started_at)
+sa.Index("ix_sync_runs_dagster_run", sync_runs.c.dagster_run_id)
+
+sync_record_log = sa.Table(
+    "sync_record_log",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("sync_run_id", Id, sa.ForeignKey("sync_runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("entity", sa.String(100), nullable=False),
+    sa.Column("record_key", sa.String(500), nullable=False),
+    sa.Column("operation", sa.String(20), nullable=False),
+    sa.Column("result", sa.String(20), nullable=False),
+    sa.Column("message", sa.Text),
+    sa.Column("logged_at", Timestamp(), nullable=False),
+    sa.CheckConstraint(
+        "operation IN ('insert', 'update', 'soft_delete', 'quarantine')",
+        name="ck_sync_record_log_operation",
+    ),
+    sa.CheckConstraint("result IN ('success', 'failure')", name="ck_sync_record_log_result"),
+)
+sa.Index("ix_sync_record_log_run", sync_record_log.c.sync_run_id)
+sa.Index("ix_sync_record_log_key", sync_record_log.c.entity, sync_record_log.c.record_key)
+
+sync_errors = sa.Table(
+    "sync_errors",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("sync_run_id", Id, sa.ForeignKey("sync_runs.id", ondelete="CASCADE")),
+    sa.Column("dagster_run_id", sa.String(64)),
+    sa.Column("source", sa.String(100)),
+    sa.Column("entity", sa.String(100)),
+    sa.Column("category", sa.String(20), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("stack", sa.Text),
+    sa.Column("record_key", sa.String(500)),
+    sa.Column("occurred_at", Timestamp(), nullable=False),
+    sa.CheckConstraint(
+        "category IN ('network', 'validation', 'database', 'configuration', 'unknown')",
+        name="ck_sync_errors_category",
+    ),
+)
+sa.Index("ix_sync_errors_occurred", sync_errors.c.occurred_at)
+
+sync_gaps = sa.Table(
+    "sync_gaps",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("entity", sa.String(100), nullable=False),
+    sa.Column("record_key", sa.String(500), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("detected_at", Timestamp(), nullable=False),
+    sa.Column("detected_by_run_id", Id, sa.ForeignKey("sync_runs.id", ondelete="SET NULL")),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_attempt_at", Timestamp()),
+    sa.Column("resolved_at", Timestamp()),
+    sa.Column("resolved_by_run_id", Id, sa.ForeignKey("sync_runs.id", ondelete="SET NULL")),
+    sa.CheckConstraint(
+        "status IN ('open', 'resolved', 'unrecoverable')", name="ck_sync_gaps_status"
+    ),
+)
+sa.Index(
+    "uq_sync_gaps_open_key",
+    sync_gaps.c.source,
+    sync_gaps.c.entity,
+    sync_gaps.c.record_key,
+    unique=True,
+    postgresql_where=sync_gaps.c.status == "open",
+    sqlite_where=sync_gaps.c.status == "open",
+)
+
+sync_state = sa.Table(
+    "sync_state",
+    metadata,
+    sa.Column("source", sa.String(100), primary_key=True),
+    sa.Column("entity", sa.String(100), primary_key=True),
+    sa.Column("cursor", sa.Text),
+    sa.Column("updated_at", Timestamp(), nullable=False),
+    sa.Column("sync_run_id", Id, sa.ForeignKey("sync_runs.id", ondelete="SET NULL")),
+)
+
+sync_quarantine = sa.Table(
+    "sync_quarantine",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("sync_run_id", Id, sa.ForeignKey("sync_runs.id", ondelete="SET NULL")),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("entity", sa.String(100), nullable=False),
+    sa.Column("record_key", sa.String(500)),
+    sa.Column("raw_record", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("quarantined_at", Timestamp(), nullable=False),
+    sa.Column("resolved_at", Timestamp()),
+)
+sa.Index("ix_sync_quarantine_entity", sync_quarantine.c.source, sync_quarantine.c.entity)
+
+sync_config = sa.Table(
+    "sync_config",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", Timestamp(), nullable=False),
+    sa.Column("updated_by", sa.String(100)),
+)
