@@ -93,6 +93,9 @@ class EntityConfig(_Strict):
     overlap_seconds: int = Field(default=0, ge=0)
     depends_on: list[str] = []
     description: str = ""
+    freshness_minutes: int | None = Field(
+        default=None, ge=1, description="a successful sync is expected at least this often"
+    )
     fields: dict[str, FieldSpec] = Field(min_length=1)
 
     @field_validator("table")

@@ -43,6 +43,9 @@ SETTINGS: dict[str, Setting] = {
     "mass_delete_max_share": Setting(
         0.2, _share, "largest share of an entity's active rows one snapshot may soft-delete"
     ),
+    "quarantine_warn_share": Setting(
+        0.05, _share, "quarantined share of a sync's records above which its check warns"
+    ),
     "record_log_limit": Setting(
         10_000, _non_negative_int, "changed records written to sync_record_log per sync run"
     ),

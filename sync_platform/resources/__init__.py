@@ -1,0 +1,12 @@
+"""Dagster resources, each configured from the environment (EnvVar), secrets never logged."""
+
+from sync_platform.resources.dealer_feed import DealerFeedResource, dealer_feed_resource
+from sync_platform.resources.warehouse import WarehouseResource, warehouse_resource
+
+
+def all_resources() -> dict[str, object]:
+    """The resources every job of the code location can use, by key."""
+    return {"warehouse": warehouse_resource(), "dealer_feed": dealer_feed_resource()}
+
+
+__all__ = ["DealerFeedResource", "WarehouseResource", "all_resources"]

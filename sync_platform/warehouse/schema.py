@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from functools import cache
 
 import sqlalchemy as sa
 from alembic import command
@@ -113,3 +114,12 @@ def postgres_ddl(entities: Iterable[EntityConfig]) -> str:
         for index in sorted(table.indexes, key=lambda index: index.name or ""):
             parts.append(str(CreateIndex(index).compile(dialect=dialect)).strip() + ";\n")
     return "\n".join(parts)
+
+
+@cache
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", "sync_platform.warehouse:migrations")
+    return ScriptDirectory.from_config(config).get_current_head()

@@ -1,0 +1,42 @@
+# The two commands of the README: `make demo` and `make test`. Both build the environment
+# from uv.lock first, bootstrapping uv into .tools/ when it is not installed.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+VENV := $(CURDIR)/.venv
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export SYNC_PLATFORM_HOME ?= $(CURDIR)/.sync_platform
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: demo test bench lint dev env
+
+demo: env
+	$(VENV)/bin/sync-platform demo
+
+test: env
+	$(VENV)/bin/python -m pytest
+
+bench: env
+	$(VENV)/bin/python -m bench.merge_bench --write-docs
+
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+dev: env
+	$(VENV)/bin/dagster dev -m sync_platform.definitions
+
+env: $(VENV)/.synced $(DAGSTER_HOME)/dagster.yaml
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --locked --python $(PYTHON)
+	@touch $@
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+$(DAGSTER_HOME)/dagster.yaml: local/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp local/dagster.yaml $@

@@ -1,0 +1,125 @@
+"""`sync-platform`: the operator's command line (warehouse schema, runtime config, simulator, demo)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+import typer
+
+from sync_platform import settings
+from sync_platform.config import all_source_configs
+from sync_platform.errors import SyncError
+from sync_platform.warehouse.connection import create_warehouse_engine, redacted
+
+app = typer.Typer(help="Operate the sync platform.", no_args_is_help=True)
+db_app = typer.Typer(help="Warehouse schema.", no_args_is_help=True)
+config_app = typer.Typer(help="Runtime thresholds (applied without a restart).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+
+REPO_SQL = Path(__file__).resolve().parent.parent / "sql" / "postgres" / "schema.sql"
+
+
+def _engine() -> sa.Engine:
+    return create_warehouse_engine(settings.warehouse_url())
+
+
+def _entities() -> list:
+    return [entity for source in all_source_configs() for entity in source.entities.values()]
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the warehouse tables (platform migrations, then entity tables)."""
+    from sync_platform.warehouse.schema import upgrade_warehouse
+
+    try:
+        done = upgrade_warehouse(_engine(), _entities())
+    except (SyncError, sa.exc.SQLAlchemyError) as exc:
+        _fail(exc)
+    typer.echo(f"warehouse {redacted(settings.warehouse_url())}")
+    for line in done:
+        typer.echo(f"  {line}")
+
+
+@db_app.command("ddl")
+def db_ddl(write: bool = typer.Option(False, help=f"write to {REPO_SQL} instead of stdout")) -> None:
+    """Print the PostgreSQL DDL of every table (what sql/postgres/schema.sql holds)."""
+    from sync_platform.warehouse.schema import postgres_ddl
+
+    ddl = postgres_ddl(_entities())
+    if write:
+        REPO_SQL.parent.mkdir(parents=True, exist_ok=True)
+        REPO_SQL.write_text(ddl)
+        typer.echo(f"wrote {REPO_SQL}")
+    else:
+        sys.stdout.write(ddl)
+
+
+@config_app.command("list")
+def config_list() -> None:
+    """Every runtime setting with its current value and meaning."""
+    from sync_platform.engine.runtime_config import SETTINGS, all_settings
+
+    with _engine().connect() as connection:
+        values = all_settings(connection)
+    for key, value in values.items():
+        typer.echo(f"{key} = {value}    # {SETTINGS[key].description}")
+
+
+@config_app.command("get")
+def config_get(key: str) -> None:
+    from sync_platform.engine.runtime_config import get_setting
+
+    try:
+        with _engine().connect() as connection:
+            typer.echo(get_setting(connection, key))
+    except SyncError as exc:
+        _fail(exc)
+
+
+@config_app.command("set")
+def config_set(key: str, value: str, by: str = typer.Option("cli", help="who changed it")) -> None:
+    """Validate and store a setting; the next sync or sensor tick uses it."""
+    from sync_platform.engine.runtime_config import set_setting
+
+    try:
+        with _engine().begin() as connection:
+            stored = set_setting(connection, key, value, updated_by=by)
+    except SyncError as exc:
+        _fail(exc)
+    typer.echo(f"{key} = {stored}")
+
+
+@app.command("runs")
+def runs(limit: int = 20, as_json: bool = typer.Option(False, "--json")) -> None:
+    """The most recent entity syncs from the audit table."""
+    from sync_platform.warehouse.platform_tables import sync_runs
+
+    columns = [
+        sync_runs.c.id, sync_runs.c.source, sync_runs.c.entity, sync_runs.c.trigger,
+        sync_runs.c.status, sync_runs.c.fetched, sync_runs.c.inserted, sync_runs.c.updated,
+        sync_runs.c.unchanged, sync_runs.c.soft_deleted, sync_runs.c.quarantined,
+        sync_runs.c.gap_count, sync_runs.c.started_at, sync_runs.c.finished_at, sync_runs.c.message,
+    ]
+    with _engine().connect() as connection:
+        rows = connection.execute(
+            sa.select(*columns).order_by(sync_runs.c.id.desc()).limit(limit)
+        ).mappings().all()
+    if as_json:
+        typer.echo(json.dumps([dict(row) for row in rows], default=str, indent=2))
+        return
+    for row in rows:
+        typer.echo(
+            f"#{row['id']} {row['source']}.{row['entity']} [{row['trigger']}] {row['status']}: "
+            f"fetched {row['fetched']}, +{row['inserted']} ~{row['updated']} ={row['unchanged']} "
+            f"-{row['soft_deleted']}, quarantined {row['quarantined']}, gaps {row['gap_count']}"
+        )

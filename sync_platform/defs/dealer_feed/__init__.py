@@ -1,0 +1,1 @@
+"""Dealer feed (EasyCars-style stock and leads): assets, checks, job, schedule."""

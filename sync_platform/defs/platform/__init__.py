@@ -1,0 +1,1 @@
+"""Platform-wide definitions: the full sync job and run-failure recording."""

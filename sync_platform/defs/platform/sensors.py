@@ -1,0 +1,35 @@
+"""Record every failed run in the warehouse's `sync_errors`, including runs that died
+before the sync engine started (a missing environment variable, an unreachable database),
+which therefore have no audit row of their own."""
+
+import dagster as dg
+import sqlalchemy as sa
+
+from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.warehouse.platform_tables import sync_errors
+
+
+@dg.run_failure_sensor(
+    name="record_run_failures",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
+def record_run_failures(context: dg.RunFailureSensorContext, warehouse: WarehouseResource):
+    run = context.dagster_run
+    message = context.failure_event.message or "run failed"
+    with warehouse.get_engine().begin() as connection:
+        already = connection.execute(
+            sa.select(sa.func.count())
+            .select_from(sync_errors)
+            .where(sync_errors.c.dagster_run_id == run.run_id, sync_errors.c.entity.is_(None))
+        ).scalar()
+        if not already:
+            connection.execute(
+                sa.insert(sync_errors).values(
+                    dagster_run_id=run.run_id,
+                    source=run.tags.get("sync_platform/source"),
+                    category="unknown",
+                    message=f"run {run.run_id} of job {run.job_name} failed: {message}",
+                    occurred_at=sa.func.now(),
+                )
+            )

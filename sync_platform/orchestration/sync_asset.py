@@ -1,0 +1,177 @@
+"""Turn an entity's config into a Dagster asset that runs the six-step sync.
+
+The asset writes to the warehouse itself (merge by key, safe to re-run) and returns a
+`MaterializeResult` whose metadata carries the audit figures, so the UI plots rows,
+timings and errors over time, plus the result of the `in_step_with_source` check
+(verification: every source key is in the warehouse).
+"""
+
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import dagster as dg
+
+from sync_platform.config.models import EntityConfig, SourceConfig
+from sync_platform.engine.pipeline import EntitySource, SyncReport, SyncRequest, run_entity_sync
+from sync_platform.errors import ErrorCategory, SyncError
+
+VERIFICATION_CHECK = "in_step_with_source"
+TRIGGER_TAG = "sync_platform/trigger"
+SOURCE_TAG = "sync_platform/source"
+LAYER_TAG = "sync_platform/layer"
+MAX_KEYS_IN_METADATA = 25
+
+# Flaky APIs: the HTTP layer already retried; a later whole-step retry may still succeed.
+SOURCE_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+EntitySourceFactory = Callable[[Any, EntityConfig], AbstractContextManager[EntitySource]]
+
+
+class SyncRunConfig(dg.Config):
+    """Run-time switches for a manual run (Launchpad or `dagster job execute -c`)."""
+
+    full_refresh: bool = False
+    allow_mass_delete: bool = False
+
+
+def trigger_of(tags: dict[str, str]) -> str:
+    """How this run started, for the audit table: resync / backfill / sensor / scheduled / manual."""
+    if tags.get(TRIGGER_TAG):
+        return tags[TRIGGER_TAG]
+    if tags.get("dagster/backfill"):
+        return "backfill"
+    if tags.get("dagster/sensor_name"):
+        return "sensor"
+    if tags.get("dagster/schedule_name"):
+        return "scheduled"
+    return "manual"
+
+
+def report_metadata(report: SyncReport) -> dict[str, Any]:
+    """The audit figures as materialization metadata (numbers plot in the UI)."""
+    verification = report.verification
+    metadata: dict[str, Any] = {
+        "sync_run_id": report.sync_run_id,
+        "status": report.status,
+        "fetched": report.fetched,
+        "inserted": report.merge.inserted,
+        "updated": report.merge.updated,
+        "unchanged": report.merge.unchanged,
+        "soft_deleted": report.merge.soft_deleted,
+        "quarantined": report.quarantined,
+        "rows_per_second": round(report.rows_per_second, 1),
+        "seconds_total": round(report.total_seconds, 3),
+    }
+    metadata |= {f"seconds_{phase}": round(s, 3) for phase, s in report.phase_seconds.items()}
+    metadata |= {f"errors_{category}": 0 for category in ErrorCategory}
+    metadata |= {f"errors_{category}": n for category, n in report.error_counts.items()}
+    if verification:
+        metadata |= {
+            "gap_count": verification.gap_count,
+            "source_count": verification.source_count,
+            "warehouse_count": verification.warehouse_count,
+            "dagster/row_count": verification.warehouse_count,
+        }
+    if report.cursor_after:
+        metadata["cursor"] = report.cursor_after
+    if report.message:
+        metadata["notes"] = report.message
+    return metadata
+
+
+def verification_check(report: SyncReport) -> dg.AssetCheckResult:
+    verification = report.verification
+    assert verification is not None
+    passed = verification.gap_count == 0 and verification.unexpected_count == 0
+    return dg.AssetCheckResult(
+        check_name=VERIFICATION_CHECK,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=None if passed else report.message,
+        metadata={
+            "gap_count": verification.gap_count,
+            "missing_keys": ", ".join(verification.missing_keys[:MAX_KEYS_IN_METADATA]),
+            "unexpected_in_warehouse": verification.unexpected_count,
+            "source_count": verification.source_count,
+            "warehouse_count": verification.warehouse_count,
+            "gaps_resolved": verification.gaps_resolved,
+        },
+    )
+
+
+def build_sync_asset(
+    source: SourceConfig,
+    entity: EntityConfig,
+    *,
+    resource_key: str,
+    entity_source: EntitySourceFactory,
+    partitions_def: dg.PartitionsDefinition | None = None,
+    scope_for_partition: Callable[[str], dict[str, Any]] | None = None,
+    retry_policy: dg.RetryPolicy | None = SOURCE_RETRY_POLICY,
+    kinds: set[str] | None = None,
+) -> dg.AssetsDefinition:
+    """One asset per entity; a new source reuses this unchanged."""
+    key = dg.AssetKey(entity.name)
+
+    @dg.asset(
+        key=key,
+        group_name=source.source,
+        description=entity.description or f"{entity.name} from {source.source}",
+        deps=[dg.AssetKey(name) for name in entity.depends_on],
+        required_resource_keys={"warehouse", resource_key},
+        partitions_def=partitions_def,
+        retry_policy=retry_policy,
+        pool=f"sync_{entity.name}",
+        kinds=kinds or {"python", "polars"},
+        tags={SOURCE_TAG: source.source, LAYER_TAG: "source"},
+        metadata={
+            "table": entity.table,
+            "key": ", ".join(entity.key),
+            "sync_mode": entity.sync_mode,
+        },
+        check_specs=[
+            dg.AssetCheckSpec(
+                VERIFICATION_CHECK,
+                asset=key,
+                description="every key the source lists is active in the warehouse",
+            )
+        ],
+    )
+    def _sync(context: dg.AssetExecutionContext, config: SyncRunConfig) -> dg.MaterializeResult:
+        warehouse = context.resources.warehouse
+        partition_key = context.partition_key if context.has_partition_key else None
+        request = SyncRequest(
+            source=source.source,
+            entity=entity,
+            trigger=trigger_of(context.run.tags),
+            dagster_run_id=context.run.run_id,
+            partition_key=partition_key,
+            full_refresh=config.full_refresh,
+            allow_mass_delete=config.allow_mass_delete,
+            scope=scope_for_partition(partition_key) if scope_for_partition and partition_key else None,
+        )
+        try:
+            engine = warehouse.ready_engine()
+            with entity_source(getattr(context.resources, resource_key), entity) as reader:
+                report = run_entity_sync(engine, request, reader)
+        except SyncError as exc:
+            raise dg.Failure(
+                description=str(exc),
+                metadata={"category": str(exc.category)},
+                allow_retries=exc.category == ErrorCategory.NETWORK,
+            ) from exc
+        context.log.info(
+            f"{entity.name}: {report.status}; fetched {report.fetched}, inserted "
+            f"{report.merge.inserted}, updated {report.merge.updated}, soft-deleted "
+            f"{report.merge.soft_deleted}, quarantined {report.quarantined}"
+            + (f"; {report.message}" if report.message else "")
+        )
+        return dg.MaterializeResult(
+            metadata=report_metadata(report), check_results=[verification_check(report)]
+        )
+
+    return _sync
