@@ -61,7 +61,10 @@ def ensure_entity_table(connection: sa.Connection, entity: EntityConfig) -> list
                         f"table {table.name} already has {filled} rows",
                         hint="add the column as optional first, sync, then mark it required",
                     )
-            operations.add_column(table.name, column.copy())
+            operations.add_column(
+                table.name,
+                sa.Column(column.name, column.type, nullable=True, server_default=column.server_default),
+            )
             done.append(f"added column {table.name}.{column.name}")
             continue
         wanted = _type_name(column.type, connection.dialect)
