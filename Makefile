@@ -37,6 +37,6 @@ $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
 	$(CURDIR)/.tools/bin/python -m pip install --quiet uv==$(UV_VERSION)
 
-$(DAGSTER_HOME)/dagster.yaml: local/dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: deploy/embedded/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
-	cp local/dagster.yaml $@
+	cp deploy/embedded/dagster.yaml $@

@@ -54,7 +54,9 @@ def _describe(error: pydantic.ValidationError) -> str:
     problems = []
     for item in error.errors():
         location = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        problems.append(f"{location}: {item['msg']}")
+        given = item.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float | bool) else ""
+        problems.append(f"{location}: {item['msg']}{shown}")
     return "; ".join(problems)
 
 
