@@ -1,4 +1,7 @@
-"""`sync-platform`: the operator's command line (warehouse schema, runtime config, simulator, demo)."""
+"""`sync-platform`: the operator's command line.
+
+Warehouse schema, runtime config, recent syncs, the simulator and the demo.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ from sync_platform.warehouse.connection import create_warehouse_engine, redacted
 
 app = typer.Typer(help="Operate the sync platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Warehouse schema.", no_args_is_help=True)
-config_app = typer.Typer(help="Runtime thresholds (applied without a restart).", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Runtime thresholds (applied without a restart).", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 
@@ -51,7 +56,9 @@ def db_upgrade() -> None:
 
 
 @db_app.command("ddl")
-def db_ddl(write: bool = typer.Option(False, help=f"write to {REPO_SQL} instead of stdout")) -> None:
+def db_ddl(
+    write: bool = typer.Option(False, help=f"write to {REPO_SQL} instead of stdout"),
+) -> None:
     """Print the PostgreSQL DDL of every table (what sql/postgres/schema.sql holds)."""
     from sync_platform.warehouse.schema import postgres_ddl
 
@@ -105,15 +112,28 @@ def runs(limit: int = 20, as_json: bool = typer.Option(False, "--json")) -> None
     from sync_platform.warehouse.platform_tables import sync_runs
 
     columns = [
-        sync_runs.c.id, sync_runs.c.source, sync_runs.c.entity, sync_runs.c.trigger,
-        sync_runs.c.status, sync_runs.c.fetched, sync_runs.c.inserted, sync_runs.c.updated,
-        sync_runs.c.unchanged, sync_runs.c.soft_deleted, sync_runs.c.quarantined,
-        sync_runs.c.gap_count, sync_runs.c.started_at, sync_runs.c.finished_at, sync_runs.c.message,
+        sync_runs.c.id,
+        sync_runs.c.source,
+        sync_runs.c.entity,
+        sync_runs.c.trigger,
+        sync_runs.c.status,
+        sync_runs.c.fetched,
+        sync_runs.c.inserted,
+        sync_runs.c.updated,
+        sync_runs.c.unchanged,
+        sync_runs.c.soft_deleted,
+        sync_runs.c.quarantined,
+        sync_runs.c.gap_count,
+        sync_runs.c.started_at,
+        sync_runs.c.finished_at,
+        sync_runs.c.message,
     ]
     with _engine().connect() as connection:
-        rows = connection.execute(
-            sa.select(*columns).order_by(sync_runs.c.id.desc()).limit(limit)
-        ).mappings().all()
+        rows = (
+            connection.execute(sa.select(*columns).order_by(sync_runs.c.id.desc()).limit(limit))
+            .mappings()
+            .all()
+        )
     if as_json:
         typer.echo(json.dumps([dict(row) for row in rows], default=str, indent=2))
         return

@@ -119,3 +119,67 @@ def engine(warehouse_url: str) -> Iterator[sa.Engine]:
     engine = create_warehouse_engine(warehouse_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def simulator_server():
+    """One simulator for the session, served over real loopback HTTP."""
+    from sync_platform.simulator.server import SimulatorServer
+
+    with SimulatorServer() as server:
+        yield server
+
+
+class SimulatorControl:
+    """The simulator's control API (/_sim), as a test drives it."""
+
+    def __init__(self, url: str):
+        import httpx
+
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=30)
+
+    def reset(self, seed: int = 42, stock: int = 200, leads: int = 100) -> None:
+        self.http.post(
+            "/_sim/reset", json={"seed": seed, "dealer": {"stock": stock, "leads": leads}}
+        ).raise_for_status()
+
+    def faults(self, **plan) -> None:
+        self.http.post("/_sim/faults", json=plan).raise_for_status()
+
+    def mutate_stock(self, **changes) -> dict:
+        response = self.http.post("/_sim/dealer/mutate", json=changes)
+        response.raise_for_status()
+        return response.json()
+
+    def mutate_leads(self, **changes) -> dict:
+        response = self.http.post("/_sim/dealer/leads/mutate", json=changes)
+        response.raise_for_status()
+        return response.json()
+
+    def put_stock(self, stock_number: str, record: dict) -> None:
+        self.http.put(f"/_sim/dealer/stock/{stock_number}", json=record).raise_for_status()
+
+    def stats(self) -> dict:
+        return self.http.get("/_sim/stats").json()
+
+
+@pytest.fixture
+def simulator(simulator_server) -> SimulatorControl:
+    """The session simulator, reset to a known state (seed 42, 200 vehicles, 100 leads)."""
+    from sync_platform.sources.http_session import reset_breakers
+
+    control = SimulatorControl(simulator_server.url)
+    control.reset()
+    reset_breakers()
+    yield control
+    control.http.close()
+
+
+@pytest.fixture
+def dealer_env(simulator, warehouse_url, monkeypatch):
+    """Environment for running the code location against the simulator and this warehouse."""
+    monkeypatch.setenv("SYNC_PLATFORM_WAREHOUSE_URL", warehouse_url)
+    monkeypatch.setenv("DEALER_FEED_BASE_URL", f"{simulator.url}/dealer")
+    monkeypatch.setenv("DEALER_FEED_API_KEY", "sim-dealer-key")
+    return simulator

@@ -40,7 +40,9 @@ def load_error(config_dir: Path) -> str:
 
 
 def test_unknown_type_names_file_key_and_problem(config_dir):
-    path = edit(config_dir, lambda d: d["entities"]["dealer_stock"]["fields"]["price"].update(type="decmal"))
+    path = edit(
+        config_dir, lambda d: d["entities"]["dealer_stock"]["fields"]["price"].update(type="decmal")
+    )
     message = load_error(config_dir)
     assert str(path) in message
     assert "entities.dealer_stock.fields.price.type" in message
@@ -57,13 +59,38 @@ def test_yaml_syntax_error_names_the_file_and_line(config_dir):
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (lambda d: d["entities"]["dealer_stock"].update(key=["nope"]), "key column 'nope' is not one of the fields"),
-        (lambda d: d["entities"]["dealer_leads"].pop("cursor_field"), "an incremental entity needs cursor_field"),
-        (lambda d: d["entities"]["dealer_stock"]["fields"]["vin"]["checks"].update(str_matches="(["), "not a valid regular expression"),
-        (lambda d: d["entities"]["dealer_stock"]["fields"]["price"].update(colour="red"), "entities.dealer_stock.fields.price.colour: Extra inputs are not permitted"),
-        (lambda d: d["entities"]["dealer_stock"].update(depends_on=["ghost"]), "depends on unknown entity 'ghost'"),
-        (lambda d: d["entities"]["dealer_stock"]["fields"]["stock_number"].update(required=False), "must be declared required"),
-        (lambda d: d["entities"]["dealer_stock"]["fields"]["stock_number"].update(type="float"), "keys must be one of"),
+        (
+            lambda d: d["entities"]["dealer_stock"].update(key=["nope"]),
+            "key column 'nope' is not one of the fields",
+        ),
+        (
+            lambda d: d["entities"]["dealer_leads"].pop("cursor_field"),
+            "an incremental entity needs cursor_field",
+        ),
+        (
+            lambda d: d["entities"]["dealer_stock"]["fields"]["vin"]["checks"].update(
+                str_matches="(["
+            ),
+            "not a valid regular expression",
+        ),
+        (
+            lambda d: d["entities"]["dealer_stock"]["fields"]["price"].update(colour="red"),
+            "entities.dealer_stock.fields.price.colour: Extra inputs are not permitted",
+        ),
+        (
+            lambda d: d["entities"]["dealer_stock"].update(depends_on=["ghost"]),
+            "depends on unknown entity 'ghost'",
+        ),
+        (
+            lambda d: d["entities"]["dealer_stock"]["fields"]["stock_number"].update(
+                required=False
+            ),
+            "must be declared required",
+        ),
+        (
+            lambda d: d["entities"]["dealer_stock"]["fields"]["stock_number"].update(type="float"),
+            "keys must be one of",
+        ),
     ],
 )
 def test_each_class_of_mistake_is_named(config_dir, change, expected):
@@ -88,7 +115,15 @@ def test_environment_overlay_merges_key_by_key(config_dir, monkeypatch):
 def test_code_location_refuses_to_load_a_bad_config(config_dir):
     edit(config_dir, lambda d: d["entities"]["dealer_stock"]["fields"]["year"].update(type="int"))
     result = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "sync_platform.definitions"],
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "definitions",
+            "validate",
+            "-m",
+            "sync_platform.definitions",
+        ],
         env={**os.environ, CONFIG_DIR_ENV: str(config_dir)},
         capture_output=True,
         text=True,

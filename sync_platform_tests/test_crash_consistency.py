@@ -23,7 +23,8 @@ SCRIPT = textwrap.dedent(
     records = [lead(i, updated=f"2026-11-0{1 + i // 1000}T09:{(i // 60) % 60:02d}:{i % 60:02d}Z")
                for i in range(count)]
     source = EntitySource(pages=lambda since: [records[i:i + 500] for i in range(0, count, 500)])
-    report = run_entity_sync(create_warehouse_engine(url), SyncRequest("dealer_feed", LEADS), source)
+    engine = create_warehouse_engine(url)
+    report = run_entity_sync(engine, SyncRequest("dealer_feed", LEADS), source)
     print(report.merge.inserted, report.merge.updated, report.cursor_after)
     """
 )
@@ -35,7 +36,10 @@ def run_sync(url: str, count: int, crashpoint: str | None = None) -> subprocess.
     if crashpoint:
         env[CRASHPOINT_ENV] = crashpoint
     return subprocess.run(
-        [sys.executable, "-c", SCRIPT, url, str(count)], env=env, capture_output=True, text=True,
+        [sys.executable, "-c", SCRIPT, url, str(count)],
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
 
@@ -46,7 +50,9 @@ def snapshot(engine: sa.Engine) -> tuple:
         cursor = connection.execute(
             sa.text("SELECT cursor FROM sync_state WHERE entity = 'dealer_leads'")
         ).scalar()
-        statuses = [r[0] for r in connection.execute(sa.text("SELECT status FROM sync_runs ORDER BY id"))]
+        statuses = [
+            r[0] for r in connection.execute(sa.text("SELECT status FROM sync_runs ORDER BY id"))
+        ]
     return leads, cursor, statuses
 
 

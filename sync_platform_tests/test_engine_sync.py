@@ -65,7 +65,11 @@ def test_rerun_changes_nothing_and_k_changed_rows_update_exactly_k(engine):
     changed = sync_stock(engine, records)
     assert (changed.merge.inserted, changed.merge.updated, changed.merge.unchanged) == (0, 3, 297)
     after = active_stock(engine)
-    assert {k for k in after if after[k]["_version"] == 2} == {"STK000003", "STK000050", "STK000299"}
+    assert {k for k in after if after[k]["_version"] == 2} == {
+        "STK000003",
+        "STK000050",
+        "STK000299",
+    }
     assert float(after["STK000050"]["price"]) == 1.0
     with engine.connect() as connection:
         logged = connection.execute(
@@ -74,7 +78,9 @@ def test_rerun_changes_nothing_and_k_changed_rows_update_exactly_k(engine):
             )
         ).all()
     assert sorted(logged) == [
-        ("STK000003", "update"), ("STK000050", "update"), ("STK000299", "update")
+        ("STK000003", "update"),
+        ("STK000050", "update"),
+        ("STK000299", "update"),
     ]
 
 
@@ -91,13 +97,15 @@ def test_malformed_rows_are_quarantined_with_reasons_and_the_rest_load(engine):
     assert (report.fetched, report.quarantined, report.merge.inserted) == (100, 4, 96)
     with engine.connect() as connection:
         quarantined = {
-            row.record_key: row
-            for row in connection.execute(sa.select(sync_quarantine)).all()
+            row.record_key: row for row in connection.execute(sa.select(sync_quarantine)).all()
         }
     assert set(quarantined) == {"STK000010", "STK000020", "STK000030", "STK000040"}
     assert "vin" in quarantined["STK000010"].reason
     assert "price: 'abc' is not a valid decimal" in quarantined["STK000020"].reason
-    assert "price" in quarantined["STK000030"].reason and "greater_than" in quarantined["STK000030"].reason
+    assert (
+        "price" in quarantined["STK000030"].reason
+        and "greater_than" in quarantined["STK000030"].reason
+    )
     assert "make: required value is missing" in quarantined["STK000040"].reason
     assert json.loads(quarantined["STK000020"].raw_record)["Price"] == "abc"
     assert "STK000010" not in active_stock(engine)
@@ -187,7 +195,9 @@ def test_source_keys_missing_from_warehouse_become_gaps_and_close_when_fixed(eng
     with engine.connect() as connection:
         gap = connection.execute(sa.select(sync_gaps)).mappings().one()
     assert (gap["record_key"], gap["status"], gap["detected_by_run_id"]) == (
-        "STK000012", "open", report.sync_run_id
+        "STK000012",
+        "open",
+        report.sync_run_id,
     )
 
     again = sync_stock(engine, records, listed=listed)  # still missing: no duplicate gap
@@ -206,7 +216,13 @@ def test_incremental_sync_advances_the_cursor_and_never_deletes(engine):
 
         def pages(since):
             seen.append(since)
-            return [[r for r in records if since is None or r["UpdatedAt"] >= since.isoformat().replace("+00:00", "Z")]]
+            return [
+                [
+                    r
+                    for r in records
+                    if since is None or r["UpdatedAt"] >= since.isoformat().replace("+00:00", "Z")
+                ]
+            ]
 
         return EntitySource(pages=pages), seen
 
@@ -215,15 +231,23 @@ def test_incremental_sync_advances_the_cursor_and_never_deletes(engine):
     report = run_entity_sync(engine, SyncRequest("dealer_feed", LEADS), src)
     assert report.merge.inserted == 10 and report.cursor_after.startswith("2026-11-01T09:09:00")
 
-    later = [*first[:3], lead(3, updated="2026-11-01T10:00:00Z", Status="won"), lead(99, updated="2026-11-01T10:01:00Z")]
+    later = [
+        *first[:3],
+        lead(3, updated="2026-11-01T10:00:00Z", Status="won"),
+        lead(99, updated="2026-11-01T10:01:00Z"),
+    ]
     src, seen = source(later)
     delta = run_entity_sync(engine, SyncRequest("dealer_feed", LEADS), src)
     # The overlap margin (300 s) re-reads from 09:04, nothing before it is fetched.
     assert seen[0].isoformat().startswith("2026-11-01T09:04:00")
     assert (delta.merge.inserted, delta.merge.updated, delta.merge.soft_deleted) == (1, 1, 0)
     with engine.connect() as connection:
-        total = connection.execute(sa.text("SELECT count(*) FROM dealer_leads WHERE _deleted_at IS NULL")).scalar()
-        cursor = connection.execute(sa.select(sync_state.c.cursor).where(sync_state.c.entity == "dealer_leads")).scalar()
+        total = connection.execute(
+            sa.text("SELECT count(*) FROM dealer_leads WHERE _deleted_at IS NULL")
+        ).scalar()
+        cursor = connection.execute(
+            sa.select(sync_state.c.cursor).where(sync_state.c.entity == "dealer_leads")
+        ).scalar()
     assert total == 11
     assert cursor.startswith("2026-11-01T10:01:00")
 
@@ -236,10 +260,16 @@ def test_a_failed_fetch_writes_nothing_and_records_the_error(engine):
         raise ConnectionError("feed went away mid-pagination")
 
     with pytest.raises(ConnectionError):
-        run_entity_sync(engine, SyncRequest("dealer_feed", STOCK), EntitySource(pages=failing_pages))
+        run_entity_sync(
+            engine, SyncRequest("dealer_feed", STOCK), EntitySource(pages=failing_pages)
+        )
     assert len(active_stock(engine)) == 30  # a partial snapshot deletes nothing
     with engine.connect() as connection:
-        audit = connection.execute(sa.select(sync_runs).order_by(sync_runs.c.id.desc())).mappings().first()
+        audit = (
+            connection.execute(sa.select(sync_runs).order_by(sync_runs.c.id.desc()))
+            .mappings()
+            .first()
+        )
         error = connection.execute(sa.select(sync_errors)).mappings().one()
     assert audit["status"] == "failed" and "mid-pagination" in audit["message"]
     assert error["sync_run_id"] == audit["id"] and error["category"] == "unknown"
@@ -263,11 +293,16 @@ def test_concurrent_syncs_of_different_entities_do_not_see_each_others_rows(engi
         except BaseException as exc:  # surfaced by the assertion below
             errors.append(exc)
 
-    stock_thread = threading.Thread(target=run, args=("stock", lambda: sync_stock(engine, fleet(2000))))
+    stock_thread = threading.Thread(
+        target=run, args=("stock", lambda: sync_stock(engine, fleet(2000)))
+    )
     leads_source = EntitySource(pages=lambda _s: [[lead(i) for i in range(1500)]])
     leads_thread = threading.Thread(
         target=run,
-        args=("leads", lambda: run_entity_sync(engine, SyncRequest("dealer_feed", LEADS), leads_source)),
+        args=(
+            "leads",
+            lambda: run_entity_sync(engine, SyncRequest("dealer_feed", LEADS), leads_source),
+        ),
     )
     stock_thread.start(), leads_thread.start()
     stock_thread.join(), leads_thread.join()

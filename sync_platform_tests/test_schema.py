@@ -39,7 +39,9 @@ def describe(engine: sa.Engine) -> dict:
                 (i["name"], tuple(i["column_names"]), i["unique"], str(i.get("dialect_options")))
                 for i in inspector.get_indexes(table)
             ),
-            "checks": sorted((c["name"], c["sqltext"]) for c in inspector.get_check_constraints(table)),
+            "checks": sorted(
+                (c["name"], c["sqltext"]) for c in inspector.get_check_constraints(table)
+            ),
         }
     return schema
 
@@ -69,7 +71,8 @@ def test_migrations_match_the_table_definitions_the_code_uses(engine):
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         diffs = [
-            diff for diff in compare_metadata(context, platform_metadata)
+            diff
+            for diff in compare_metadata(context, platform_metadata)
             if not (diff[0] == "remove_table" and diff[1].name not in platform_metadata.tables)
         ]
     assert diffs == []
@@ -77,7 +80,9 @@ def test_migrations_match_the_table_definitions_the_code_uses(engine):
 
 def test_upgrade_is_idempotent_and_adds_new_optional_columns(engine):
     assert upgrade_warehouse(engine, all_entities()) == ["platform tables at migration 0001"]
-    fields = dict(STOCK.fields) | {"warranty": STOCK.fields["colour"].model_copy(update={"source": "Warranty"})}
+    fields = dict(STOCK.fields) | {
+        "warranty": STOCK.fields["colour"].model_copy(update={"source": "Warranty"})
+    }
     grown = STOCK.model_copy(update={"fields": fields})
     with engine.begin() as connection:
         assert ensure_entity_table(connection, grown) == ["added column dealer_stock.warranty"]

@@ -1,1 +1,4 @@
-"""Dagster definitions, one folder per source system plus platform-wide ones; loaded by definitions.py."""
+"""Dagster definitions: one folder per source system, plus platform-wide ones.
+
+Loaded by sync_platform/definitions.py.
+"""

@@ -66,7 +66,10 @@ def extract_text_columns(records: list[dict[str, Any]], entity: EntityConfig) ->
         except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, TypeError):
             pass  # nested values somewhere: take the slow, exact path below
     return pl.DataFrame(
-        {column: [_as_text(_dig(record, source)) for record in records] for column, source in sources.items()},
+        {
+            column: [_as_text(_dig(record, source)) for record in records]
+            for column, source in sources.items()
+        },
         schema={column: pl.String for column in sources},
     )
 
@@ -122,9 +125,7 @@ def _cast(column: str, spec: FieldSpec) -> pl.Expr:
                 [text.str.to_date(fmt, strict=False) for fmt in spec.parse_formats()]
             )
         case "datetime":
-            typed = pl.coalesce(
-                [_to_utc_datetime(text, fmt) for fmt in spec.parse_formats()]
-            )
+            typed = pl.coalesce([_to_utc_datetime(text, fmt) for fmt in spec.parse_formats()])
     return typed.alias(column)
 
 

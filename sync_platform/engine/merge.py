@@ -73,7 +73,10 @@ def _existing_state(
         query = query.join(
             staged, sa.and_(*(table.c[column] == staged.c[column] for column in entity.key))
         )
-    schema = {column: pl.String for column in entity.key} | {ROW_HASH: pl.Int64, IS_DELETED: pl.Int8}
+    schema = {column: pl.String for column in entity.key} | {
+        ROW_HASH: pl.Int64,
+        IS_DELETED: pl.Int8,
+    }
     existing = bulk.select_frame(connection, query, schema)
     if stage:
         bulk.drop_stage_table(connection, stage)
@@ -181,10 +184,15 @@ def merge_snapshot(
             )
             gone = gone.clear()
         elif gone.height:
-            key_frame = gone.select(
-                pl.col(KEY).str.split_exact("|", len(entity.key) - 1)
-                .struct.rename_fields(entity.key)
-            ).unnest(KEY) if len(entity.key) > 1 else gone.select(pl.col(KEY).alias(entity.key[0]))
+            key_frame = (
+                gone.select(
+                    pl.col(KEY)
+                    .str.split_exact("|", len(entity.key) - 1)
+                    .struct.rename_fields(entity.key)
+                ).unnest(KEY)
+                if len(entity.key) > 1
+                else gone.select(pl.col(KEY).alias(entity.key[0]))
+            )
             typed_keys = cast_text_columns(key_frame, {k: entity.fields[k] for k in entity.key})
             _apply_updates(
                 connection,
@@ -198,7 +206,9 @@ def merge_snapshot(
     outcome.changes = pl.concat(
         [
             new_rows.select(pl.col(KEY).alias("record_key"), pl.lit("insert").alias("operation")),
-            changed_rows.select(pl.col(KEY).alias("record_key"), pl.lit("update").alias("operation")),
+            changed_rows.select(
+                pl.col(KEY).alias("record_key"), pl.lit("update").alias("operation")
+            ),
             gone.select(pl.col(KEY).alias("record_key"), pl.lit("soft_delete").alias("operation")),
         ]
     )

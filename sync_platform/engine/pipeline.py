@@ -96,7 +96,9 @@ class SyncReport:
         if self.merge.delete_refused:
             notes.append(self.merge.delete_refused)
         if self.quarantined:
-            top = ", ".join(f"{reason} ×{n}" for reason, n in self.quarantine_reasons.most_common(3))
+            top = ", ".join(
+                f"{reason} (x{n})" for reason, n in self.quarantine_reasons.most_common(3)
+            )
             notes.append(f"{self.quarantined} records quarantined ({top})")
         if self.verification and self.verification.gap_count:
             shown = ", ".join(self.verification.missing_keys[:10])
@@ -128,7 +130,9 @@ class _PhaseTimer:
 
 def _key_reason(reason: str) -> str:
     """Group quarantine reasons by column and rule, without the offending value."""
-    return reason.split(":")[0] + ": " + reason.split("fails ")[-1] if "fails " in reason else reason
+    return (
+        reason.split(":")[0] + ": " + reason.split("fails ")[-1] if "fails " in reason else reason
+    )
 
 
 def _fetch_and_validate(
@@ -149,10 +153,16 @@ def _fetch_and_validate(
                 keys = record_keys(typed, entity.key)
                 positions = typed.get_column(ROW_INDEX)
                 for position, reasons in invalid.items():
-                    rejects.append(RejectedRecord(page[positions[position]], keys[position], reasons))
+                    rejects.append(
+                        RejectedRecord(page[positions[position]], keys[position], reasons)
+                    )
                 typed = typed.filter(~pl.int_range(pl.len()).is_in(list(invalid)))
         with timer("map"):
-            frames.append(typed.drop(ROW_INDEX).with_columns(row_hash_expr(entity.value_columns).alias(ROW_HASH)))
+            frames.append(
+                typed.drop(ROW_INDEX).with_columns(
+                    row_hash_expr(entity.value_columns).alias(ROW_HASH)
+                )
+            )
     with timer("validate"):
         frame = pl.concat(frames) if frames else pl.DataFrame(schema=schema_of(entity))
         duplicated = frame.select(record_key_expr(entity.key).is_duplicated()).to_series()
@@ -160,7 +170,9 @@ def _fetch_and_validate(
             for row in frame.filter(duplicated).iter_rows(named=True):
                 key = "|".join(str(row[column]) for column in entity.key)
                 raw = {column: row[column] for column in entity.columns}
-                rejects.append(RejectedRecord(raw, key, ["key: the source returned this key more than once"]))
+                rejects.append(
+                    RejectedRecord(raw, key, ["key: the source returned this key more than once"])
+                )
             frame = frame.filter(~duplicated)
     return frame, rejects
 
@@ -210,7 +222,9 @@ def run_entity_sync(engine: sa.Engine, request: SyncRequest, source: EntitySourc
                 )
         frame, rejects = _fetch_and_validate(entity, source.pages(since), timer, report)
         report.quarantined = len(rejects)
-        report.quarantine_reasons.update(_key_reason(r) for reject in rejects for r in reject.reasons)
+        report.quarantine_reasons.update(
+            _key_reason(r) for reject in rejects for r in reject.reasons
+        )
         protected = [reject.record_key for reject in rejects if reject.record_key]
 
         now = audit.utcnow()
@@ -231,12 +245,21 @@ def run_entity_sync(engine: sa.Engine, request: SyncRequest, source: EntitySourc
                 scope=request.scope,
             )
             audit.write_quarantine(
-                connection, rejects, sync_run_id=sync_run_id, source=request.source,
-                entity=entity.name, now=now,
+                connection,
+                rejects,
+                sync_run_id=sync_run_id,
+                source=request.source,
+                entity=entity.name,
+                now=now,
             )
             report.record_log_truncated = audit.write_record_log(
-                connection, report.merge.changes, rejects, sync_run_id=sync_run_id,
-                entity=entity.name, now=now, limit=log_limit,
+                connection,
+                report.merge.changes,
+                rejects,
+                sync_run_id=sync_run_id,
+                entity=entity.name,
+                now=now,
+                limit=log_limit,
             )
             crashpoint("merge:before_state")
             report.cursor_after = report.cursor_before
@@ -245,8 +268,12 @@ def run_entity_sync(engine: sa.Engine, request: SyncRequest, source: EntitySourc
                 if report.cursor_before is None or newest.isoformat() > report.cursor_before:
                     report.cursor_after = newest.isoformat()
             state.save_cursor(
-                connection, request.source, entity.name, report.cursor_after,
-                sync_run_id=sync_run_id, now=now,
+                connection,
+                request.source,
+                entity.name,
+                report.cursor_after,
+                sync_run_id=sync_run_id,
+                now=now,
             )
             audit.update_sync_run(
                 connection,
@@ -269,12 +296,20 @@ def run_entity_sync(engine: sa.Engine, request: SyncRequest, source: EntitySourc
             if not incremental and protected:
                 expected = expected.filter(~expected.is_in(protected))
             report.verification = verify_keys(
-                engine, table, entity, source=request.source, expected_keys=expected,
-                sync_run_id=sync_run_id, now=audit.utcnow(), scope=request.scope,
+                engine,
+                table,
+                entity,
+                source=request.source,
+                expected_keys=expected,
+                sync_run_id=sync_run_id,
+                now=audit.utcnow(),
+                scope=request.scope,
                 complete=not incremental,
             )
         report.error_counts = {"validation": report.quarantined} if report.quarantined else {}
-        degraded = report.quarantined or report.merge.delete_refused or report.verification.gap_count
+        degraded = (
+            report.quarantined or report.merge.delete_refused or report.verification.gap_count
+        )
         report.status = "warning" if degraded else "succeeded"
         _finish(engine, report)
         return report
@@ -282,8 +317,12 @@ def run_entity_sync(engine: sa.Engine, request: SyncRequest, source: EntitySourc
         report.status = "failed"
         with engine.begin() as connection:
             category = audit.record_error(
-                connection, exc, sync_run_id=sync_run_id, dagster_run_id=request.dagster_run_id,
-                source=request.source, entity=entity.name,
+                connection,
+                exc,
+                sync_run_id=sync_run_id,
+                dagster_run_id=request.dagster_run_id,
+                source=request.source,
+                entity=entity.name,
             )
         report.error_counts = {category: 1}
         report.failed = report.fetched - report.quarantined

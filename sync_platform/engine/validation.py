@@ -50,9 +50,7 @@ def _checks(rules: FieldChecks) -> list[pa.Check]:
 def entity_schema(entity: EntityConfig) -> pa.DataFrameSchema:
     """Types, required fields, declared rules and key uniqueness of one entity."""
     columns = {
-        name: pa.Column(
-            polars_type(spec), checks=_checks(spec.checks), nullable=not spec.required
-        )
+        name: pa.Column(polars_type(spec), checks=_checks(spec.checks), nullable=not spec.required)
         for name, spec in entity.fields.items()
     }
     return pa.DataFrameSchema(columns, unique=list(entity.key), strict=False, name=entity.name)

@@ -21,7 +21,6 @@ from sync_platform.warehouse.entity_tables import DELETED_AT
 from sync_platform.warehouse.platform_tables import sync_gaps
 
 
-
 @dataclass
 class Verification:
     status: str  # passed | gaps

@@ -6,7 +6,6 @@
 - freshness: a successful sync within the entity's `freshness_minutes`.
 """
 
-
 from collections import Counter
 from datetime import timedelta
 

@@ -6,7 +6,6 @@ timings and errors over time, plus the result of the `in_step_with_source` check
 (verification: every source key is in the warehouse).
 """
 
-
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -23,7 +22,9 @@ SOURCE_TAG = "sync_platform/source"
 LAYER_TAG = "sync_platform/layer"
 MAX_KEYS_IN_METADATA = 25
 
-# Flaky APIs: the HTTP layer already retried; a later whole-step retry may still succeed.
+# For transient infrastructure failures (a dropped database connection, a killed worker).
+# Source outages are not retried here: the HTTP layer already made its bounded retries,
+# and the schedule's next tick is the next attempt.
 SOURCE_RETRY_POLICY = dg.RetryPolicy(
     max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
@@ -39,7 +40,7 @@ class SyncRunConfig(dg.Config):
 
 
 def trigger_of(tags: dict[str, str]) -> str:
-    """How this run started, for the audit table: resync / backfill / sensor / scheduled / manual."""
+    """How this run started, for the audit table (resync/backfill/sensor/scheduled/manual)."""
     if tags.get(TRIGGER_TAG):
         return tags[TRIGGER_TAG]
     if tags.get("dagster/backfill"):
@@ -152,7 +153,9 @@ def build_sync_asset(
             partition_key=partition_key,
             full_refresh=config.full_refresh,
             allow_mass_delete=config.allow_mass_delete,
-            scope=scope_for_partition(partition_key) if scope_for_partition and partition_key else None,
+            scope=scope_for_partition(partition_key)
+            if scope_for_partition and partition_key
+            else None,
         )
         try:
             engine = warehouse.ready_engine()
@@ -160,9 +163,7 @@ def build_sync_asset(
                 report = run_entity_sync(engine, request, reader)
         except SyncError as exc:
             raise dg.Failure(
-                description=str(exc),
-                metadata={"category": str(exc.category)},
-                allow_retries=exc.category == ErrorCategory.NETWORK,
+                description=str(exc), metadata={"category": str(exc.category)}, allow_retries=False
             ) from exc
         context.log.info(
             f"{entity.name}: {report.status}; fetched {report.fetched}, inserted "

@@ -17,6 +17,7 @@ class DealerFeedResource(dg.ConfigurableResource):
     timeout_seconds: float = 30.0
     retry_attempts: int = 5
     retry_wait_initial: float = 0.5
+    retry_wait_jitter: float = 1.0
 
     def client(self) -> DealerFeedClient:
         return DealerFeedClient(
@@ -24,7 +25,11 @@ class DealerFeedResource(dg.ConfigurableResource):
             self.api_key,
             page_size=self.page_size,
             timeout_seconds=self.timeout_seconds,
-            retry=RetrySettings(attempts=self.retry_attempts, wait_initial=self.retry_wait_initial),
+            retry=RetrySettings(
+                attempts=self.retry_attempts,
+                wait_initial=self.retry_wait_initial,
+                wait_jitter=self.retry_wait_jitter,
+            ),
         )
 
 

@@ -38,14 +38,16 @@ class RetrySettings:
 class RetryableError(NetworkError):
     """A response worth retrying: 5xx, 429, or a 200 whose body is cut short."""
 
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
 
 
 class RateLimitedError(RetryableError):
-    """429: the source asks us to slow down. Not a fault of the source, so the breaker ignores it."""
+    """429: the source asks us to slow down; not a fault, so the breaker ignores it."""
 
 
 class HttpStatusError(NetworkError):
@@ -189,7 +191,12 @@ class SourceHttpClient:
                         last_error = exc
                         log.warning(
                             "%s: %s %s failed (attempt %d of %d): %s",
-                            self.source, method, path, attempt.num, self.retry.attempts, exc,
+                            self.source,
+                            method,
+                            path,
+                            attempt.num,
+                            self.retry.attempts,
+                            exc,
                         )
                         raise
         except pybreaker.CircuitBreakerError:

@@ -17,7 +17,7 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
-def Timestamp() -> sa.DateTime:  # noqa: N802 - reads like a type in table definitions
+def Timestamp() -> sa.DateTime:
     return sa.DateTime(timezone=True)
 
 
@@ -56,7 +56,9 @@ sync_runs = sa.Table(
         "status IN ('running', 'succeeded', 'warning', 'failed')", name="ck_sync_runs_status"
     ),
 )
-sa.Index("ix_sync_runs_entity_started", sync_runs.c.source, sync_runs.c.entity, sync_runs.c.started_at)
+sa.Index(
+    "ix_sync_runs_entity_started", sync_runs.c.source, sync_runs.c.entity, sync_runs.c.started_at
+)
 sa.Index("ix_sync_runs_dagster_run", sync_runs.c.dagster_run_id)
 
 sync_record_log = sa.Table(

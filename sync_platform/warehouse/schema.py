@@ -63,7 +63,9 @@ def ensure_entity_table(connection: sa.Connection, entity: EntityConfig) -> list
                     )
             operations.add_column(
                 table.name,
-                sa.Column(column.name, column.type, nullable=True, server_default=column.server_default),
+                sa.Column(
+                    column.name, column.type, nullable=True, server_default=column.server_default
+                ),
             )
             done.append(f"added column {table.name}.{column.name}")
             continue
@@ -83,7 +85,9 @@ def upgrade_warehouse(engine: sa.Engine, entities: Iterable[EntityConfig]) -> li
     """Bring the warehouse to the current schema: migrations, then entity tables."""
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
-            connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('sync_platform:ddl'))"))
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(hashtext('sync_platform:ddl'))")
+            )
         command.upgrade(_alembic_config(connection), "head")
         done = [f"platform tables at migration {current_revision(connection)}"]
         for entity in entities:

@@ -88,7 +88,9 @@ def dealer_entity_source(client: DealerFeedClient, entity: EntityConfig) -> Iter
     key_fields = ",".join(entity.fields[column].source for column in entity.key)
     try:
         if entity.sync_mode == "incremental":
-            yield EntitySource(pages=lambda since: client.pages_updated_since(since, entity.endpoint))
+            yield EntitySource(
+                pages=lambda since: client.pages_updated_since(since, entity.endpoint)
+            )
         else:
             yield EntitySource(
                 pages=lambda since: client.pages(entity.endpoint),

@@ -38,9 +38,18 @@ def upgrade() -> None:
         sa.Column("started_at", ts(), nullable=False),
         sa.Column("finished_at", ts()),
         sa.Column("status", sa.String(20), nullable=False),
-        *(counter(name) for name in (
-            "fetched", "inserted", "updated", "unchanged", "soft_deleted", "quarantined", "failed"
-        )),
+        *(
+            counter(name)
+            for name in (
+                "fetched",
+                "inserted",
+                "updated",
+                "unchanged",
+                "soft_deleted",
+                "quarantined",
+                "failed",
+            )
+        ),
         sa.Column("verification", sa.String(20)),
         sa.Column("source_count", sa.Integer),
         sa.Column("warehouse_count", sa.Integer),
@@ -108,15 +117,11 @@ def upgrade() -> None:
         sa.Column("record_key", sa.String(500), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("detected_at", ts(), nullable=False),
-        sa.Column(
-            "detected_by_run_id", Id, sa.ForeignKey("sync_runs.id", ondelete="SET NULL")
-        ),
+        sa.Column("detected_by_run_id", Id, sa.ForeignKey("sync_runs.id", ondelete="SET NULL")),
         counter("attempts"),
         sa.Column("last_attempt_at", ts()),
         sa.Column("resolved_at", ts()),
-        sa.Column(
-            "resolved_by_run_id", Id, sa.ForeignKey("sync_runs.id", ondelete="SET NULL")
-        ),
+        sa.Column("resolved_by_run_id", Id, sa.ForeignKey("sync_runs.id", ondelete="SET NULL")),
         sa.CheckConstraint(
             "status IN ('open', 'resolved', 'unrecoverable')", name="ck_sync_gaps_status"
         ),
@@ -164,7 +169,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "sync_config", "sync_quarantine", "sync_state", "sync_gaps", "sync_errors",
-        "sync_record_log", "sync_runs",
+        "sync_config",
+        "sync_quarantine",
+        "sync_state",
+        "sync_gaps",
+        "sync_errors",
+        "sync_record_log",
+        "sync_runs",
     ):
         op.drop_table(table)

@@ -1,0 +1,227 @@
+"""The dealer feed end to end: Dagster job → HTTP client → simulator → warehouse, on
+SQLite and PostgreSQL, including the faults the issue names."""
+
+from __future__ import annotations
+
+import dagster as dg
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from sync_platform.definitions import build_definitions
+from sync_platform.resources.dealer_feed import DealerFeedResource
+from sync_platform.warehouse.connection import create_warehouse_engine
+from sync_platform.warehouse.platform_tables import sync_errors, sync_runs
+
+FAST_RETRIES = {"retry_attempts": 4, "retry_wait_initial": 0.01, "retry_wait_jitter": 0.01}
+
+
+def run_job(
+    name: str = "dealer_sync", *, run_config=None, **resource_overrides
+) -> dg.ExecuteInProcessResult:
+    resources = {
+        "dealer_feed": DealerFeedResource(
+            base_url=dg.EnvVar("DEALER_FEED_BASE_URL"),
+            api_key=dg.EnvVar("DEALER_FEED_API_KEY"),
+            page_size=50,
+            **(FAST_RETRIES | resource_overrides),
+        )
+    }
+    job = build_definitions(resources).resolve_job_def(name)
+    return job.execute_in_process(
+        run_config=run_config, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+
+
+def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    found = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        found[materialization.asset_key.to_user_string()] = {
+            key: value.value for key, value in materialization.metadata.items()
+        }
+    return found
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {
+        f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}": evaluation.passed
+        for evaluation in result.get_asset_check_evaluations()
+    }
+
+
+def warehouse_stock(url: str) -> dict[str, tuple]:
+    engine = create_warehouse_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT stock_number, vin, price, status FROM dealer_stock "
+                "WHERE _deleted_at IS NULL"
+            )
+        ).all()
+    engine.dispose()
+    return {row[0]: (row[1], float(row[2]), row[3]) for row in rows}
+
+
+def source_stock(simulator) -> dict[str, tuple]:
+    items, page = [], 1
+    while True:
+        body = httpx.get(
+            f"{simulator.url}/dealer/api/v1/stock",
+            params={"page": page, "page_size": 1000},
+            headers={"X-Api-Key": "sim-dealer-key"},
+        ).json()
+        items += body["items"]
+        if page >= body["total_pages"]:
+            break
+        page += 1
+    return {i["StockNumber"]: (i["VIN"], float(i["Price"]), i["Status"].lower()) for i in items}
+
+
+def test_dealer_sync_loads_both_entities_and_every_check_passes(dealer_env, warehouse_url):
+    result = run_job()
+
+    assert result.success
+    found = materializations(result)
+    assert found["dealer_stock"]["inserted"] == 200 and found["dealer_stock"]["quarantined"] == 0
+    assert found["dealer_leads"]["inserted"] == 100
+    assert found["dealer_stock"]["dagster/row_count"] == 200
+    assert (
+        found["dealer_stock"]["seconds_merge"] > 0 and found["dealer_stock"]["rows_per_second"] > 0
+    )
+    checks = check_results(result)
+    for entity in ("dealer_stock", "dealer_leads"):
+        for check in ("schema_valid", "quarantine_rate", "in_step_with_source"):
+            assert checks[f"{entity}:{check}"], (entity, check)
+    assert warehouse_stock(warehouse_url) == source_stock(dealer_env)
+
+
+def test_rerun_is_idempotent_and_source_changes_arrive_exactly(dealer_env, warehouse_url):
+    assert run_job().success
+    again = materializations(run_job())
+    assert (again["dealer_stock"]["inserted"], again["dealer_stock"]["updated"]) == (0, 0)
+    assert (again["dealer_leads"]["inserted"], again["dealer_leads"]["updated"]) == (0, 0)
+
+    changed = dealer_env.mutate_stock(change=5, add=2, remove=1)
+    dealer_env.mutate_leads(change=3, add=4)
+    delta = materializations(run_job())
+    assert delta["dealer_stock"]["updated"] == len(
+        set(changed["changed"]) - set(changed["removed"])
+    )
+    assert delta["dealer_stock"]["inserted"] == 2 and delta["dealer_stock"]["soft_deleted"] == 1
+    assert (delta["dealer_leads"]["inserted"], delta["dealer_leads"]["updated"]) == (4, 3)
+    assert warehouse_stock(warehouse_url) == source_stock(dealer_env)
+
+
+def test_malformed_rows_are_quarantined_and_the_run_completes(dealer_env, warehouse_url):
+    good = source_stock(dealer_env)
+    dealer_env.put_stock(
+        "STK000003",
+        {
+            "StockNumber": "STK000003",
+            "VIN": "SHORT",
+            "Make": "Ford",
+            "Model": "Focus",
+            "Year": 2019,
+            "Price": 1000,
+            "Status": "Available",
+            "LastUpdated": "2026-01-01T00:00:00Z",
+        },
+    )
+    dealer_env.put_stock(
+        "STK000004",
+        {
+            "StockNumber": "STK000004",
+            "VIN": "1HGCM82633A004352",
+            "Make": "Ford",
+            "Model": "Focus",
+            "Year": 2019,
+            "Price": "abc",
+            "Status": "Available",
+            "LastUpdated": "2026-01-01T00:00:00Z",
+        },
+    )
+    result = run_job()
+
+    assert result.success
+    stock = materializations(result)["dealer_stock"]
+    assert (stock["fetched"], stock["quarantined"], stock["inserted"]) == (200, 2, 198)
+    assert "quarantined" in stock["notes"]
+    assert check_results(result)["dealer_stock:schema_valid"]
+    assert set(warehouse_stock(warehouse_url)) == set(good) - {"STK000003", "STK000004"}
+
+
+def test_truncated_json_429_and_5xx_are_retried_to_the_clean_result(dealer_env, warehouse_url):
+    dealer_env.faults(truncate_next=2, rate_limit_next=2, retry_after=1, fail_next=2)
+    result = run_job()
+
+    assert result.success
+    assert warehouse_stock(warehouse_url) == source_stock(dealer_env)
+    served = {(row["path"], row["status"]) for row in dealer_env.stats()["requests"]}
+    assert any(status == 429 for _, status in served) and any(status == 503 for _, status in served)
+    clean_again = materializations(run_job())["dealer_stock"]
+    assert (clean_again["inserted"], clean_again["updated"], clean_again["soft_deleted"]) == (
+        0,
+        0,
+        0,
+    )
+
+
+def test_source_down_fails_the_run_with_a_message_naming_the_source(dealer_env, warehouse_url):
+    dealer_env.faults(down=True)
+    result = run_job()
+
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "dealer_feed" in failure and "check that dealer_feed is up" in failure
+    engine = create_warehouse_engine(warehouse_url)
+    with engine.connect() as connection:
+        statuses = {r.entity: r.status for r in connection.execute(sa.select(sync_runs)).all()}
+        categories = {r.category for r in connection.execute(sa.select(sync_errors)).all()}
+    engine.dispose()
+    assert "failed" in statuses.values() and categories == {"network"}
+    assert warehouse_stock(warehouse_url) == {}
+
+
+def test_breaker_opens_and_later_calls_fail_fast_without_reaching_the_source(dealer_env):
+    from sync_platform.errors import SourceUnavailableError
+    from sync_platform.sources.dealer.client import DealerFeedClient
+    from sync_platform.sources.http_session import RetrySettings
+
+    dealer_env.faults(down=True)
+    settings = RetrySettings(attempts=6, wait_initial=0.01, wait_jitter=0.0, breaker_fail_max=3)
+    client = DealerFeedClient(f"{dealer_env.url}/dealer", "sim-dealer-key", retry=settings)
+    with pytest.raises(SourceUnavailableError, match="circuit breaker is open"):
+        list(client.pages("/api/v1/stock"))
+    served = sum(row["count"] for row in dealer_env.stats()["requests"] if row["status"] == 503)
+    assert served == 3  # the breaker opened at the third failure; no fourth request was sent
+    with pytest.raises(SourceUnavailableError, match="circuit breaker is open"):
+        list(client.pages("/api/v1/stock"))
+    assert sum(row["count"] for row in dealer_env.stats()["requests"] if row["status"] == 503) == 3
+    client.close()
+
+
+def test_a_missing_environment_variable_fails_the_run_naming_it(dealer_env, monkeypatch):
+    monkeypatch.delenv("DEALER_FEED_API_KEY")
+    result = run_job()
+    assert not result.success
+    assert "DEALER_FEED_API_KEY" in str(result.all_events)
+
+
+def test_a_rejected_api_key_fails_at_once_naming_the_setting(dealer_env, monkeypatch):
+    monkeypatch.setenv("DEALER_FEED_API_KEY", "wrong")
+    result = run_job()
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "refused the API key (401)" in failure and "DEALER_FEED_API_KEY" in failure
+    assert "wrong" not in failure  # the secret itself never appears
+
+
+def test_allow_mass_delete_is_a_run_config_switch(dealer_env, warehouse_url):
+    assert run_job().success
+    dealer_env.mutate_stock(remove=120)
+    refused = materializations(run_job())["dealer_stock"]
+    assert refused["soft_deleted"] == 0 and "refused to soft-delete 120" in refused["notes"]
+    forced = run_job(run_config={"ops": {"dealer_stock": {"config": {"allow_mass_delete": True}}}})
+    assert materializations(forced)["dealer_stock"]["soft_deleted"] == 120
+    assert len(warehouse_stock(warehouse_url)) == 80

@@ -1,0 +1,71 @@
+"""The code location loads and holds what operators rely on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from sync_platform.definitions import defs
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def repository() -> dg.RepositoryDefinition:
+    return defs().get_repository_def()
+
+
+def test_expected_assets_checks_jobs_schedules_and_sensors_exist():
+    repo = repository()
+    assets = {key.to_user_string() for key in repo.asset_graph.get_all_asset_keys()}
+    checks = {key.to_user_string() for key in repo.asset_graph.asset_check_keys}
+    assert {"dealer_stock", "dealer_leads"} <= assets
+    for entity in ("dealer_stock", "dealer_leads"):
+        for check in ("schema_valid", "quarantine_rate", "in_step_with_source", "freshness_check"):
+            assert f"{entity}:{check}" in checks
+    assert {"dealer_sync", "full_sync"} <= {job.name for job in repo.get_all_jobs()}
+    assert "dealer_sync_every_15_minutes" in {s.name for s in repo.schedule_defs}
+    assert {"record_run_failures", "dealer_feed_freshness_sensor"} <= {
+        s.name for s in repo.sensor_defs
+    }
+
+
+def test_sync_assets_use_pools_kinds_and_retries():
+    repo = repository()
+    stock = repo.asset_graph.get(dg.AssetKey("dealer_stock")).assets_def
+    assert stock.op.pool == "sync_dealer_stock"
+    assert "polars" in stock.specs_by_key[dg.AssetKey("dealer_stock")].kinds
+    assert stock.op.retry_policy.backoff == dg.Backoff.EXPONENTIAL
+    assert stock.group_names_by_key[dg.AssetKey("dealer_stock")] == "dealer_feed"
+
+
+def test_schema_check_is_blocking():
+    graph = repository().asset_graph
+    assert graph.get(dg.AssetCheckKey(dg.AssetKey("dealer_stock"), "schema_valid")).blocking
+    assert not graph.get(dg.AssetCheckKey(dg.AssetKey("dealer_stock"), "quarantine_rate")).blocking
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")}
+    return subprocess.run(
+        list(args),
+        cwd=REPO,
+        env=env | {"VIRTUAL_ENV": sys.prefix},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_dagster_definitions_validate_and_dg_check_defs_pass():
+    bin_dir = Path(sys.executable).parent
+    validate = _cli(
+        str(bin_dir / "dagster"), "definitions", "validate", "-m", "sync_platform.definitions"
+    )
+    assert validate.returncode == 0, validate.stderr[-2000:]
+    check = _cli(str(bin_dir / "dg"), "check", "defs")
+    assert check.returncode == 0, check.stderr[-2000:]
+    assert "All definitions loaded successfully" in check.stdout + check.stderr
