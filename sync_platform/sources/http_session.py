@@ -63,16 +63,16 @@ _breakers: dict[str, pybreaker.CircuitBreaker] = {}
 
 
 def breaker_for(source: str, settings: RetrySettings) -> pybreaker.CircuitBreaker:
-    """One breaker per source per process, shared by every client of that source."""
+    """One breaker per source per process, shared by every client of that source; the
+    newest client's settings apply."""
     if source not in _breakers:
         _breakers[source] = pybreaker.CircuitBreaker(
-            fail_max=settings.breaker_fail_max,
-            reset_timeout=settings.breaker_reset_seconds,
-            exclude=[RateLimitedError, HttpStatusError],
-            throw_new_error_on_trip=False,
-            name=source,
+            exclude=[RateLimitedError, HttpStatusError], throw_new_error_on_trip=False, name=source
         )
-    return _breakers[source]
+    breaker = _breakers[source]
+    breaker.fail_max = settings.breaker_fail_max
+    breaker.reset_timeout = settings.breaker_reset_seconds
+    return breaker
 
 
 def reset_breakers() -> None:

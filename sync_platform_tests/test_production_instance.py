@@ -1,0 +1,163 @@
+"""The production instance config is exercised, not just written: a job run and a daemon
+tick land in Dagster's own PostgreSQL storage (a database separate from the warehouse),
+configured only through the documented environment variables."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from sync_platform_tests.conftest import create_database, drop_database
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def production_home(tmp_path, pg_admin_url):
+    """DAGSTER_HOME holding the repo's production dagster.yaml, storage in a fresh database."""
+    name = f"sync_platform_test_dagster_{uuid.uuid4().hex[:8]}"
+    url = create_database(pg_admin_url, name)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "production" / "dagster.yaml", home / "dagster.yaml")
+    yield home, url
+    drop_database(pg_admin_url, name)
+
+
+def _environment(home: Path, dagster_url: str, **extra: str) -> dict[str, str]:
+    return {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_PG_URL": dagster_url, **extra}
+
+
+def test_a_job_run_is_stored_in_the_production_instance(
+    production_home, dealer_env, pg_database, monkeypatch
+):
+    home, dagster_url = production_home
+    env = _environment(home, dagster_url, SYNC_PLATFORM_WAREHOUSE_URL=pg_database)
+    result = subprocess.run(
+        [
+            str(BIN / "dagster"),
+            "job",
+            "execute",
+            "-m",
+            "sync_platform.definitions",
+            "-j",
+            "dealer_sync",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    monkeypatch.setenv("DAGSTER_PG_URL", dagster_url)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        assert [(run.job_name, run.status) for run in runs] == [
+            ("dealer_sync", dg.DagsterRunStatus.SUCCESS)
+        ]
+        materialized = instance.fetch_materializations(dg.AssetKey("dealer_stock"), limit=10)
+        assert len(materialized.records) == 1
+        checks = instance.get_records_for_run(
+            runs[0].run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+        evaluations = {
+            r.event_log_entry.dagster_event.event_specific_data.check_name for r in checks
+        }
+        assert {"schema_valid", "in_step_with_source", "quarantine_rate"} <= evaluations
+    # …and it is really Dagster's PostgreSQL database that holds them, not the warehouse.
+    engine = sa.create_engine(dagster_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM runs")).scalar() == 1
+    engine.dispose()
+    warehouse = sa.create_engine(pg_database.replace("postgresql://", "postgresql+psycopg://", 1))
+    assert "runs" not in sa.inspect(warehouse).get_table_names()
+    warehouse.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_port(port: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"code server did not listen on {port} within {seconds} s")
+
+
+def test_the_daemon_records_sensor_ticks_through_the_production_workspace(
+    production_home, pg_database
+):
+    home, dagster_url = production_home
+    port = _free_port()
+    env = _environment(
+        home,
+        dagster_url,
+        SYNC_PLATFORM_WAREHOUSE_URL=pg_database,
+        SYNC_PLATFORM_CODE_SERVER_HOST="127.0.0.1",
+        SYNC_PLATFORM_CODE_SERVER_PORT=str(port),
+    )
+    code_server = subprocess.Popen(
+        [
+            str(BIN / "dagster"),
+            "code-server",
+            "start",
+            "-m",
+            "sync_platform.definitions",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    daemon = None
+    try:
+        _wait_for_port(port, 90)
+        daemon = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", "deploy/production/workspace.yaml"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        engine = sa.create_engine(dagster_url.replace("postgresql://", "postgresql+psycopg://", 1))
+        ticks: list = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not ticks:
+            time.sleep(2)
+            with engine.connect() as connection:
+                if "job_ticks" in sa.inspect(connection).get_table_names():
+                    ticks = connection.execute(sa.text("SELECT type, status FROM job_ticks")).all()
+        engine.dispose()
+        assert ticks, "no schedule or sensor tick was recorded within 120 s"
+        assert any(tick.type == "SENSOR" for tick in ticks)
+    finally:
+        for process in (daemon, code_server):
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
