@@ -203,7 +203,9 @@ def test_breaker_opens_and_later_calls_fail_fast_without_reaching_the_source(dea
 
 def test_a_missing_environment_variable_fails_the_run_naming_it(dealer_env, monkeypatch):
     monkeypatch.delenv("DEALER_FEED_API_KEY")
-    with pytest.raises(dg.DagsterInvalidConfigError, match='"DEALER_FEED_API_KEY" which is not set'):
+    with pytest.raises(
+        dg.DagsterInvalidConfigError, match='"DEALER_FEED_API_KEY" which is not set'
+    ):
         run_job()
 
 

@@ -35,15 +35,33 @@ def production_home(tmp_path, pg_admin_url):
     drop_database(pg_admin_url, name)
 
 
+def _pg_variables(dagster_url: str) -> dict[str, str]:
+    """The documented DAGSTER_PG_* variables for a database URL."""
+    url = sa.make_url(dagster_url)
+    return {
+        "DAGSTER_PG_HOST": url.host or "127.0.0.1",
+        "DAGSTER_PG_PORT": str(url.port or 5432),
+        "DAGSTER_PG_USER": url.username or "postgres",
+        "DAGSTER_PG_PASSWORD": url.password or "",
+        "DAGSTER_PG_DB": url.database,
+    }
+
+
 def _environment(home: Path, dagster_url: str, **extra: str) -> dict[str, str]:
-    return {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_PG_URL": dagster_url, **extra}
+    return {**os.environ, "DAGSTER_HOME": str(home), **_pg_variables(dagster_url), **extra}
 
 
 def test_a_job_run_is_stored_in_the_production_instance(
-    production_home, dealer_env, pg_database, monkeypatch
+    production_home, simulator, pg_database, monkeypatch
 ):
     home, dagster_url = production_home
-    env = _environment(home, dagster_url, SYNC_PLATFORM_WAREHOUSE_URL=pg_database)
+    env = _environment(
+        home,
+        dagster_url,
+        SYNC_PLATFORM_WAREHOUSE_URL=pg_database,
+        DEALER_FEED_BASE_URL=f"{simulator.url}/dealer",
+        DEALER_FEED_API_KEY="sim-dealer-key",
+    )
     result = subprocess.run(
         [
             str(BIN / "dagster"),
@@ -62,7 +80,8 @@ def test_a_job_run_is_stored_in_the_production_instance(
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
-    monkeypatch.setenv("DAGSTER_PG_URL", dagster_url)
+    for name, value in _pg_variables(dagster_url).items():
+        monkeypatch.setenv(name, value)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
         assert [(run.job_name, run.status) for run in runs] == [
