@@ -310,3 +310,21 @@ def test_concurrent_syncs_of_different_entities_do_not_see_each_others_rows(engi
     assert not errors, errors
     assert reports["stock"].merge.inserted == 2000 and reports["leads"].merge.inserted == 1500
     assert len(active_stock(engine)) == 2000
+
+
+def test_a_large_initial_load_ends_with_its_primary_key_intact(engine):
+    """The initial-load fast path (Postgres builds the key after the rows) keeps the key."""
+    records = fleet(12_000)
+    first = sync_stock(engine, records)
+    assert first.merge.inserted == 12_000
+    key = sa.inspect(engine).get_pk_constraint("dealer_stock")
+    assert key["constrained_columns"] == ["stock_number"]
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO dealer_stock SELECT * FROM dealer_stock WHERE stock_number = 'STK000001'"
+            )
+        )
+    records[1] = vehicle(1, Price=5.0)
+    again = sync_stock(engine, records)
+    assert (again.merge.inserted, again.merge.updated) == (0, 1)

@@ -147,16 +147,16 @@ def merge_snapshot(
     )
     columns = [*entity.columns, ROW_HASH]
     if new_rows.height:
-        bulk.insert_frame(
-            connection,
-            table.name,
-            new_rows.select(columns).with_columns(
-                pl.lit(now).alias(FIRST_SYNCED_AT),
-                pl.lit(now).alias(SYNCED_AT),
-                pl.lit(sync_run_id, dtype=pl.Int64).alias(SYNC_RUN_ID),
-                pl.lit(1, dtype=pl.Int32).alias(VERSION),
-            ),
+        rows = new_rows.select(columns).with_columns(
+            pl.lit(now).alias(FIRST_SYNCED_AT),
+            pl.lit(now).alias(SYNCED_AT),
+            pl.lit(sync_run_id, dtype=pl.Int64).alias(SYNC_RUN_ID),
+            pl.lit(1, dtype=pl.Int32).alias(VERSION),
         )
+        if existing.height == 0 and not scope:
+            bulk.insert_into_empty_table(connection, table, rows)
+        else:
+            bulk.insert_frame(connection, table.name, rows)
     if changed_rows.height:
         _apply_updates(
             connection,

@@ -78,6 +78,36 @@ def insert_frame(connection: sa.Connection, table_name: str, frame: pl.DataFrame
     return frame.height
 
 
+BUILD_KEY_AFTER_LOAD_MIN_ROWS = 10_000
+
+
+def insert_into_empty_table(connection: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> int:
+    """Initial load of an empty table: on Postgres, build the primary key after the rows.
+
+    PostgreSQL builds an index by sorting far faster than it maintains one row by row
+    (the manual's "Populating a Database" advice), so an initial load into a still-empty
+    table drops the primary key, copies, and adds it back — all in the caller's
+    transaction, under the entity lock: a failure rolls the whole thing back, and a
+    duplicate key still fails the load. Anything else is a plain insert.
+    """
+    if not is_postgres(connection) or frame.height < BUILD_KEY_AFTER_LOAD_MIN_ROWS:
+        return insert_frame(connection, table.name, frame)
+    quoted = _quote(connection, table.name)
+    if connection.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {quoted})").scalar():
+        return insert_frame(connection, table.name, frame)
+    key = sa.inspect(connection).get_pk_constraint(table.name)
+    name, columns = (
+        _quote(connection, key["name"]),
+        _column_list(connection, key["constrained_columns"]),
+    )
+    connection.exec_driver_sql(f"ALTER TABLE {quoted} DROP CONSTRAINT {name}")
+    written = insert_frame(connection, table.name, frame)
+    connection.exec_driver_sql(
+        f"ALTER TABLE {quoted} ADD CONSTRAINT {name} PRIMARY KEY ({columns})"
+    )
+    return written
+
+
 def select_frame(
     connection: sa.Connection, query: sa.Select | sa.TextClause, schema: dict[str, pl.DataType]
 ) -> pl.DataFrame:

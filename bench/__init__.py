@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): they print figures and can write them to docs/performance.md."""
