@@ -8,46 +8,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from sync_platform.definitions import build_definitions
-from sync_platform.resources.dealer_feed import DealerFeedResource
 from sync_platform.warehouse.connection import create_warehouse_engine
 from sync_platform.warehouse.platform_tables import sync_errors, sync_runs
-
-FAST_RETRIES = {"retry_attempts": 4, "retry_wait_initial": 0.01, "retry_wait_jitter": 0.01}
-
-
-def run_job(
-    name: str = "dealer_sync", *, run_config=None, **resource_overrides
-) -> dg.ExecuteInProcessResult:
-    resources = {
-        "dealer_feed": DealerFeedResource(
-            base_url=dg.EnvVar("DEALER_FEED_BASE_URL"),
-            api_key=dg.EnvVar("DEALER_FEED_API_KEY"),
-            page_size=50,
-            **(FAST_RETRIES | resource_overrides),
-        )
-    }
-    job = build_definitions(resources).resolve_job_def(name)
-    return job.execute_in_process(
-        run_config=run_config, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
-    )
-
-
-def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
-    found = {}
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
-        found[materialization.asset_key.to_user_string()] = {
-            key: value.value for key, value in materialization.metadata.items()
-        }
-    return found
-
-
-def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
-    return {
-        f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}": evaluation.passed
-        for evaluation in result.get_asset_check_evaluations()
-    }
+from sync_platform_tests.dagster_runs import check_results, materializations, run_job
 
 
 def warehouse_stock(url: str) -> dict[str, tuple]:

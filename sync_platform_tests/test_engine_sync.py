@@ -322,7 +322,8 @@ def test_a_large_initial_load_ends_with_its_primary_key_intact(engine):
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
         connection.execute(
             sa.text(
-                "INSERT INTO dealer_stock SELECT * FROM dealer_stock WHERE stock_number = 'STK000001'"
+                "INSERT INTO dealer_stock "
+                "SELECT * FROM dealer_stock WHERE stock_number = 'STK000001'"
             )
         )
     records[1] = vehicle(1, Price=5.0)

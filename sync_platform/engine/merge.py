@@ -133,16 +133,20 @@ def merge_snapshot(
         connection, table, entity, incoming, complete_snapshot=complete_snapshot, scope=scope
     )
     keyed = incoming.with_columns(record_key_expr(entity.key).alias(KEY))
-    joined = keyed.join(existing, on=KEY, how="left")
-    is_new = pl.col(EXISTING_HASH).is_null()
-    is_changed = ~is_new & ((pl.col(EXISTING_HASH) != pl.col(ROW_HASH)) | (pl.col(IS_DELETED) == 1))
-    new_rows = joined.filter(is_new)
-    changed_rows = joined.filter(is_changed)
+    # Join only (key, hash): the wide rows are then picked by mask, in incoming order.
+    flags = keyed.select(KEY, ROW_HASH).join(existing, on=KEY, how="left", maintain_order="left")
+    is_new = flags.get_column(EXISTING_HASH).is_null()
+    is_changed = ~is_new & (
+        (flags.get_column(EXISTING_HASH) != flags.get_column(ROW_HASH))
+        | (flags.get_column(IS_DELETED) == 1)
+    )
+    new_rows = keyed.filter(is_new)
+    changed_rows = keyed.filter(is_changed)
 
     outcome = MergeOutcome(
         inserted=new_rows.height,
         updated=changed_rows.height,
-        unchanged=joined.height - new_rows.height - changed_rows.height,
+        unchanged=keyed.height - new_rows.height - changed_rows.height,
         active_before=existing.filter(pl.col(IS_DELETED) == 0).height,
     )
     columns = [*entity.columns, ROW_HASH]

@@ -13,6 +13,7 @@ import uuid
 
 import polars as pl
 import sqlalchemy as sa
+from psycopg.copy import QueuedLibpqWriter
 
 COPY_BATCH_ROWS = 100_000
 SQLITE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%6f"  # SQLAlchemy's own SQLite storage format
@@ -60,7 +61,9 @@ def insert_frame(connection: sa.Connection, table_name: str, frame: pl.DataFrame
     target = f"{_quote(connection, table_name)} ({_column_list(connection, columns)})"
     if is_postgres(connection):
         cursor = _driver_connection(connection).cursor()
-        with cursor.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as copy:
+        # The queued writer sends from a worker thread while polars writes the next batch.
+        writer = QueuedLibpqWriter(cursor)
+        with cursor.copy(f"COPY {target} FROM STDIN (FORMAT csv)", writer=writer) as copy:
             for batch in frame.iter_slices(COPY_BATCH_ROWS):
                 buffer = io.BytesIO()
                 batch.write_csv(
@@ -124,7 +127,8 @@ def select_frame(
             return pl.DataFrame(schema=schema)
         buffer.seek(0)
         return pl.read_csv(buffer, has_header=False, schema=schema, truncate_ragged_lines=False)
-    rows = connection.exec_driver_sql(sql).fetchall()
+    cursor = _driver_connection(connection).cursor()  # plain tuples: twice as fast as Rows
+    rows = cursor.execute(sql).fetchall()
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
