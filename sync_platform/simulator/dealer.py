@@ -1,22 +1,32 @@
-"""An EasyCars-style dealer API: paged stock and leads, seeded and deterministic.
+"""An EasyCars-style dealer API: paged stock (vehicles) and leads, seeded and deterministic.
 
-Data comes from `random.Random(seed)`; timestamps from a simulated clock that starts at
-2026-01-01T00:00:00Z and moves forward only when data is mutated, so a change is always
-newer than what came before it. Reference: docs/sources/dealer_feed_api.md.
+Data comes from `random.Random`, seeded from the simulator seed, never the global RNG, so a
+seed always serves the same bytes. Timestamps come from a simulated clock that starts at
+2026-01-01T00:00:00Z: generated history lies before it, and each mutation moves it one
+minute forward, so a change is always newer than anything served before it.
+Reference: docs/sources/dealer_feed_api.md.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from types import MappingProxyType
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
+from sync_platform.simulator.faults import FaultInjector, fault_injector
+
+DEFAULT_API_KEY = "sim-dealer-key"
 CLOCK_START = datetime(2026, 1, 1, tzinfo=UTC)
 MAX_PAGE_SIZE = 1000
+STOCK_NUMBER = re.compile(r"STK(\d+)")
 VIN_ALPHABET = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"  # no I, O, Q
 MODELS = {
     "Toyota": ["Corolla", "Camry", "RAV4", "HiLux"],
@@ -30,45 +40,104 @@ COLOURS = ["White", "Black", "Silver", "Blue", "Red", "Grey"]
 BODIES = ["Sedan", "Hatch", "SUV", "Ute", "Wagon"]
 FUELS = ["Petrol", "Diesel", "Hybrid", "Electric"]
 LOCATIONS = ["Parramatta", "Penrith", "Liverpool", "Blacktown"]
+VEHICLE_STATUSES = ["Available", "Reserved", "Sold"]
 LEAD_SOURCES = ["website", "carsales", "walk-in", "phone"]
 LEAD_STATUSES = ["new", "contacted", "qualified", "won", "lost"]
 FIRST_NAMES = ["Ava", "Noah", "Mia", "Liam", "Zoe", "Jack", "Ella", "Leo", "Ruby", "Max"]
 LAST_NAMES = ["Nguyen", "Smith", "Patel", "Brown", "Chen", "Wilson", "Kelly", "Singh"]
+
+Record = dict[str, Any]
 
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class DealerData:
-    """The simulated dealer's vehicles and leads, changed only through its methods."""
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 instant (naive means UTC), or None if it is not one."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
-    def __init__(
-        self, seed: int, stock: int = 500, leads: int = 200, api_key: str = "sim-dealer-key"
-    ):
-        self.api_key = api_key
+
+class DealerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stock: int = Field(default=500, ge=0)
+    leads: int = Field(default=200, ge=0)
+    api_key: str = DEFAULT_API_KEY
+
+
+class DealerData:
+    """The simulated dealer's vehicles and leads. All writes go through these methods, under
+    one lock, so the sorted views the routes page through are never stale."""
+
+    def __init__(self, seed: int, settings: DealerSettings | None = None):
+        settings = settings or DealerSettings()
+        self.api_key = settings.api_key
         self.rng = random.Random(f"dealer:{seed}")
         self.clock = CLOCK_START
-        self.lock = threading.Lock()
-        self.stock: dict[str, dict[str, Any]] = {}
-        self.leads: dict[int, dict[str, Any]] = {}
-        self._next_stock = 0
-        for _ in range(stock):
-            self._add_vehicle(self.clock - timedelta(minutes=self.rng.randint(1, 60 * 24 * 90)))
-        for lead_id in range(1, leads + 1):
-            created = self.clock - timedelta(minutes=self.rng.randint(60, 60 * 24 * 60))
-            self.leads[lead_id] = self._lead(
-                lead_id, created, created + timedelta(minutes=self.rng.randint(0, 59))
-            )
+        self.lock = threading.RLock()
+        self._stock: dict[str, Record] = {}
+        self._leads: dict[int, Record] = {}
+        self._next_stock_number = 0
+        self._next_lead_id = 1
+        self._stock_order: list[tuple[str, Record]] | None = None
+        self._lead_order: list[tuple[int, datetime | None, Record]] | None = None
+        day = 60 * 24
+        for _ in range(settings.stock):
+            self._add_vehicle(CLOCK_START - timedelta(minutes=self.rng.randint(1, 90 * day)))
+        stock_numbers = list(self._stock)
+        for _ in range(settings.leads):
+            created = CLOCK_START - timedelta(minutes=self.rng.randint(60, 60 * day))
+            updated = created + timedelta(minutes=self.rng.randint(0, 59))
+            self._add_lead(created, updated, stock_numbers)
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def stock(self) -> Mapping[str, Record]:
+        return MappingProxyType(self._stock)
+
+    @property
+    def leads(self) -> Mapping[int, Record]:
+        return MappingProxyType(self._leads)
+
+    def ordered_stock(self) -> list[tuple[str, Record]]:
+        """(StockNumber, record) by StockNumber; a snapshot, safe to page through unlocked."""
+        with self.lock:
+            if self._stock_order is None:
+                self._stock_order = sorted(self._stock.items())
+            return self._stock_order
+
+    def ordered_leads(self) -> list[tuple[int, datetime | None, Record]]:
+        """(LeadId, parsed UpdatedAt or None if malformed, record) by (UpdatedAt, LeadId)."""
+        with self.lock:
+            if self._lead_order is None:
+                rows = sorted(
+                    self._leads.items(),
+                    key=lambda row: (str(row[1].get("UpdatedAt", "")), row[0]),
+                )
+                self._lead_order = [
+                    (lead_id, parse_time(lead.get("UpdatedAt")), lead) for lead_id, lead in rows
+                ]
+            return self._lead_order
+
+    # -- generating ----------------------------------------------------------------------
 
     def _vin(self) -> str:
         return "".join(self.rng.choice(VIN_ALPHABET) for _ in range(17))
 
+    def _price(self) -> float:
+        return round(self.rng.uniform(5_000, 90_000), 2)
+
     def _add_vehicle(self, updated: datetime) -> str:
-        number = f"STK{self._next_stock:06d}"
-        self._next_stock += 1
+        number = f"STK{self._next_stock_number:06d}"
+        self._next_stock_number += 1
         make = self.rng.choice(list(MODELS))
-        self.stock[number] = {
+        self._stock[number] = {
             "StockNumber": number,
             "VIN": self._vin(),
             "Make": make,
@@ -76,8 +145,8 @@ class DealerData:
             "Badge": self.rng.choice(BADGES),
             "Year": self.rng.randint(2005, 2026),
             "Odometer": self.rng.randint(0, 250_000),
-            "Price": round(self.rng.uniform(5_000, 90_000), 2),
-            "Status": self.rng.choices(["Available", "Reserved", "Sold"], [8, 1, 1])[0],
+            "Price": self._price(),
+            "Status": self.rng.choices(VEHICLE_STATUSES, [8, 1, 1])[0],
             "Colour": self.rng.choice(COLOURS),
             "BodyType": self.rng.choice(BODIES),
             "FuelType": self.rng.choice(FUELS),
@@ -87,11 +156,13 @@ class DealerData:
         }
         return number
 
-    def _lead(self, lead_id: int, created: datetime, updated: datetime) -> dict[str, Any]:
+    def _add_lead(self, created: datetime, updated: datetime, stock_numbers: list[str]) -> int:
+        lead_id = self._next_lead_id
+        self._next_lead_id += 1
         first, last = self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
-        return {
+        self._leads[lead_id] = {
             "LeadId": lead_id,
-            "StockNumber": self.rng.choice(sorted(self.stock)) if self.stock else None,
+            "StockNumber": self.rng.choice(stock_numbers) if stock_numbers else None,
             "CustomerName": f"{first} {last}",
             "Email": f"{first}.{last}{lead_id}@example.com".lower(),
             "Phone": f"04{self.rng.randint(0, 99_999_999):08d}",
@@ -100,129 +171,222 @@ class DealerData:
             "CreatedAt": iso(created),
             "UpdatedAt": iso(updated),
         }
+        return lead_id
+
+    # -- changing ------------------------------------------------------------------------
 
     def _tick(self) -> datetime:
         self.clock += timedelta(minutes=1)
         return self.clock
 
     def mutate_stock(self, change: int = 0, add: int = 0, remove: int = 0) -> dict[str, list[str]]:
+        """Reprice `change` vehicles, add `add` new ones, remove `remove` others (never one
+        just repriced), all stamped with one new clock minute."""
         with self.lock:
             now = self._tick()
-            keys = sorted(self.stock)
+            keys = sorted(self._stock)
             changed = self.rng.sample(keys, min(change, len(keys)))
             for key in changed:
-                self.stock[key] = self.stock[key] | {
-                    "Price": round(self.rng.uniform(5_000, 90_000), 2),
+                self._stock[key] = self._stock[key] | {
+                    "Price": self._price(),
                     "LastUpdated": iso(now),
                 }
             added = [self._add_vehicle(now) for _ in range(add)]
-            removed = self.rng.sample(sorted(set(keys) - set(changed)), min(remove, len(keys)))
+            untouched = sorted(set(keys) - set(changed))
+            removed = self.rng.sample(untouched, min(remove, len(untouched)))
             for key in removed:
-                del self.stock[key]
+                del self._stock[key]
+            self._stock_order = None
             return {"changed": sorted(changed), "added": added, "removed": sorted(removed)}
 
     def mutate_leads(self, change: int = 0, add: int = 0) -> dict[str, list[int]]:
+        """Move `change` leads to another Status and add `add` new ones, at one new minute."""
         with self.lock:
             now = self._tick()
-            ids = sorted(self.leads)
+            ids = sorted(self._leads)
             changed = self.rng.sample(ids, min(change, len(ids)))
             for lead_id in changed:
-                current = self.leads[lead_id]["Status"]
-                options = [s for s in LEAD_STATUSES if s != current]
-                self.leads[lead_id] |= {"Status": self.rng.choice(options), "UpdatedAt": iso(now)}
-            first_new = max(ids, default=0) + 1
-            added = list(range(first_new, first_new + add))
-            for lead_id in added:
-                self.leads[lead_id] = self._lead(lead_id, now, now)
+                lead = self._leads[lead_id]
+                status = self.rng.choice([s for s in LEAD_STATUSES if s != lead.get("Status")])
+                self._leads[lead_id] = lead | {"Status": status, "UpdatedAt": iso(now)}
+            stock_numbers = sorted(self._stock)
+            added = [self._add_lead(now, now, stock_numbers) for _ in range(add)]
+            self._lead_order = None
             return {"changed": sorted(changed), "added": added}
 
+    def put_stock(self, stock_number: str, record: Record) -> None:
+        """Store a record verbatim (malformed on purpose, typically) under a StockNumber."""
+        with self.lock:
+            self._stock[stock_number] = dict(record)
+            if match := STOCK_NUMBER.fullmatch(stock_number):
+                self._next_stock_number = max(self._next_stock_number, int(match[1]) + 1)
+            self._stock_order = None
 
-def _page(items: list[dict], page: int, page_size: int) -> dict[str, Any]:
-    total = len(items)
-    start = (page - 1) * page_size
-    return {
-        "page": page,
-        "page_size": page_size,
-        "total": total,
-        "total_pages": (total + page_size - 1) // page_size,
-        "items": items[start : start + page_size],
-    }
+    def delete_stock(self, stock_number: str) -> bool:
+        with self.lock:
+            self._stock_order = None
+            return self._stock.pop(stock_number, None) is not None
+
+    def put_lead(self, lead_id: int, record: Record) -> None:
+        with self.lock:
+            self._leads[lead_id] = dict(record)
+            self._next_lead_id = max(self._next_lead_id, lead_id + 1)
+            self._lead_order = None
+
+    def delete_lead(self, lead_id: int) -> bool:
+        with self.lock:
+            self._lead_order = None
+            return self._leads.pop(lead_id, None) is not None
 
 
-def _authorize(data: DealerData, api_key: str | None) -> None:
-    if api_key != data.api_key:
+# -- the dealer API ----------------------------------------------------------------------
+
+
+def dealer_data(request: Request) -> DealerData:
+    """FastAPI dependency: the dealer of the simulator serving this request."""
+    return request.app.state.simulator.dealer
+
+
+Dealer = Annotated[DealerData, Depends(dealer_data)]
+Faults = Annotated[FaultInjector, Depends(fault_injector)]
+
+
+def require_api_key(dealer: Dealer, x_api_key: Annotated[str | None, Header()] = None) -> None:
+    if x_api_key != dealer.api_key:
         raise HTTPException(status_code=401, detail="invalid or missing X-Api-Key")
 
 
-def _paging(page: int, page_size: int) -> None:
+router = APIRouter(prefix="/dealer/api/v1", dependencies=[Depends(require_api_key)])
+
+
+def _check_paging(page: int, page_size: int) -> None:
     if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise HTTPException(
-            status_code=400, detail=f"page must be ≥ 1 and page_size between 1 and {MAX_PAGE_SIZE}"
+            status_code=400,
+            detail=f"page must be >= 1 and page_size between 1 and {MAX_PAGE_SIZE}",
         )
 
 
-router = APIRouter(prefix="/dealer/api/v1")
+def _envelope(page: int, page_size: int, total: int, items: list[Record]) -> JSONResponse:
+    return JSONResponse(
+        {
+            "page": page,
+            "page_size": page_size,
+            "total": total,
+            "total_pages": (total + page_size - 1) // page_size,
+            "items": items,
+        }
+    )
 
 
 @router.get("/stock")
 def list_stock(
-    request: Request,
+    dealer: Dealer,
+    faults: Faults,
     page: int = 1,
     page_size: int = 500,
     fields: str | None = None,
-    x_api_key: str | None = Header(default=None),
 ) -> JSONResponse:
-    state = request.app.state.simulator
-    data: DealerData = state.dealer
-    _authorize(data, x_api_key)
-    _paging(page, page_size)
-    listing = fields is not None
-    with data.lock:
-        items = [
-            record
-            for key, record in sorted(data.stock.items())
-            if not state.faults.drops(key, listing=listing)
-        ]
-    if listing:
-        wanted = [name.strip() for name in fields.split(",")]
-        items = [{name: item.get(name) for name in wanted} for item in items]
-    return JSONResponse(_page(items, page, page_size))
+    """Vehicles by StockNumber; `fields=` gives a sparse listing (only those keys)."""
+    _check_paging(page, page_size)
+    wanted = [name.strip() for name in fields.split(",") if name.strip()] if fields else None
+    if fields is not None and not wanted:
+        raise HTTPException(status_code=400, detail="fields must name at least one field")
+    rows = dealer.ordered_stock()
+    if lost := faults.lost_keys():
+        rows = [row for row in rows if row[0] not in lost]
+    start = (page - 1) * page_size
+    on_page = rows[start : start + page_size]
+    if wanted is None:
+        items = faults.drop_from_page(on_page)
+    else:
+        items = [{name: record.get(name) for name in wanted} for _, record in on_page]
+    return _envelope(page, page_size, len(rows), items)
 
 
 @router.get("/leads")
 def list_leads(
-    request: Request,
+    dealer: Dealer,
+    faults: Faults,
     page: int = 1,
     page_size: int = 500,
-    updated_since: str | None = Query(default=None),
-    x_api_key: str | None = Header(default=None),
+    updated_since: str | None = None,
 ) -> JSONResponse:
-    state = request.app.state.simulator
-    data: DealerData = state.dealer
-    _authorize(data, x_api_key)
-    _paging(page, page_size)
+    """Leads by (UpdatedAt, LeadId), those with UpdatedAt >= updated_since if given.
+
+    A planted lead whose UpdatedAt is not a timestamp is always served, so the platform
+    meets it (and quarantines it) whatever its cursor.
+    """
+    _check_paging(page, page_size)
     since = None
     if updated_since:
-        try:
-            since = datetime.fromisoformat(updated_since.replace("Z", "+00:00"))
-        except ValueError:
-            raise HTTPException(status_code=400, detail="updated_since must be ISO 8601") from None
-    with data.lock:
-        leads = sorted(
-            data.leads.values(),
-            key=lambda lead: (str(lead.get("UpdatedAt")), str(lead.get("LeadId"))),
-        )
-        items = [
-            lead
-            for lead in leads
-            if (since is None or _after(lead.get("UpdatedAt"), since))
-            and not state.faults.drops(str(lead.get("LeadId")), listing=False)
-        ]
-    return JSONResponse(_page(items, page, page_size))
+        since = parse_time(updated_since)
+        if since is None:
+            raise HTTPException(status_code=400, detail="updated_since must be ISO 8601")
+    lost = faults.lost_keys()
+    rows = [
+        (str(lead_id), lead)
+        for lead_id, updated, lead in dealer.ordered_leads()
+        if (since is None or updated is None or updated >= since) and str(lead_id) not in lost
+    ]
+    start = (page - 1) * page_size
+    items = faults.drop_from_page(rows[start : start + page_size])
+    return _envelope(page, page_size, len(rows), items)
 
 
-def _after(value: Any, since: datetime) -> bool:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) >= since
-    except ValueError:
-        return True  # a planted malformed timestamp is always served, so it gets quarantined
+# -- the dealer's part of the control API -----------------------------------------------
+
+
+class StockMutation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    change: int = Field(default=0, ge=0)
+    add: int = Field(default=0, ge=0)
+    remove: int = Field(default=0, ge=0)
+
+
+class LeadMutation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    change: int = Field(default=0, ge=0)
+    add: int = Field(default=0, ge=0)
+
+
+control_router = APIRouter(prefix="/_sim/dealer")
+AnyRecord = Annotated[Record, Body()]
+
+
+@control_router.post("/mutate")
+def mutate_stock(mutation: StockMutation, dealer: Dealer) -> dict[str, list[str]]:
+    return dealer.mutate_stock(**mutation.model_dump())
+
+
+@control_router.post("/leads/mutate")
+def mutate_leads(mutation: LeadMutation, dealer: Dealer) -> dict[str, list[int]]:
+    return dealer.mutate_leads(**mutation.model_dump())
+
+
+@control_router.put("/stock/{stock_number}")
+def put_stock(stock_number: str, record: AnyRecord, dealer: Dealer) -> Record:
+    dealer.put_stock(stock_number, record)
+    return record
+
+
+@control_router.delete("/stock/{stock_number}")
+def delete_stock(stock_number: str, dealer: Dealer) -> dict[str, str]:
+    if not dealer.delete_stock(stock_number):
+        raise HTTPException(status_code=404, detail=f"no vehicle {stock_number}")
+    return {"deleted": stock_number}
+
+
+@control_router.put("/leads/{lead_id}")
+def put_lead(lead_id: int, record: AnyRecord, dealer: Dealer) -> Record:
+    dealer.put_lead(lead_id, record)
+    return record
+
+
+@control_router.delete("/leads/{lead_id}")
+def delete_lead(lead_id: int, dealer: Dealer) -> dict[str, int]:
+    if not dealer.delete_lead(lead_id):
+        raise HTTPException(status_code=404, detail=f"no lead {lead_id}")
+    return {"deleted": lead_id}

@@ -1,0 +1,49 @@
+"""Everything one simulator serves, in one object: what a reset rebuilds from a seed.
+
+A source added to the simulator adds its settings to `SimulatorSettings` and its data to
+`SimulatorState`; the fault injector and request statistics are shared by all sources.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from sync_platform.simulator.dealer import DealerData, DealerSettings
+from sync_platform.simulator.faults import FaultInjector, RequestStats
+
+
+class SimulatorSettings(BaseModel):
+    """The body of `POST /_sim/reset`: every field optional, the defaults documented."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 42
+    dealer: DealerSettings = Field(default_factory=DealerSettings)
+
+
+class SimulatorState:
+    """The data, fault plan and statistics behind one running simulator.
+
+    The injector and statistics objects live as long as the state (a reset clears them in
+    place), so the middleware can hold on to them.
+    """
+
+    def __init__(self, settings: SimulatorSettings | None = None):
+        settings = settings or SimulatorSettings()
+        self.faults = FaultInjector(settings.seed)
+        self.stats = RequestStats()
+        self.reset(settings)
+
+    def reset(self, settings: SimulatorSettings) -> None:
+        """Regenerate every source's data from the seed; clear faults and statistics."""
+        self.settings = settings.model_copy(deep=True)
+        self.seed = settings.seed
+        self.dealer = DealerData(settings.seed, settings.dealer)
+        self.faults.reset(settings.seed)
+        self.stats.clear()
+
+
+def simulator_state(request: Request) -> SimulatorState:
+    """FastAPI dependency: the state of the simulator serving this request."""
+    return request.app.state.simulator
