@@ -85,7 +85,7 @@ class DealerData:
         self._next_stock_number = 0
         self._next_lead_id = 1
         self._stock_order: list[tuple[str, Record]] | None = None
-        self._lead_order: list[tuple[int, datetime | None, Record]] | None = None
+        self._lead_order: list[tuple[str, datetime | None, Record]] | None = None
         day = 60 * 24
         for _ in range(settings.stock):
             self._add_vehicle(CLOCK_START - timedelta(minutes=self.rng.randint(1, 90 * day)))
@@ -112,8 +112,9 @@ class DealerData:
                 self._stock_order = sorted(self._stock.items())
             return self._stock_order
 
-    def ordered_leads(self) -> list[tuple[int, datetime | None, Record]]:
-        """(LeadId, parsed UpdatedAt or None if malformed, record) by (UpdatedAt, LeadId)."""
+    def ordered_leads(self) -> list[tuple[str, datetime | None, Record]]:
+        """(LeadId as text, UpdatedAt parsed or None if malformed, record), ordered by
+        (UpdatedAt, LeadId); a snapshot, safe to page through unlocked."""
         with self.lock:
             if self._lead_order is None:
                 rows = sorted(
@@ -121,7 +122,8 @@ class DealerData:
                     key=lambda row: (str(row[1].get("UpdatedAt", "")), row[0]),
                 )
                 self._lead_order = [
-                    (lead_id, parse_time(lead.get("UpdatedAt")), lead) for lead_id, lead in rows
+                    (str(lead_id), parse_time(lead.get("UpdatedAt")), lead)
+                    for lead_id, lead in rows
                 ]
             return self._lead_order
 
@@ -323,14 +325,14 @@ def list_leads(
         since = parse_time(updated_since)
         if since is None:
             raise HTTPException(status_code=400, detail="updated_since must be ISO 8601")
-    lost = faults.lost_keys()
-    rows = [
-        (str(lead_id), lead)
-        for lead_id, updated, lead in dealer.ordered_leads()
-        if (since is None or updated is None or updated >= since) and str(lead_id) not in lost
-    ]
+    rows = dealer.ordered_leads()
+    if since is not None:
+        rows = [row for row in rows if row[1] is None or row[1] >= since]
+    if lost := faults.lost_keys():
+        rows = [row for row in rows if row[0] not in lost]
     start = (page - 1) * page_size
-    items = faults.drop_from_page(rows[start : start + page_size])
+    on_page = [(key, lead) for key, _, lead in rows[start : start + page_size]]
+    items = faults.drop_from_page(on_page)
     return _envelope(page, page_size, len(rows), items)
 
 

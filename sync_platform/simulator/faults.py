@@ -105,7 +105,7 @@ class FaultInjector:
             return InjectedFailure(503, {"error": "simulated outage"}, {})
         if self._take("rate_limit_next"):
             retry_after = f"{self._plan.retry_after:g}"
-            return InjectedFailure(429, {"error": "rate limited"}, {})
+            return InjectedFailure(429, {"error": "rate limited"}, {"Retry-After": retry_after})
         with self._lock:
             if self._plan.error_rate and self._rng.random() < self._plan.error_rate:
                 return InjectedFailure(503, {"error": "simulated outage"}, {})
@@ -227,7 +227,7 @@ class FaultMiddleware:
 
 async def _pause(seconds: float, receive: Receive) -> tuple[Receive, bool]:
     """Stall, but stop as soon as the client hangs up (as a timed-out client does): a hang
-    never outlives its client, its 499 is counted at once, and the server stops promptly.
+    never outlives its client, and its 499 is counted at once, not seconds into a later test.
 
     Reading for the hang-up means reading the request body first; it is replayed to the route.
     Returns the receive channel to use from now on and whether the client is still there.
