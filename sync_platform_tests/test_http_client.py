@@ -76,3 +76,15 @@ def test_rejected_credentials_are_not_retried(simulator):
 )
 def test_retry_after_header_forms(header, expected):
     assert parse_retry_after(header) == expected
+
+
+def test_an_empty_page_before_the_last_does_not_end_the_walk(simulator):
+    simulator.reset(stock=5)
+    simulator.faults(drop_keys=[{"key": "STK000001", "times": 1}])
+    pages = list(client(simulator, page_size=1).pages("/api/v1/stock"))
+    assert [record["StockNumber"] for page in pages for record in page] == [
+        "STK000000",
+        "STK000002",
+        "STK000003",
+        "STK000004",
+    ]

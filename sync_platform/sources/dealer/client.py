@@ -68,7 +68,11 @@ class DealerFeedClient:
                 )
             if items:
                 yield items
-            if not items or page >= int(body.get("total_pages") or 0):
+            # Walk to the last page the source announced: a page can come back short or
+            # empty (a record removed mid-walk) without the ones after it being empty.
+            total_pages = body.get("total_pages")
+            last_page = page >= int(total_pages) if total_pages is not None else not items
+            if last_page:
                 return
             page += 1
 
