@@ -49,10 +49,6 @@ class ValidationError(SyncError):
     category = ErrorCategory.VALIDATION
 
 
-class MassDeleteRefusedError(ValidationError):
-    """A snapshot would soft-delete more of a table than the guard allows."""
-
-
 class DatabaseError(SyncError):
     category = ErrorCategory.DATABASE
 

@@ -64,4 +64,4 @@ def in_memory_source(
         numbers = listed if listed is not None else [r.get("StockNumber") for r in records]
         return [[{"StockNumber": number} for number in numbers]]
 
-    return EntitySource(pages=pages, keys=keys)
+    return EntitySource(pages=pages, key_listing=keys)

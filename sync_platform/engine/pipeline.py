@@ -7,6 +7,7 @@ gets back a `SyncReport`; nothing here knows which source it is syncing.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -36,6 +37,7 @@ from sync_platform.engine.verify import Verification, verify_keys
 from sync_platform.warehouse.entity_tables import ROW_HASH, entity_table
 
 Records = list[dict[str, Any]]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,13 +45,13 @@ class EntitySource:
     """What a source client provides for one entity.
 
     `pages(since)` yields pages of raw records (`since` is the incremental cursor minus the
-    overlap margin, or None for a full read). `keys()`, when the source can list its keys
+    overlap margin, or None for a full read). `key_listing()`, when the source can list its keys
     cheaply and independently, yields raw records holding just the key fields; verification
     then compares the warehouse with that listing rather than with what was fetched.
     """
 
     pages: Callable[[datetime | None], Iterable[Records]]
-    keys: Callable[[], Iterable[Records]] | None = None
+    key_listing: Callable[[], Iterable[Records]] | None = None
 
 
 @dataclass
@@ -181,25 +183,132 @@ def schema_of(entity: EntityConfig) -> dict[str, pl.DataType]:
     return {name: polars_type(spec) for name, spec in entity.fields.items()} | {ROW_HASH: pl.Int64}
 
 
-def _expected_keys(
-    entity: EntityConfig, source: EntitySource, frame: pl.DataFrame, timer: _PhaseTimer
-) -> pl.Series:
-    if source.keys is None:
+def _expected_keys(entity: EntityConfig, source: EntitySource, frame: pl.DataFrame) -> pl.Series:
+    """The source's own key listing when it has one (cleaned like the data), else what was
+    fetched."""
+    if source.key_listing is None:
         return record_keys(frame, entity.key)
     key_fields = {column: entity.fields[column] for column in entity.key}
     key_entity = entity.model_copy(update={"fields": key_fields})
     listed = []
-    for page in timer.timed("verify", source.keys()):
+    for page in source.key_listing():
         if page:
             typed, _ = map_records(page, key_entity)
             listed.append(record_keys(typed, entity.key))
     return pl.concat(listed) if listed else pl.Series(dtype=pl.String)
 
 
+def _since(entity: EntityConfig, cursor: str | None) -> datetime | None:
+    """Where an incremental read starts: the cursor minus the overlap margin (clock skew)."""
+    if cursor is None:
+        return None
+    return datetime.fromisoformat(cursor) - timedelta(seconds=entity.overlap_seconds)
+
+
+def _advanced_cursor(entity: EntityConfig, frame: pl.DataFrame, cursor: str | None) -> str | None:
+    """The newest cursor value loaded, never moving backwards."""
+    if not entity.cursor_field or frame.height == 0:
+        return cursor
+    newest = frame.get_column(entity.cursor_field).max()
+    if cursor is not None and newest <= datetime.fromisoformat(cursor):
+        return cursor
+    return newest.isoformat()
+
+
+def _merge_and_record(
+    engine: sa.Engine,
+    request: SyncRequest,
+    report: SyncReport,
+    frame: pl.DataFrame,
+    rejects: list[RejectedRecord],
+    *,
+    incremental: bool,
+) -> None:
+    """Step 4, in one transaction: data, quarantine, record log, cursor and audit counts
+    commit together or not at all."""
+    entity = request.entity
+    now = audit.utcnow()
+    where = {"sync_run_id": report.sync_run_id, "entity": entity.name, "now": now}
+    with engine.begin() as connection:
+        report.merge = merge_snapshot(
+            connection,
+            entity_table(entity),
+            entity,
+            frame,
+            complete_snapshot=not incremental,
+            sync_run_id=report.sync_run_id,
+            now=now,
+            max_delete_share=get_setting(connection, "mass_delete_max_share"),
+            allow_mass_delete=request.allow_mass_delete,
+            protected_keys=[reject.record_key for reject in rejects if reject.record_key],
+            scope=request.scope,
+        )
+        audit.write_quarantine(connection, rejects, source=request.source, **where)
+        report.record_log_truncated = audit.write_record_log(
+            connection,
+            report.merge.changes,
+            rejects,
+            limit=get_setting(connection, "record_log_limit"),
+            **where,
+        )
+        crashpoint("merge:before_state")
+        if incremental:
+            report.cursor_after = _advanced_cursor(entity, frame, report.cursor_before)
+        state.save_cursor(
+            connection,
+            request.source,
+            entity.name,
+            report.cursor_after,
+            sync_run_id=report.sync_run_id,
+            now=now,
+        )
+        audit.update_sync_run(
+            connection,
+            report.sync_run_id,
+            fetched=report.fetched,
+            inserted=report.merge.inserted,
+            updated=report.merge.updated,
+            unchanged=report.merge.unchanged,
+            soft_deleted=report.merge.soft_deleted,
+            quarantined=report.quarantined,
+        )
+        crashpoint("merge:before_commit")
+
+
+def _verify(
+    engine: sa.Engine,
+    request: SyncRequest,
+    report: SyncReport,
+    source: EntitySource,
+    frame: pl.DataFrame,
+    rejects: list[RejectedRecord],
+    *,
+    incremental: bool,
+) -> Verification:
+    """Step 5: a delta must be in the warehouse; a snapshot must match the source's keys."""
+    entity = request.entity
+    if incremental:
+        expected = record_keys(frame, entity.key)
+    else:
+        expected = _expected_keys(entity, source, frame)
+        protected = [reject.record_key for reject in rejects if reject.record_key]
+        expected = expected.filter(~expected.is_in(protected))
+    return verify_keys(
+        engine,
+        entity_table(entity),
+        entity,
+        source=request.source,
+        expected_keys=expected,
+        sync_run_id=report.sync_run_id,
+        now=audit.utcnow(),
+        scope=request.scope,
+        complete=not incremental,
+    )
+
+
 def run_entity_sync(engine: sa.Engine, request: SyncRequest, source: EntitySource) -> SyncReport:
     """Run one sync end to end; the audit row records it whether it succeeds or fails."""
     entity = request.entity
-    table = entity_table(entity)
     incremental = entity.sync_mode == "incremental" and not request.full_refresh
     sync_run_id = audit.start_sync_run(
         engine,
@@ -212,99 +321,21 @@ def run_entity_sync(engine: sa.Engine, request: SyncRequest, source: EntitySourc
     report = SyncReport(sync_run_id, request.source, entity.name)
     timer = _PhaseTimer(report)
     try:
-        since = None
         if incremental:
             with engine.connect() as connection:
                 report.cursor_before = state.read_cursor(connection, request.source, entity.name)
-            if report.cursor_before:
-                since = datetime.fromisoformat(report.cursor_before) - timedelta(
-                    seconds=entity.overlap_seconds
-                )
-        frame, rejects = _fetch_and_validate(entity, source.pages(since), timer, report)
+        report.cursor_after = report.cursor_before
+        pages = source.pages(_since(entity, report.cursor_before) if incremental else None)
+        frame, rejects = _fetch_and_validate(entity, pages, timer, report)
         report.quarantined = len(rejects)
         report.quarantine_reasons.update(
-            _key_reason(r) for reject in rejects for r in reject.reasons
+            _key_reason(reason) for reject in rejects for reason in reject.reasons
         )
-        protected = [reject.record_key for reject in rejects if reject.record_key]
-
-        now = audit.utcnow()
-        with timer("merge"), engine.begin() as connection:
-            max_share = get_setting(connection, "mass_delete_max_share")
-            log_limit = get_setting(connection, "record_log_limit")
-            report.merge = merge_snapshot(
-                connection,
-                table,
-                entity,
-                frame,
-                complete_snapshot=not incremental,
-                sync_run_id=sync_run_id,
-                now=now,
-                max_delete_share=max_share,
-                allow_mass_delete=request.allow_mass_delete,
-                protected_keys=protected,
-                scope=request.scope,
-            )
-            audit.write_quarantine(
-                connection,
-                rejects,
-                sync_run_id=sync_run_id,
-                source=request.source,
-                entity=entity.name,
-                now=now,
-            )
-            report.record_log_truncated = audit.write_record_log(
-                connection,
-                report.merge.changes,
-                rejects,
-                sync_run_id=sync_run_id,
-                entity=entity.name,
-                now=now,
-                limit=log_limit,
-            )
-            crashpoint("merge:before_state")
-            report.cursor_after = report.cursor_before
-            if incremental and entity.cursor_field and frame.height:
-                newest = frame.get_column(entity.cursor_field).max()
-                if report.cursor_before is None or newest.isoformat() > report.cursor_before:
-                    report.cursor_after = newest.isoformat()
-            state.save_cursor(
-                connection,
-                request.source,
-                entity.name,
-                report.cursor_after,
-                sync_run_id=sync_run_id,
-                now=now,
-            )
-            audit.update_sync_run(
-                connection,
-                sync_run_id,
-                fetched=report.fetched,
-                inserted=report.merge.inserted,
-                updated=report.merge.updated,
-                unchanged=report.merge.unchanged,
-                soft_deleted=report.merge.soft_deleted,
-                quarantined=report.quarantined,
-            )
-            crashpoint("merge:before_commit")
-
+        with timer("merge"):
+            _merge_and_record(engine, request, report, frame, rejects, incremental=incremental)
         with timer("verify"):
-            expected = (
-                record_keys(frame, entity.key)
-                if incremental
-                else _expected_keys(entity, source, frame, timer)
-            )
-            if not incremental and protected:
-                expected = expected.filter(~expected.is_in(protected))
-            report.verification = verify_keys(
-                engine,
-                table,
-                entity,
-                source=request.source,
-                expected_keys=expected,
-                sync_run_id=sync_run_id,
-                now=audit.utcnow(),
-                scope=request.scope,
-                complete=not incremental,
+            report.verification = _verify(
+                engine, request, report, source, frame, rejects, incremental=incremental
             )
         report.error_counts = {"validation": report.quarantined} if report.quarantined else {}
         degraded = (
@@ -314,20 +345,31 @@ def run_entity_sync(engine: sa.Engine, request: SyncRequest, source: EntitySourc
         _finish(engine, report)
         return report
     except BaseException as exc:
-        report.status = "failed"
+        _record_failure(engine, request, report, exc)
+        raise
+
+
+def _record_failure(
+    engine: sa.Engine, request: SyncRequest, report: SyncReport, exc: BaseException
+) -> None:
+    """Audit a failed sync; if even that fails (the database is the problem), say so in the
+    log and let the original error through."""
+    report.status = "failed"
+    report.failed = report.fetched - report.quarantined
+    try:
         with engine.begin() as connection:
             category = audit.record_error(
                 connection,
                 exc,
-                sync_run_id=sync_run_id,
+                sync_run_id=report.sync_run_id,
                 dagster_run_id=request.dagster_run_id,
                 source=request.source,
-                entity=entity.name,
+                entity=request.entity.name,
             )
         report.error_counts = {category: 1}
-        report.failed = report.fetched - report.quarantined
         _finish(engine, report, message=str(exc))
-        raise
+    except Exception as audit_error:  # the sync's own error matters more
+        log.error("could not record the failure of sync %s: %s", report.sync_run_id, audit_error)
 
 
 def _finish(engine: sa.Engine, report: SyncReport, message: str | None = None) -> None:

@@ -98,7 +98,7 @@ def dealer_entity_source(client: DealerFeedClient, entity: EntityConfig) -> Iter
         else:
             yield EntitySource(
                 pages=lambda since: client.pages(entity.endpoint),
-                keys=lambda: client.pages(entity.endpoint, fields=key_fields),
+                key_listing=lambda: client.pages(entity.endpoint, fields=key_fields),
             )
     finally:
         client.close()
