@@ -65,8 +65,9 @@ def load_service_account_info(value: str, setting: str) -> dict[str, Any]:
         ) from None
     missing = {"client_email", "private_key", "token_uri"} - set(info)
     if info.get("type") != "service_account" or missing:
+        absent = ", ".join(sorted(missing)) or "type"
         raise ConfigurationError(
-            f"{setting} is not a service-account key (missing: {', '.join(sorted(missing)) or 'type'})",
+            f"{setting} is not a service-account key (missing: {absent})",
             hint="create a JSON key for the service account in Google Cloud IAM",
         )
     return info
