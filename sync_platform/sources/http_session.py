@@ -165,6 +165,10 @@ class SourceHttpClient:
                 body=response.text,
             )
         try:
+            # A declared charset wins (legacy systems still send ISO-8859-1 JSON);
+            # otherwise JSON's own UTF-8/16/32 detection applies.
+            if "charset=" in response.headers.get("content-type", "").lower():
+                return json.loads(response.text)
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RetryableError(
