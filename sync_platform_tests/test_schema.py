@@ -11,7 +11,12 @@ from alembic.migration import MigrationContext
 from sync_platform.errors import ConfigurationError
 from sync_platform.warehouse.connection import create_warehouse_engine
 from sync_platform.warehouse.platform_tables import metadata as platform_metadata
-from sync_platform.warehouse.schema import ensure_entity_table, postgres_ddl, upgrade_warehouse
+from sync_platform.warehouse.schema import (
+    ensure_entity_table,
+    head_revision,
+    postgres_ddl,
+    upgrade_warehouse,
+)
 from sync_platform_tests.conftest import all_entities
 from sync_platform_tests.records import STOCK
 
@@ -79,7 +84,9 @@ def test_migrations_match_the_table_definitions_the_code_uses(engine):
 
 
 def test_upgrade_is_idempotent_and_adds_new_optional_columns(engine):
-    assert upgrade_warehouse(engine, all_entities()) == ["platform tables at migration 0001"]
+    assert upgrade_warehouse(engine, all_entities()) == [
+        f"platform tables at migration {head_revision()}"
+    ]
     fields = dict(STOCK.fields) | {
         "warranty": STOCK.fields["colour"].model_copy(update={"source": "Warranty"})
     }
@@ -99,3 +106,20 @@ def test_a_type_change_is_refused_with_a_message(engine):
             assert "dealer_stock.year" in str(exc) and "What to do" in str(exc)
         else:
             raise AssertionError("a type change must be refused")
+
+
+def test_a_warehouse_at_the_first_release_upgrades_to_head(tmp_path, empty_pg_database):
+    from alembic import command
+
+    from sync_platform.warehouse.schema import _alembic_config, current_revision
+
+    for url in (f"sqlite:///{tmp_path / 'old.db'}", empty_pg_database):
+        engine = create_warehouse_engine(url)
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "0001")
+            assert current_revision(connection) == "0001"
+        upgrade_warehouse(engine, all_entities())
+        with engine.connect() as connection:
+            assert current_revision(connection) == head_revision()
+            assert "sync_alerts" in sa.inspect(connection).get_table_names()
+        engine.dispose()

@@ -162,3 +162,96 @@ sync_config = sa.Table(
     sa.Column("updated_at", Timestamp(), nullable=False),
     sa.Column("updated_by", sa.String(100)),
 )
+
+# --- migration 0002: alerts, conflicts, held records, sync leases --------------------------
+
+sync_alerts = sa.Table(
+    "sync_alerts",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Column("severity", sa.String(20), nullable=False),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("details", Json),
+    sa.Column("dedup_key", sa.String(300), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("last_seen_at", Timestamp(), nullable=False),
+    sa.Column("occurrences", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("last_notified_at", Timestamp()),
+    sa.Column("delivered_channels", Json),
+    sa.Column("pending_channels", Json),
+    sa.Column("resolved_at", Timestamp()),
+    sa.Column("acknowledged_at", Timestamp()),
+    sa.Column("acknowledged_by", sa.String(100)),
+    sa.CheckConstraint(
+        "severity IN ('high', 'medium', 'warning', 'low')", name="ck_sync_alerts_severity"
+    ),
+    sa.CheckConstraint("status IN ('open', 'resolved')", name="ck_sync_alerts_status"),
+)
+sa.Index(
+    "uq_sync_alerts_open_dedup",
+    sync_alerts.c.dedup_key,
+    unique=True,
+    postgresql_where=sync_alerts.c.status == "open",
+    sqlite_where=sync_alerts.c.status == "open",
+)
+sa.Index("ix_sync_alerts_created", sync_alerts.c.created_at)
+
+sync_conflicts = sa.Table(
+    "sync_conflicts",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("sync_run_id", Id, sa.ForeignKey("sync_runs.id", ondelete="CASCADE")),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("entity", sa.String(100), nullable=False),
+    sa.Column("record_key", sa.String(500), nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("incoming_timestamp", Timestamp()),
+    sa.Column("warehouse_timestamp", Timestamp()),
+    sa.Column("resolution", sa.String(30), nullable=False),
+    sa.Column("detected_at", Timestamp(), nullable=False),
+    sa.CheckConstraint(
+        "kind IN ('stale_source', 'concurrent_update')", name="ck_sync_conflicts_kind"
+    ),
+    sa.CheckConstraint(
+        "resolution IN ('kept_warehouse', 'applied_source')", name="ck_sync_conflicts_resolution"
+    ),
+)
+sa.Index("ix_sync_conflicts_entity", sync_conflicts.c.source, sync_conflicts.c.entity)
+
+sync_held_records = sa.Table(
+    "sync_held_records",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("entity", sa.String(100), nullable=False),
+    sa.Column("record_key", sa.String(500), nullable=False),
+    sa.Column("raw_record", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("first_held_at", Timestamp(), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("last_attempt_at", Timestamp(), nullable=False),
+    sa.Column("released_at", Timestamp()),
+    sa.Column("released_by_run_id", Id, sa.ForeignKey("sync_runs.id", ondelete="SET NULL")),
+)
+sa.Index(
+    "uq_sync_held_waiting_key",
+    sync_held_records.c.source,
+    sync_held_records.c.entity,
+    sync_held_records.c.record_key,
+    unique=True,
+    postgresql_where=sync_held_records.c.released_at.is_(None),
+    sqlite_where=sync_held_records.c.released_at.is_(None),
+)
+
+sync_leases = sa.Table(
+    "sync_leases",
+    metadata,
+    sa.Column("source", sa.String(100), primary_key=True),
+    sa.Column("entity", sa.String(100), primary_key=True),
+    sa.Column("sync_run_id", Id, nullable=False),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("acquired_at", Timestamp(), nullable=False),
+    sa.Column("heartbeat_at", Timestamp(), nullable=False),
+)
