@@ -38,7 +38,7 @@ CREATE TABLE sync_config (
 CREATE TABLE sync_leases (
 	source VARCHAR(100) NOT NULL, 
 	entity VARCHAR(100) NOT NULL, 
-	sync_run_id BIGINT NOT NULL, 
+	sync_run_id BIGINT, 
 	holder VARCHAR(200) NOT NULL, 
 	acquired_at TIMESTAMP WITH TIME ZONE NOT NULL, 
 	heartbeat_at TIMESTAMP WITH TIME ZONE NOT NULL, 

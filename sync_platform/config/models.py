@@ -81,6 +81,9 @@ class FieldSpec(_Strict):
         return DEFAULT_DATE_FORMATS if self.type == "date" else DEFAULT_DATETIME_FORMATS
 
 
+ConflictStrategy = Literal["newest_wins", "source_wins"]
+
+
 class EntityConfig(_Strict):
     """One synced entity: its endpoint, key, columns and how changes are detected."""
 
@@ -95,6 +98,22 @@ class EntityConfig(_Strict):
     description: str = ""
     freshness_minutes: int | None = Field(
         default=None, ge=1, description="a successful sync is expected at least this often"
+    )
+    references: dict[str, str] = Field(
+        default={},
+        description="column → 'entity.column' it must match; rows whose parent is not in the "
+        "warehouse yet are held and retried, never inserted dangling",
+    )
+    conflict_timestamp: str | None = Field(
+        default=None,
+        description="datetime column saying which version of a row is newer, for conflicts",
+    )
+    conflict_strategy: ConflictStrategy = "newest_wins"
+    skip_when_empty: list[str] = Field(
+        default=[], description="rows with all of these columns empty are skipped, not loaded"
+    )
+    options: dict[str, Any] = Field(
+        default={}, description="source-specific request settings the client reads"
     )
     fields: dict[str, FieldSpec] = Field(min_length=1)
 
@@ -125,6 +144,16 @@ class EntityConfig(_Strict):
                 )
             if not self.fields[column].required:
                 raise ValueError(f"key column {column!r} must be declared required: true")
+        if self.conflict_timestamp is not None:
+            spec = self.fields.get(self.conflict_timestamp)
+            if spec is None or spec.type not in ("datetime", "date"):
+                raise ValueError(
+                    f"conflict_timestamp {self.conflict_timestamp!r} must be a date or "
+                    "datetime field"
+                )
+        for column in [*self.references, *self.skip_when_empty]:
+            if column not in self.fields:
+                raise ValueError(f"column {column!r} is not one of the fields")
         if self.sync_mode == "incremental":
             if not self.cursor_field:
                 raise ValueError("an incremental entity needs cursor_field")
@@ -147,18 +176,30 @@ class EntityConfig(_Strict):
 class SourceConfig(_Strict):
     source: str
     description: str = ""
+    field_defaults: dict[str, Any] = Field(
+        default={},
+        description="settings every field starts from (e.g. legacy null markers), "
+        "overridden by the field's own",
+    )
     entities: dict[str, EntityConfig] = Field(min_length=1)
 
     @model_validator(mode="before")
     @classmethod
-    def _name_entities(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("entities"), dict):
-            data = dict(data)
-            data["entities"] = {
-                name: ({**spec, "name": name} if isinstance(spec, dict) else spec)
-                for name, spec in data["entities"].items()
-            }
-        return data
+    def _name_entities_and_apply_field_defaults(cls, data: Any) -> Any:
+        if not (isinstance(data, dict) and isinstance(data.get("entities"), dict)):
+            return data
+        defaults = data.get("field_defaults") or {}
+        entities = {}
+        for name, spec in data["entities"].items():
+            if isinstance(spec, dict):
+                spec = {**spec, "name": name}
+                if defaults and isinstance(spec.get("fields"), dict):
+                    spec["fields"] = {
+                        column: ({**defaults, **field} if isinstance(field, dict) else field)
+                        for column, field in spec["fields"].items()
+                    }
+            entities[name] = spec
+        return {**data, "entities": entities}
 
     @model_validator(mode="after")
     def _dependencies_exist(self) -> SourceConfig:
@@ -166,4 +207,16 @@ class SourceConfig(_Strict):
             for dependency in entity.depends_on:
                 if dependency not in self.entities:
                     raise ValueError(f"entity {name!r} depends on unknown entity {dependency!r}")
+            for column, target in entity.references.items():
+                parent, _, parent_column = target.partition(".")
+                if parent not in entity.depends_on:
+                    raise ValueError(
+                        f"entity {name!r}: references.{column} points at {parent!r}, which is "
+                        "not in its depends_on (the parent must sync first)"
+                    )
+                if parent_column not in self.entities[parent].fields:
+                    raise ValueError(
+                        f"entity {name!r}: references.{column}: {parent!r} has no column "
+                        f"{parent_column!r}"
+                    )
         return self

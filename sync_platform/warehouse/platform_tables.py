@@ -250,7 +250,7 @@ sync_leases = sa.Table(
     metadata,
     sa.Column("source", sa.String(100), primary_key=True),
     sa.Column("entity", sa.String(100), primary_key=True),
-    sa.Column("sync_run_id", Id, nullable=False),
+    sa.Column("sync_run_id", Id),
     sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("acquired_at", Timestamp(), nullable=False),
     sa.Column("heartbeat_at", Timestamp(), nullable=False),

@@ -105,7 +105,7 @@ def upgrade() -> None:
         "sync_leases",
         sa.Column("source", sa.String(100), primary_key=True),
         sa.Column("entity", sa.String(100), primary_key=True),
-        sa.Column("sync_run_id", Id, nullable=False),
+        sa.Column("sync_run_id", Id),
         sa.Column("holder", sa.String(200), nullable=False),
         sa.Column("acquired_at", ts(), nullable=False),
         sa.Column("heartbeat_at", ts(), nullable=False),
