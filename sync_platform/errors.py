@@ -57,6 +57,12 @@ class ConfigurationError(SyncError):
     category = ErrorCategory.CONFIGURATION
 
 
+class SyncAlreadyRunningError(SyncError):
+    """Another sync of the same entity holds its lease; nothing was started."""
+
+    category = ErrorCategory.CONFIGURATION
+
+
 def categorize(exc: BaseException) -> ErrorCategory:
     """Category of any exception, including ones raised by libraries."""
     if isinstance(exc, SyncError):

@@ -40,6 +40,8 @@ CREATE TABLE sync_leases (
 	entity VARCHAR(100) NOT NULL, 
 	sync_run_id BIGINT, 
 	holder VARCHAR(200) NOT NULL, 
+	host VARCHAR(255) NOT NULL, 
+	pid INTEGER NOT NULL, 
 	acquired_at TIMESTAMP WITH TIME ZONE NOT NULL, 
 	heartbeat_at TIMESTAMP WITH TIME ZONE NOT NULL, 
 	PRIMARY KEY (source, entity)

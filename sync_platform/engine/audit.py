@@ -21,6 +21,7 @@ from sync_platform.engine.mapping import RejectedRecord
 from sync_platform.errors import categorize
 from sync_platform.warehouse import bulk
 from sync_platform.warehouse.platform_tables import (
+    sync_conflicts,
     sync_errors,
     sync_quarantine,
     sync_record_log,
@@ -151,3 +152,29 @@ def record_error(
     else:
         engine_or_connection.execute(sa.insert(sync_errors).values(row))
     return category
+
+
+def write_conflicts(
+    connection: sa.Connection,
+    conflicts: list[dict],
+    *,
+    sync_run_id: int,
+    source: str,
+    entity: str,
+    now: datetime,
+) -> int:
+    if conflicts:
+        connection.execute(
+            sa.insert(sync_conflicts),
+            [
+                {
+                    **conflict,
+                    "sync_run_id": sync_run_id,
+                    "source": source,
+                    "entity": entity,
+                    "detected_at": now,
+                }
+                for conflict in conflicts
+            ],
+        )
+    return len(conflicts)

@@ -1,11 +1,16 @@
 """Merge a snapshot into an entity table: the hash-diff path.
 
 Inside the caller's transaction, under a per-entity lock: read the target's (key, row
-hash, deleted?) — all of it for a complete snapshot, only the incoming keys for a delta —
-diff against the incoming rows in polars, bulk-insert brand-new rows straight into the
-target, apply changed rows through a private stage table and one UPDATE … FROM, and
+hash, deleted?, version) — all of it for a complete snapshot, only the incoming keys for a
+delta — diff against the incoming rows in polars, bulk-insert brand-new rows straight into
+the target, apply changed rows through a private stage table and one UPDATE … FROM, and
 soft-delete keys that left a complete snapshot through a stage table of keys. Unchanged
 rows are never written, which is why a no-change re-sync costs a read and a diff.
+
+Updates are optimistic: each changed row is written only if its `_version` is still the one
+read; a row someone else changed meanwhile is a conflict, as is an incoming row older than
+the warehouse's (by the entity's `conflict_timestamp`). Conflicts are resolved by the
+entity's strategy — newest wins by default — and returned for the audit.
 
 The mass-delete guard refuses to soft-delete more than a configured share of the active
 rows (a truncated feed looks exactly like a mass deletion); the upserts still apply.
@@ -13,7 +18,7 @@ rows (a truncated feed looks exactly like a mass deletion); the upserts still ap
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import polars as pl
@@ -33,7 +38,10 @@ from sync_platform.warehouse.entity_tables import (
 
 KEY = "_key"
 EXISTING_HASH = "_existing_hash"
+EXISTING_VERSION = "_existing_version"
+EXISTING_STAMP = "_existing_stamp"
 IS_DELETED = "_is_deleted"
+CONFLICT_COLUMNS = ["record_key", "kind", "incoming_timestamp", "warehouse_timestamp", "resolution"]
 
 
 @dataclass
@@ -45,6 +53,7 @@ class MergeOutcome:
     active_before: int = 0
     delete_refused: str | None = None
     changes: pl.DataFrame | None = None  # record_key, operation: what was written
+    conflicts: list[dict] = field(default_factory=list)
 
 
 def _existing_state(
@@ -56,12 +65,15 @@ def _existing_state(
     complete_snapshot: bool,
     scope: dict[str, object] | None,
 ) -> pl.DataFrame:
-    """(_key, _existing_hash, _is_deleted) of the target rows the diff needs."""
-    key_text = [sa.cast(table.c[column], sa.Text).label(column) for column in entity.key]
+    """(_key, _existing_hash, _is_deleted, _existing_version[, _existing_stamp]) of the rows
+    the diff needs."""
+    stamp = entity.conflict_timestamp
     query = sa.select(
-        *key_text,
+        *(sa.cast(table.c[column], sa.Text).label(column) for column in entity.key),
         table.c[ROW_HASH],
         sa.case((table.c[DELETED_AT].is_(None), 0), else_=1).label(IS_DELETED),
+        table.c[VERSION],
+        *([sa.cast(table.c[stamp], sa.Text).label(EXISTING_STAMP)] if stamp else []),
     )
     for column, value in (scope or {}).items():
         query = query.where(table.c[column] == value)
@@ -76,35 +88,120 @@ def _existing_state(
     schema = {column: pl.String for column in entity.key} | {
         ROW_HASH: pl.Int64,
         IS_DELETED: pl.Int8,
+        VERSION: pl.Int64,
     }
+    if stamp:
+        schema[EXISTING_STAMP] = pl.String
     existing = bulk.select_frame(connection, query, schema)
     if stage:
         bulk.drop_stage_table(connection, stage)
+    if stamp:
+        existing = existing.with_columns(
+            cast_text_columns(
+                existing.select(pl.col(EXISTING_STAMP).alias(stamp)), {stamp: entity.fields[stamp]}
+            )
+            .get_column(stamp)
+            .alias(EXISTING_STAMP)
+        )
     return existing.select(
         record_key_expr(entity.key).alias(KEY),
         pl.col(ROW_HASH).alias(EXISTING_HASH),
         pl.col(IS_DELETED),
+        pl.col(VERSION).alias(EXISTING_VERSION),
+        *([pl.col(EXISTING_STAMP)] if stamp else []),
     )
 
 
-def _apply_updates(
+def _update_from_stage(
     connection: sa.Connection,
     table: sa.Table,
     entity: EntityConfig,
     rows: pl.DataFrame,
     values: dict[str, object],
-) -> None:
-    """UPDATE target FROM a stage table holding `rows` (key columns + the columns to set)."""
+    *,
+    expected_version: bool = False,
+) -> int:
+    """UPDATE target FROM a stage table holding `rows` (key columns + the columns to set,
+    plus the expected `_version` when `expected_version`); returns rows updated."""
     stage = bulk.create_stage_table(connection, table, rows.columns)
     bulk.insert_frame(connection, stage, rows)
     staged = sa.table(stage, *(sa.column(column) for column in rows.columns))
-    assignments = {column: staged.c[column] for column in rows.columns if column not in entity.key}
-    connection.execute(
+    settable = [c for c in rows.columns if c not in entity.key and c != VERSION]
+    conditions = [table.c[column] == staged.c[column] for column in entity.key]
+    if expected_version:
+        conditions.append(table.c[VERSION] == staged.c[VERSION])
+    result = connection.execute(
         sa.update(table)
-        .values({**assignments, **values, VERSION: table.c[VERSION] + 1})
-        .where(*(table.c[column] == staged.c[column] for column in entity.key))
+        .values({**{c: staged.c[c] for c in settable}, **values, VERSION: table.c[VERSION] + 1})
+        .where(*conditions)
     )
     bulk.drop_stage_table(connection, stage)
+    return result.rowcount
+
+
+def _conflicts(frame: pl.DataFrame, kind: str, resolution: str, stamp: str | None) -> list[dict]:
+    return [
+        {
+            "record_key": row[KEY],
+            "kind": kind,
+            "incoming_timestamp": row.get(stamp) if stamp else None,
+            "warehouse_timestamp": row.get(EXISTING_STAMP),
+            "resolution": resolution,
+        }
+        for row in frame.iter_rows(named=True)
+    ]
+
+
+def _apply_changes(
+    connection: sa.Connection,
+    table: sa.Table,
+    entity: EntityConfig,
+    changed: pl.DataFrame,
+    *,
+    values: dict[str, object],
+) -> tuple[int, list[dict]]:
+    """Write changed rows optimistically; resolve stale and concurrently changed rows.
+
+    `changed` holds the entity's columns, `_row_hash`, `_key`, `_existing_version` and
+    (with a conflict timestamp) `_existing_stamp`.
+    """
+    stamp, newest_wins = entity.conflict_timestamp, entity.conflict_strategy == "newest_wins"
+    conflicts: list[dict] = []
+    if stamp:
+        stale = changed.filter(pl.col(stamp) < pl.col(EXISTING_STAMP))
+        if stale.height:
+            resolution = "kept_warehouse" if newest_wins else "applied_source"
+            conflicts += _conflicts(stale, "stale_source", resolution, stamp)
+            if newest_wins:
+                changed = changed.filter(~pl.col(KEY).is_in(stale.get_column(KEY).implode()))
+    columns = [*entity.columns, ROW_HASH]
+    written = _update_from_stage(
+        connection,
+        table,
+        entity,
+        changed.select(*columns, pl.col(EXISTING_VERSION).alias(VERSION)),
+        values,
+        expected_version=True,
+    )
+    if written == changed.height:
+        return written, conflicts
+    # Someone changed these rows after we read them: read them again and decide.
+    moved = _existing_state(
+        connection, table, entity, changed, complete_snapshot=False, scope=None
+    ).rename({EXISTING_VERSION: "_now_version", EXISTING_STAMP: "_now_stamp"}, strict=False)
+    raced = changed.join(moved, on=KEY).filter(pl.col("_now_version") != pl.col(EXISTING_VERSION))
+    if stamp:
+        raced = raced.with_columns(pl.col("_now_stamp").alias(EXISTING_STAMP))
+        source_newer = pl.col(stamp) > pl.col(EXISTING_STAMP)
+        apply = raced.filter(source_newer) if newest_wins else raced
+    else:  # nothing says which is newer: the sync's reading of the source is the latest
+        apply = raced
+    kept = raced.filter(~pl.col(KEY).is_in(apply.get_column(KEY).implode()))
+    conflicts += _conflicts(apply, "concurrent_update", "applied_source", stamp)
+    conflicts += _conflicts(kept, "concurrent_update", "kept_warehouse", stamp)
+    if apply.height:
+        written += _update_from_stage(connection, table, entity, apply.select(columns), values)
+    return written, conflicts
 
 
 def merge_snapshot(
@@ -120,20 +217,24 @@ def merge_snapshot(
     allow_mass_delete: bool = False,
     protected_keys: list[str] | None = None,
     scope: dict[str, object] | None = None,
+    after_state_read=None,
 ) -> MergeOutcome:
     """Upsert changed rows, soft-delete vanished ones (complete snapshots only).
 
     `incoming` holds the entity's columns plus `_row_hash`, one row per key.
-    `protected_keys` are keys the source still has but whose rows were quarantined: they
-    are neither updated nor deleted. `scope` limits a complete snapshot to a slice of the
-    table (e.g. one partition's date).
+    `protected_keys` are keys the source still has but whose rows were quarantined or held:
+    they are neither updated nor deleted. `scope` limits a complete snapshot to a slice of
+    the table (e.g. one partition's date). `after_state_read` is a test hook, called
+    between reading the target's state and writing to it.
     """
     bulk.lock_entity(connection, table.name)
     existing = _existing_state(
         connection, table, entity, incoming, complete_snapshot=complete_snapshot, scope=scope
     )
+    if after_state_read:
+        after_state_read()
     keyed = incoming.with_columns(record_key_expr(entity.key).alias(KEY))
-    # Join only (key, hash): the wide rows are then picked by mask, in incoming order.
+    # Join only the narrow state: the wide rows are then picked by mask, in incoming order.
     flags = keyed.select(KEY, ROW_HASH).join(existing, on=KEY, how="left", maintain_order="left")
     is_new = flags.get_column(EXISTING_HASH).is_null()
     is_changed = ~is_new & (
@@ -141,11 +242,11 @@ def merge_snapshot(
         | (flags.get_column(IS_DELETED) == 1)
     )
     new_rows = keyed.filter(is_new)
-    changed_rows = keyed.filter(is_changed)
+    changed_rows = keyed.filter(is_changed).join(
+        existing.drop(EXISTING_HASH, IS_DELETED), on=KEY, how="left", maintain_order="left"
+    )
 
     outcome = MergeOutcome(
-        inserted=new_rows.height,
-        updated=changed_rows.height,
         unchanged=keyed.height - new_rows.height - changed_rows.height,
         active_before=existing.filter(pl.col(IS_DELETED) == 0).height,
     )
@@ -161,14 +262,21 @@ def merge_snapshot(
             bulk.insert_into_empty_table(connection, table, rows)
         else:
             bulk.insert_frame(connection, table.name, rows)
+        outcome.inserted = new_rows.height
+    written_keys = pl.Series(KEY, [], dtype=pl.String)
     if changed_rows.height:
-        _apply_updates(
+        outcome.updated, outcome.conflicts = _apply_changes(
             connection,
             table,
             entity,
-            changed_rows.select(columns),
-            {SYNCED_AT: now, DELETED_AT: sa.null(), SYNC_RUN_ID: sync_run_id},
+            changed_rows,
+            values={SYNCED_AT: now, DELETED_AT: sa.null(), SYNC_RUN_ID: sync_run_id},
         )
+        kept = {c["record_key"] for c in outcome.conflicts if c["resolution"] == "kept_warehouse"}
+        written_keys = changed_rows.get_column(KEY).filter(
+            ~changed_rows.get_column(KEY).is_in(list(kept))
+        )
+        outcome.unchanged += len(kept)
 
     gone = pl.DataFrame(schema={KEY: pl.String})
     if complete_snapshot:
@@ -188,21 +296,11 @@ def merge_snapshot(
             )
             gone = gone.clear()
         elif gone.height:
-            key_frame = (
-                gone.select(
-                    pl.col(KEY)
-                    .str.split_exact("|", len(entity.key) - 1)
-                    .struct.rename_fields(entity.key)
-                ).unnest(KEY)
-                if len(entity.key) > 1
-                else gone.select(pl.col(KEY).alias(entity.key[0]))
-            )
-            typed_keys = cast_text_columns(key_frame, {k: entity.fields[k] for k in entity.key})
-            _apply_updates(
+            _update_from_stage(
                 connection,
                 table,
                 entity,
-                typed_keys,
+                _typed_keys(gone, entity),
                 {DELETED_AT: now, SYNCED_AT: now, SYNC_RUN_ID: sync_run_id},
             )
             outcome.soft_deleted = gone.height
@@ -210,10 +308,19 @@ def merge_snapshot(
     outcome.changes = pl.concat(
         [
             new_rows.select(pl.col(KEY).alias("record_key"), pl.lit("insert").alias("operation")),
-            changed_rows.select(
-                pl.col(KEY).alias("record_key"), pl.lit("update").alias("operation")
-            ),
+            written_keys.to_frame("record_key").with_columns(pl.lit("update").alias("operation")),
             gone.select(pl.col(KEY).alias("record_key"), pl.lit("soft_delete").alias("operation")),
         ]
     )
     return outcome
+
+
+def _typed_keys(keys: pl.DataFrame, entity: EntityConfig) -> pl.DataFrame:
+    """Text record keys back to the key columns' types (for a stage table of keys)."""
+    if len(entity.key) == 1:
+        text = keys.select(pl.col(KEY).alias(entity.key[0]))
+    else:
+        text = keys.select(
+            pl.col(KEY).str.split_exact("|", len(entity.key) - 1).struct.rename_fields(entity.key)
+        ).unnest(KEY)
+    return cast_text_columns(text, {column: entity.fields[column] for column in entity.key})

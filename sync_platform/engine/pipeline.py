@@ -20,9 +20,11 @@ import polars as pl
 import sqlalchemy as sa
 
 from sync_platform.config.models import EntityConfig
-from sync_platform.engine import audit, state
+from sync_platform.engine import audit, gaps, held, state
+from sync_platform.engine.alerts import raise_alert, resolve_alerts
 from sync_platform.engine.crashpoints import crashpoint
 from sync_platform.engine.hashing import row_hash_expr
+from sync_platform.engine.leases import Lease, acquire_lease, holder_name
 from sync_platform.engine.mapping import (
     ROW_INDEX,
     RejectedRecord,
@@ -38,6 +40,7 @@ from sync_platform.warehouse.entity_tables import ROW_HASH, entity_table
 
 Records = list[dict[str, Any]]
 log = logging.getLogger(__name__)
+MAX_KEYS_IN_ALERT = 20
 
 
 @dataclass
@@ -45,9 +48,10 @@ class EntitySource:
     """What a source client provides for one entity.
 
     `pages(since)` yields pages of raw records (`since` is the incremental cursor minus the
-    overlap margin, or None for a full read). `key_listing()`, when the source can list its keys
-    cheaply and independently, yields raw records holding just the key fields; verification
-    then compares the warehouse with that listing rather than with what was fetched.
+    overlap margin, or None for a full read). `key_listing()`, when the source can list its
+    keys cheaply and independently, yields raw records holding just the key fields;
+    verification then compares the warehouse with that listing rather than with what was
+    fetched.
     """
 
     pages: Callable[[datetime | None], Iterable[Records]]
@@ -64,6 +68,18 @@ class SyncRequest:
     full_refresh: bool = False  # incremental entity: read everything, treat as a snapshot
     allow_mass_delete: bool = False
     scope: dict[str, Any] | None = None  # complete snapshot of this slice only
+    only_keys: list[str] | None = None  # a targeted resync of these record keys
+    # column → (parent table, parent column) that must exist before a row is loaded
+    references: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def incremental(self) -> bool:
+        return self.entity.sync_mode == "incremental" and not self.full_refresh
+
+    @property
+    def complete_snapshot(self) -> bool:
+        """The fetched rows are everything the source has (in scope): vanished rows go."""
+        return not self.incremental and not self.only_keys
 
 
 @dataclass
@@ -75,6 +91,8 @@ class SyncReport:
     fetched: int = 0
     quarantined: int = 0
     failed: int = 0
+    held: int = 0
+    released: int = 0
     merge: MergeOutcome = field(default_factory=MergeOutcome)
     verification: Verification | None = None
     phase_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -102,6 +120,10 @@ class SyncReport:
                 f"{reason} (x{n})" for reason, n in self.quarantine_reasons.most_common(3)
             )
             notes.append(f"{self.quarantined} records quarantined ({top})")
+        if self.held:
+            notes.append(f"{self.held} records held until their parent is synced")
+        if self.merge.conflicts:
+            notes.append(f"{len(self.merge.conflicts)} update conflicts (see sync_conflicts)")
         if self.verification and self.verification.gap_count:
             shown = ", ".join(self.verification.missing_keys[:10])
             notes.append(f"{self.verification.gap_count} keys missing from the warehouse: {shown}")
@@ -138,7 +160,11 @@ def _key_reason(reason: str) -> str:
 
 
 def _fetch_and_validate(
-    entity: EntityConfig, pages: Iterable[Records], timer: _PhaseTimer, report: SyncReport
+    entity: EntityConfig,
+    pages: Iterable[Records],
+    timer: _PhaseTimer,
+    report: SyncReport,
+    progress: Callable[[], None] = lambda: None,
 ) -> tuple[pl.DataFrame, list[RejectedRecord]]:
     """Map and validate page by page, so raw records never pile up in memory."""
     schema = entity_schema(entity)
@@ -146,6 +172,7 @@ def _fetch_and_validate(
     rejects: list[RejectedRecord] = []
     for page in timer.timed("fetch", pages):
         report.fetched += len(page)
+        progress()
         with timer("map"):
             typed, cast_failures = map_records(page, entity)
             rejects.extend(cast_failures)
@@ -215,35 +242,98 @@ def _advanced_cursor(entity: EntityConfig, frame: pl.DataFrame, cursor: str | No
     return newest.isoformat()
 
 
+def _with_held_records(
+    engine: sa.Engine, request: SyncRequest, frame: pl.DataFrame, report: SyncReport
+) -> tuple[pl.DataFrame, list[RejectedRecord]]:
+    """Add the entity's waiting (held) records to a delta, unless the source sent a newer
+    version of them this time. A complete snapshot needs no help: it holds them already."""
+    with engine.connect() as connection:
+        waiting = held.waiting_records(connection, request.source, request.entity.name)
+    if not waiting or request.complete_snapshot:
+        return frame, []
+    retried, rejects = _fetch_and_validate(request.entity, [waiting], _PhaseTimer(report), report)
+    report.fetched -= len(waiting)  # retried from the hold, not fetched from the source
+    fetched_keys = frame.select(record_key_expr(request.entity.key)).to_series()
+    fresh = retried.filter(~record_key_expr(request.entity.key).is_in(fetched_keys.implode()))
+    return pl.concat([frame, fresh]), rejects
+
+
+def _integrity_alert(
+    connection: sa.Connection, request: SyncRequest, rejects: list[RejectedRecord], now: datetime
+) -> None:
+    """Quarantined records are a data-integrity issue a person should hear about once; a
+    later sync that quarantines nothing closes the alert."""
+    key = f"data_integrity:{request.source}:{request.entity.name}"
+    if not rejects:
+        resolve_alerts(connection, key, now)
+        return
+    shown = "; ".join(
+        f"{reject.record_key or '(no key)'}: {reject.reason}"
+        for reject in rejects[:MAX_KEYS_IN_ALERT]
+    )
+    raise_alert(
+        connection,
+        severity="medium",
+        type="data_integrity",
+        message=(
+            f"{request.source}.{request.entity.name}: {len(rejects)} record(s) failed validation "
+            f"and were quarantined (the rest loaded): {shown}. Fix them at the source; the next "
+            "sync picks them up."
+        ),
+        dedup_key=key,
+        details={
+            "records": [
+                {"key": reject.record_key, "reason": reject.reason} for reject in rejects[:200]
+            ]
+        },
+        now=now,
+    )
+
+
 def _merge_and_record(
     engine: sa.Engine,
     request: SyncRequest,
     report: SyncReport,
     frame: pl.DataFrame,
     rejects: list[RejectedRecord],
-    *,
-    incremental: bool,
 ) -> None:
-    """Step 4, in one transaction: data, quarantine, record log, cursor and audit counts
-    commit together or not at all."""
+    """Step 4, in one transaction: data, quarantine, held records, conflicts, record log,
+    cursor and audit counts commit together or not at all."""
     entity = request.entity
     now = audit.utcnow()
     where = {"sync_run_id": report.sync_run_id, "entity": entity.name, "now": now}
     with engine.begin() as connection:
+        loadable, orphans = held.split_orphans(connection, frame, request.references)
+        report.held = held.hold(connection, orphans, entity, source=request.source, now=now)
+        waiting = held.waiting_keys(connection, request.source, entity.name)
         report.merge = merge_snapshot(
             connection,
             entity_table(entity),
             entity,
-            frame,
-            complete_snapshot=not incremental,
+            loadable,
+            complete_snapshot=request.complete_snapshot,
             sync_run_id=report.sync_run_id,
             now=now,
             max_delete_share=get_setting(connection, "mass_delete_max_share"),
             allow_mass_delete=request.allow_mass_delete,
-            protected_keys=[reject.record_key for reject in rejects if reject.record_key],
+            protected_keys=[r.record_key for r in rejects if r.record_key] + waiting,
             scope=request.scope,
         )
+        loaded = loadable.select(record_key_expr(entity.key)).to_series()
+        released = loaded.filter(loaded.is_in(waiting)).to_list()
+        if request.complete_snapshot:  # held records the source no longer has are done too
+            in_snapshot = frame.select(record_key_expr(entity.key)).to_series()
+            released += [key for key in waiting if key not in set(in_snapshot.to_list())]
+        report.released = held.release(
+            connection,
+            released,
+            source=request.source,
+            entity=entity.name,
+            sync_run_id=report.sync_run_id,
+            now=now,
+        )
         audit.write_quarantine(connection, rejects, source=request.source, **where)
+        audit.write_conflicts(connection, report.merge.conflicts, source=request.source, **where)
         report.record_log_truncated = audit.write_record_log(
             connection,
             report.merge.changes,
@@ -251,8 +341,10 @@ def _merge_and_record(
             limit=get_setting(connection, "record_log_limit"),
             **where,
         )
+        if not request.only_keys:
+            _integrity_alert(connection, request, rejects, now)
         crashpoint("merge:before_state")
-        if incremental:
+        if request.incremental and not request.only_keys:
             report.cursor_after = _advanced_cursor(entity, frame, report.cursor_before)
         state.save_cursor(
             connection,
@@ -282,17 +374,21 @@ def _verify(
     source: EntitySource,
     frame: pl.DataFrame,
     rejects: list[RejectedRecord],
-    *,
-    incremental: bool,
 ) -> Verification:
-    """Step 5: a delta must be in the warehouse; a snapshot must match the source's keys."""
+    """Step 5: a delta must be in the warehouse; a snapshot must match the source's keys;
+    a targeted resync must have brought its keys."""
     entity = request.entity
-    if incremental:
+    with engine.connect() as connection:
+        waiting = held.waiting_keys(connection, request.source, entity.name)
+        max_attempts = get_setting(connection, "gap_resync_max_attempts")
+    known_failures = [r.record_key for r in rejects if r.record_key] + waiting
+    if request.only_keys:
+        expected = pl.Series(request.only_keys, dtype=pl.String)
+    elif request.incremental:
         expected = record_keys(frame, entity.key)
     else:
         expected = _expected_keys(entity, source, frame)
-        protected = [reject.record_key for reject in rejects if reject.record_key]
-        expected = expected.filter(~expected.is_in(protected))
+    expected = expected.filter(~expected.is_in(known_failures))
     return verify_keys(
         engine,
         entity_table(entity),
@@ -301,15 +397,34 @@ def _verify(
         expected_keys=expected,
         sync_run_id=report.sync_run_id,
         now=audit.utcnow(),
+        max_attempts=max_attempts,
         scope=request.scope,
-        complete=not incremental,
+        complete=request.complete_snapshot,
     )
 
 
 def run_entity_sync(engine: sa.Engine, request: SyncRequest, source: EntitySource) -> SyncReport:
-    """Run one sync end to end; the audit row records it whether it succeeds or fails."""
+    """Run one sync end to end; the audit row records it whether it succeeds or fails.
+
+    Raises SyncAlreadyRunningError, before doing anything, when another sync of the
+    entity holds its lease.
+    """
     entity = request.entity
-    incremental = entity.sync_mode == "incremental" and not request.full_refresh
+    with engine.connect() as connection:
+        stale_after = timedelta(minutes=get_setting(connection, "lease_stale_minutes"))
+    holder = holder_name(request.dagster_run_id)
+    acquire_lease(engine, request.source, entity.name, holder, stale_after)
+    lease = Lease(engine, request.source, entity.name, holder)
+    try:
+        return _run_with_lease(engine, request, source, lease)
+    finally:
+        lease.release()
+
+
+def _run_with_lease(
+    engine: sa.Engine, request: SyncRequest, source: EntitySource, lease: Lease
+) -> SyncReport:
+    entity = request.entity
     sync_run_id = audit.start_sync_run(
         engine,
         source=request.source,
@@ -318,28 +433,50 @@ def run_entity_sync(engine: sa.Engine, request: SyncRequest, source: EntitySourc
         dagster_run_id=request.dagster_run_id,
         partition_key=request.partition_key,
     )
+    lease.attach(sync_run_id)
     report = SyncReport(sync_run_id, request.source, entity.name)
     timer = _PhaseTimer(report)
     try:
-        if incremental:
+        if request.only_keys:
+            gaps.record_attempt(
+                engine,
+                source=request.source,
+                entity=entity.name,
+                keys=request.only_keys,
+                now=audit.utcnow(),
+            )
+        if request.incremental:
             with engine.connect() as connection:
                 report.cursor_before = state.read_cursor(connection, request.source, entity.name)
         report.cursor_after = report.cursor_before
-        pages = source.pages(_since(entity, report.cursor_before) if incremental else None)
-        frame, rejects = _fetch_and_validate(entity, pages, timer, report)
+        since = _since(entity, report.cursor_before) if request.incremental else None
+        frame, rejects = _fetch_and_validate(
+            entity,
+            source.pages(None if request.only_keys else since),
+            timer,
+            report,
+            progress=lambda: lease.beat(sync_run_id, report.fetched),
+        )
+        frame, held_rejects = _with_held_records(engine, request, frame, report)
+        rejects += held_rejects
+        if request.only_keys:
+            wanted = pl.Series(request.only_keys, dtype=pl.String)
+            frame = frame.filter(record_key_expr(entity.key).is_in(wanted.implode()))
+            rejects = [r for r in rejects if r.record_key in set(request.only_keys)]
         report.quarantined = len(rejects)
         report.quarantine_reasons.update(
             _key_reason(reason) for reject in rejects for reason in reject.reasons
         )
         with timer("merge"):
-            _merge_and_record(engine, request, report, frame, rejects, incremental=incremental)
+            _merge_and_record(engine, request, report, frame, rejects)
         with timer("verify"):
-            report.verification = _verify(
-                engine, request, report, source, frame, rejects, incremental=incremental
-            )
+            report.verification = _verify(engine, request, report, source, frame, rejects)
         report.error_counts = {"validation": report.quarantined} if report.quarantined else {}
         degraded = (
-            report.quarantined or report.merge.delete_refused or report.verification.gap_count
+            report.quarantined
+            or report.held
+            or report.merge.delete_refused
+            or report.verification.gap_count
         )
         report.status = "warning" if degraded else "succeeded"
         _finish(engine, report)

@@ -32,6 +32,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be a whole number ≥ 1")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     default: Any
@@ -45,6 +52,15 @@ SETTINGS: dict[str, Setting] = {
     ),
     "quarantine_warn_share": Setting(
         0.05, _share, "quarantined share of a sync's records above which its check warns"
+    ),
+    "lease_stale_minutes": Setting(
+        30, _positive_int, "minutes without a heartbeat after which a sync's lease is taken over"
+    ),
+    "gap_resync_max_attempts": Setting(
+        3, _positive_int, "targeted resync attempts for a gap before it is declared unrecoverable"
+    ),
+    "gap_resync_backoff_minutes": Setting(
+        5, _non_negative_int, "wait before the first resync of a gap; doubles each attempt"
     ),
     "record_log_limit": Setting(
         10_000, _non_negative_int, "changed records written to sync_record_log per sync run"

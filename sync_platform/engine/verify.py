@@ -1,8 +1,9 @@
 """Post-sync verification: does the warehouse hold every key the source has?
 
-Keys the source lists but the warehouse lacks (active) become open gaps in `sync_gaps`;
-open gaps whose key is now present are closed with the run that fixed them. Quarantined
-keys are known failures with their own record, not gaps.
+Keys the source lists but the warehouse lacks (active) become open gaps; open gaps whose
+key is present again are closed with the run that fixed them; gaps out of resync attempts
+become unrecoverable with an alert (engine/gaps.py). Quarantined and held keys are known
+failures with their own records, not gaps.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import polars as pl
 import sqlalchemy as sa
 
 from sync_platform.config.models import EntityConfig
+from sync_platform.engine import gaps
 from sync_platform.engine.mapping import record_key_expr
 from sync_platform.warehouse import bulk
 from sync_platform.warehouse.connection import READ_ONLY
 from sync_platform.warehouse.entity_tables import DELETED_AT
-from sync_platform.warehouse.platform_tables import sync_gaps
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Verification:
     unexpected_count: int = 0  # active in the warehouse, absent from a complete source key set
     gaps_opened: int = 0
     gaps_resolved: int = 0
+    unrecoverable: list[str] = field(default_factory=list)
 
     @property
     def gap_count(self) -> int:
@@ -57,6 +59,7 @@ def verify_keys(
     expected_keys: pl.Series,
     sync_run_id: int,
     now: datetime,
+    max_attempts: int,
     scope: dict | None = None,
     complete: bool = True,
 ) -> Verification:
@@ -71,45 +74,32 @@ def verify_keys(
     missing = sorted(expected.join(present, on="key", how="anti").get_column("key").to_list())
     unexpected = present.join(expected, on="key", how="anti").height if complete else 0
     with engine.begin() as connection:
-        open_gaps = dict(
-            connection.execute(
-                sa.select(sync_gaps.c.record_key, sync_gaps.c.id).where(
-                    sync_gaps.c.source == source,
-                    sync_gaps.c.entity == entity.name,
-                    sync_gaps.c.status == "open",
-                )
-            ).all()
+        known = gaps.open_gaps(connection, source, entity.name)
+        now_present = present.filter(pl.col("key").is_in(list(known))).get_column("key")
+        opened, closed = gaps.record_gaps(
+            connection,
+            source=source,
+            entity=entity.name,
+            missing=missing,
+            present=now_present.to_list(),
+            sync_run_id=sync_run_id,
+            now=now,
         )
-        new_gaps = [key for key in missing if key not in open_gaps]
-        if new_gaps:
-            connection.execute(
-                sa.insert(sync_gaps),
-                [
-                    {
-                        "source": source,
-                        "entity": entity.name,
-                        "record_key": key,
-                        "status": "open",
-                        "detected_at": now,
-                        "detected_by_run_id": sync_run_id,
-                    }
-                    for key in new_gaps
-                ],
-            )
-        now_present = present.filter(pl.col("key").is_in(list(open_gaps))).get_column("key")
-        fixed = [open_gaps[key] for key in now_present.to_list()]
-        if fixed:
-            connection.execute(
-                sa.update(sync_gaps)
-                .where(sync_gaps.c.id.in_(fixed))
-                .values(status="resolved", resolved_at=now, resolved_by_run_id=sync_run_id)
-            )
+        unrecoverable = gaps.give_up_exhausted(
+            connection,
+            source=source,
+            entity=entity.name,
+            missing=missing,
+            max_attempts=max_attempts,
+            now=now,
+        )
     return Verification(
         status="gaps" if missing else "passed",
         source_count=expected.height,
         warehouse_count=present.height,
         missing_keys=missing,
         unexpected_count=unexpected,
-        gaps_opened=len(new_gaps),
-        gaps_resolved=len(fixed),
+        gaps_opened=opened,
+        gaps_resolved=closed,
+        unrecoverable=unrecoverable,
     )

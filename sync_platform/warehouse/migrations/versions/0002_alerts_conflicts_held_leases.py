@@ -107,6 +107,8 @@ def upgrade() -> None:
         sa.Column("entity", sa.String(100), primary_key=True),
         sa.Column("sync_run_id", Id),
         sa.Column("holder", sa.String(200), nullable=False),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
         sa.Column("acquired_at", ts(), nullable=False),
         sa.Column("heartbeat_at", ts(), nullable=False),
     )

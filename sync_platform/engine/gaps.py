@@ -1,0 +1,182 @@
+"""Gaps: keys the source has and the warehouse lacks, from detection to resolution.
+
+Verification opens a gap per missing key and closes it when the key is present again
+(recording the run that fixed it). A targeted resync counts an attempt on the gaps it
+covers before it starts; a gap still missing after the last allowed attempt becomes
+`unrecoverable` and raises one high-severity alert naming the keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from sync_platform.engine.alerts import raise_alert
+from sync_platform.warehouse.platform_tables import sync_gaps
+
+MAX_KEYS_IN_ALERT = 50
+
+
+def _open(source: str, entity: str):
+    return (
+        (sync_gaps.c.source == source)
+        & (sync_gaps.c.entity == entity)
+        & (sync_gaps.c.status == "open")
+    )
+
+
+def open_gaps(connection: sa.Connection, source: str, entity: str) -> dict[str, int]:
+    """Open gap id by record key."""
+    return dict(
+        connection.execute(
+            sa.select(sync_gaps.c.record_key, sync_gaps.c.id).where(_open(source, entity))
+        ).all()
+    )
+
+
+def record_gaps(
+    connection: sa.Connection,
+    *,
+    source: str,
+    entity: str,
+    missing: list[str],
+    present: list[str],
+    sync_run_id: int,
+    now: datetime,
+) -> tuple[int, int]:
+    """Open gaps for newly missing keys, close open gaps whose key is `present`;
+    returns (opened, closed)."""
+    known = open_gaps(connection, source, entity)
+    new = [key for key in missing if key not in known]
+    if new:
+        connection.execute(
+            sa.insert(sync_gaps),
+            [
+                {
+                    "source": source,
+                    "entity": entity,
+                    "record_key": key,
+                    "status": "open",
+                    "detected_at": now,
+                    "detected_by_run_id": sync_run_id,
+                }
+                for key in new
+            ],
+        )
+    fixed = [known[key] for key in present if key in known]
+    if fixed:
+        connection.execute(
+            sa.update(sync_gaps)
+            .where(sync_gaps.c.id.in_(fixed))
+            .values(status="resolved", resolved_at=now, resolved_by_run_id=sync_run_id)
+        )
+    return len(new), len(fixed)
+
+
+def record_attempt(
+    engine: sa.Engine, *, source: str, entity: str, keys: list[str], now: datetime
+) -> None:
+    """Count a resync attempt on these keys' open gaps (before the attempt, so a resync
+    that dies still counts)."""
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(sync_gaps)
+            .where(_open(source, entity), sync_gaps.c.record_key.in_(keys))
+            .values(attempts=sync_gaps.c.attempts + 1, last_attempt_at=now)
+        )
+
+
+def give_up_exhausted(
+    connection: sa.Connection,
+    *,
+    source: str,
+    entity: str,
+    missing: list[str],
+    max_attempts: int,
+    now: datetime,
+) -> list[str]:
+    """Missing keys whose attempts are used up become unrecoverable, with one alert."""
+    exhausted = list(
+        connection.execute(
+            sa.select(sync_gaps.c.record_key).where(
+                _open(source, entity),
+                sync_gaps.c.record_key.in_(missing),
+                sync_gaps.c.attempts >= max_attempts,
+            )
+        ).scalars()
+    )
+    if not exhausted:
+        return []
+    connection.execute(
+        sa.update(sync_gaps)
+        .where(_open(source, entity), sync_gaps.c.record_key.in_(exhausted))
+        .values(status="unrecoverable")
+    )
+    shown = ", ".join(sorted(exhausted)[:MAX_KEYS_IN_ALERT])
+    more = (
+        f" (+{len(exhausted) - MAX_KEYS_IN_ALERT} more)"
+        if len(exhausted) > MAX_KEYS_IN_ALERT
+        else ""
+    )
+    raise_alert(
+        connection,
+        severity="high",
+        type="unrecovered_gap",
+        message=(
+            f"{source}.{entity}: {len(exhausted)} record(s) the source lists are still missing "
+            f"from the warehouse after {max_attempts} resync attempts: {shown}{more}. "
+            "Check these records at the source (are they valid? readable by the sync's "
+            "account?), then re-run the entity's sync; see docs/operations.md, 'Gaps'."
+        ),
+        dedup_key=f"unrecovered_gap:{source}:{entity}",
+        details={"keys": sorted(exhausted), "attempts": max_attempts},
+        now=now,
+    )
+    return exhausted
+
+
+@dataclass(frozen=True)
+class ResyncCandidate:
+    source: str
+    entity: str
+    keys: tuple[str, ...]
+    attempt: int  # the attempt this resync would be (1-based)
+
+
+def resync_candidates(
+    connection: sa.Connection,
+    *,
+    max_attempts: int,
+    backoff: timedelta,
+    now: datetime,
+    max_keys: int = 500,
+) -> list[ResyncCandidate]:
+    """Open gaps due for a resync, grouped by entity: never tried, or tried long enough ago
+    (the wait doubles with each attempt), and attempts left."""
+    rows = connection.execute(
+        sa.select(
+            sync_gaps.c.source,
+            sync_gaps.c.entity,
+            sync_gaps.c.record_key,
+            sync_gaps.c.attempts,
+            sync_gaps.c.last_attempt_at,
+        )
+        .where(sync_gaps.c.status == "open", sync_gaps.c.attempts < max_attempts)
+        .order_by(sync_gaps.c.source, sync_gaps.c.entity, sync_gaps.c.record_key)
+    ).all()
+    due: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for row in rows:
+        if row.last_attempt_at is not None:
+            last = row.last_attempt_at
+            last = last if last.tzinfo else last.replace(tzinfo=now.tzinfo)
+            if now - last < backoff * (2 ** max(row.attempts - 1, 0)):
+                continue
+        due.setdefault((row.source, row.entity), []).append((row.record_key, row.attempts))
+    return [
+        ResyncCandidate(
+            source, entity, tuple(key for key, _ in keys[:max_keys]), max(a for _, a in keys) + 1
+        )
+        for (source, entity), keys in due.items()
+    ]
