@@ -65,3 +65,46 @@ def in_memory_source(
         return [[{"StockNumber": number} for number in numbers]]
 
     return EntitySource(pages=pages, key_listing=keys)
+
+
+LEGACY = cached_source_config("legacy_erp")
+PRODUCTS = LEGACY.entities["legacy_products"]
+VARIANTS = LEGACY.entities["legacy_variants"]
+CUSTOMERS = LEGACY.entities["legacy_customers"]
+
+
+def product(code: str, modified: str = "2026-11-01T08:00:00Z", **overrides: Any) -> dict[str, Any]:
+    record = {
+        "ProductCode": code,
+        "Name": f"Product {code}",
+        "Category": "Tyres",
+        "ListPrice": "120.00",
+        "Active": "true",
+        "RowVersion": 1,
+        "ModifiedDate": modified,
+    }
+    return record | overrides
+
+
+def variant(code: str, parent: str, modified: str = "2026-11-01T08:00:00Z", **overrides: Any):
+    record = {
+        "VariantCode": code,
+        "ProductCode": parent,
+        "Size": "M",
+        "Colour": "Black",
+        "Price": "99.50",
+        "StockQty": 4,
+        "RowVersion": 1,
+        "ModifiedDate": modified,
+    }
+    return record | overrides
+
+
+def delta_source(records: list[dict[str, Any]], stamp: str = "ModifiedDate") -> EntitySource:
+    """A source honouring `since` like an incremental API (ISO timestamps compare as text)."""
+
+    def pages(since):
+        cutoff = since.isoformat().replace("+00:00", "Z") if since else None
+        return [[r for r in records if cutoff is None or str(r.get(stamp)) >= cutoff]]
+
+    return EntitySource(pages=pages)

@@ -244,3 +244,55 @@ CREATE TABLE dealer_leads (
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (lead_id)
 );
+
+CREATE TABLE legacy_products (
+	product_code TEXT NOT NULL, 
+	name TEXT NOT NULL, 
+	category TEXT, 
+	list_price NUMERIC(12, 2), 
+	active BOOLEAN, 
+	row_version BIGINT, 
+	modified_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_row_hash BIGINT NOT NULL, 
+	_first_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_deleted_at TIMESTAMP WITH TIME ZONE, 
+	_sync_run_id BIGINT, 
+	_version INTEGER DEFAULT '1' NOT NULL, 
+	PRIMARY KEY (product_code)
+);
+
+CREATE TABLE legacy_variants (
+	variant_code TEXT NOT NULL, 
+	product_code TEXT NOT NULL, 
+	size TEXT, 
+	colour TEXT, 
+	price NUMERIC(12, 2), 
+	stock_qty BIGINT, 
+	row_version BIGINT, 
+	modified_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_row_hash BIGINT NOT NULL, 
+	_first_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_deleted_at TIMESTAMP WITH TIME ZONE, 
+	_sync_run_id BIGINT, 
+	_version INTEGER DEFAULT '1' NOT NULL, 
+	PRIMARY KEY (variant_code)
+);
+
+CREATE TABLE legacy_customers (
+	customer_no TEXT NOT NULL, 
+	name TEXT NOT NULL, 
+	email TEXT, 
+	phone TEXT, 
+	city TEXT, 
+	row_version BIGINT, 
+	modified_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_row_hash BIGINT NOT NULL, 
+	_first_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_deleted_at TIMESTAMP WITH TIME ZONE, 
+	_sync_run_id BIGINT, 
+	_version INTEGER DEFAULT '1' NOT NULL, 
+	PRIMARY KEY (customer_no)
+);

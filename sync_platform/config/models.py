@@ -220,3 +220,11 @@ class SourceConfig(_Strict):
                         f"{parent_column!r}"
                     )
         return self
+
+    def reference_targets(self, entity: str) -> dict[str, tuple[str, str]]:
+        """column → (parent table, parent column) for an entity's references."""
+        targets = {}
+        for column, target in self.entities[entity].references.items():
+            parent, _, parent_column = target.partition(".")
+            targets[column] = (self.entities[parent].table, parent_column)
+        return targets
