@@ -44,3 +44,23 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
         f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}": evaluation.passed
         for evaluation in result.get_asset_check_evaluations()
     }
+
+
+def run_requested(request: dg.RunRequest, **resource_overrides) -> dg.ExecuteInProcessResult:
+    """Execute a sensor's RunRequest the way the daemon would: its assets, config and tags."""
+    resources = {
+        "dealer_feed": DealerFeedResource(
+            base_url=dg.EnvVar("DEALER_FEED_BASE_URL"),
+            api_key=dg.EnvVar("DEALER_FEED_API_KEY"),
+            page_size=50,
+            **(FAST_RETRIES | resource_overrides),
+        )
+    }
+    job = build_definitions(resources).resolve_implicit_global_asset_job_def()
+    subset = job.get_subset(asset_selection=set(request.asset_selection))
+    return subset.execute_in_process(
+        run_config=request.run_config,
+        tags=request.tags,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )

@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from sync_platform.config.models import EntityConfig, SourceConfig
 from sync_platform.engine.pipeline import EntitySource, SyncReport, SyncRequest, run_entity_sync
@@ -20,6 +21,7 @@ VERIFICATION_CHECK = "in_step_with_source"
 TRIGGER_TAG = "sync_platform/trigger"
 SOURCE_TAG = "sync_platform/source"
 LAYER_TAG = "sync_platform/layer"
+RESYNC_TAG = "sync_platform/resync"  # "keys": the asset can resync single record keys
 MAX_KEYS_IN_METADATA = 25
 
 # For transient infrastructure failures (a dropped database connection, a killed worker).
@@ -35,8 +37,15 @@ EntitySourceFactory = Callable[[Any, EntityConfig], AbstractContextManager[Entit
 class SyncRunConfig(dg.Config):
     """Run-time switches for a manual run (Launchpad or `dagster job execute -c`)."""
 
-    full_refresh: bool = False
-    allow_mass_delete: bool = False
+    full_refresh: bool = Field(
+        default=False, description="read everything and soft-delete what the source no longer has"
+    )
+    allow_mass_delete: bool = Field(
+        default=False, description="confirm a soft-delete larger than mass_delete_max_share"
+    )
+    resync_keys: list[str] = Field(
+        default=[], description="targeted resync of these record keys (set by sync_gap_sensor)"
+    )
 
 
 def trigger_of(tags: dict[str, str]) -> str:
@@ -128,7 +137,11 @@ def build_sync_asset(
         retry_policy=retry_policy,
         pool=f"sync_{entity.name}",
         kinds=kinds or {"python", "polars"},
-        tags={SOURCE_TAG: source.source, LAYER_TAG: "source"},
+        tags={
+            SOURCE_TAG: source.source,
+            LAYER_TAG: "source",
+            **({RESYNC_TAG: "keys"} if partitions_def is None else {}),
+        },
         metadata={
             "table": entity.table,
             "key": ", ".join(entity.key),
@@ -153,6 +166,8 @@ def build_sync_asset(
             partition_key=partition_key,
             full_refresh=config.full_refresh,
             allow_mass_delete=config.allow_mass_delete,
+            only_keys=config.resync_keys or None,
+            references=source.reference_targets(entity.name),
             scope=scope_for_partition(partition_key)
             if scope_for_partition and partition_key
             else None,

@@ -1,0 +1,59 @@
+"""`sync_gap_sensor`: open gaps → a targeted resync run for exactly those keys.
+
+The sensor only reads (a failed tick loses nothing): which gaps are due — never tried, or
+tried long enough ago, the wait doubling each attempt — and asks for one run per entity
+with the keys in its run config. The run counts the attempt before it starts, so the next
+tick waits; a gap out of attempts is declared unrecoverable by the sync's verification,
+with an alert naming the keys.
+"""
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from sync_platform.engine.gaps import resync_candidates
+from sync_platform.engine.runtime_config import get_setting
+from sync_platform.orchestration.sync_asset import RESYNC_TAG, SOURCE_TAG, TRIGGER_TAG
+from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.warehouse.connection import READ_ONLY
+
+
+def resync_run_key(source: str, entity: str, attempt: int, keys: tuple[str, ...]) -> str:
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:12]
+    return f"resync:{source}:{entity}:attempt-{attempt}:{digest}"
+
+
+@dg.sensor(
+    name="sync_gap_sensor",
+    target=dg.AssetSelection.tag(RESYNC_TAG, "keys"),
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Launches a targeted resync for open sync gaps (bounded attempts, backoff).",
+)
+def sync_gap_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+) -> dg.SensorResult:
+    engine = warehouse.get_engine()
+    now = datetime.now(UTC)
+    with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
+        candidates = resync_candidates(
+            connection,
+            max_attempts=get_setting(connection, "gap_resync_max_attempts"),
+            backoff=timedelta(minutes=get_setting(connection, "gap_resync_backoff_minutes")),
+            now=now,
+        )
+    requests = [
+        dg.RunRequest(
+            run_key=resync_run_key(c.source, c.entity, c.attempt, c.keys),
+            asset_selection=[dg.AssetKey(c.entity)],
+            run_config={"ops": {c.entity: {"config": {"resync_keys": list(c.keys)}}}},
+            tags={TRIGGER_TAG: "resync", SOURCE_TAG: c.source},
+        )
+        for c in candidates
+    ]
+    for request in requests:
+        context.log.info(f"requesting {request.run_key}")
+    cursor = json.dumps({"evaluated_at": now.isoformat(), "requested": len(requests)})
+    return dg.SensorResult(run_requests=requests, cursor=cursor)

@@ -1,0 +1,86 @@
+"""Verification → gap → sync_gap_sensor → targeted resync run, end to end through Dagster,
+against the simulator, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import dagster as dg
+import sqlalchemy as sa
+
+from sync_platform.defs.platform.gap_sensor import sync_gap_sensor
+from sync_platform.engine.runtime_config import set_setting
+from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps, sync_runs
+from sync_platform_tests.dagster_runs import materializations, run_job, run_requested
+
+
+def tick(warehouse_url: str) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"warehouse": WarehouseResource(url=warehouse_url)},
+    )
+    return sync_gap_sensor(context)
+
+
+def query(warehouse_url: str, statement) -> list:
+    engine = WarehouseResource(url=warehouse_url).get_engine()
+    with engine.connect() as connection:
+        return connection.execute(statement).mappings().all()
+
+
+def test_a_dropped_record_is_found_and_resynced_by_the_next_tick(dealer_env, warehouse_url):
+    dealer_env.faults(drop_keys=[{"key": "STK000042", "times": 1}])
+    stock = materializations(run_job())["dealer_stock"]
+    assert stock["gap_count"] == 1 and "STK000042" in stock["notes"]
+
+    result = tick(warehouse_url)
+    (request,) = result.run_requests
+    assert request.asset_selection == [dg.AssetKey("dealer_stock")]
+    assert request.run_config == {
+        "ops": {"dealer_stock": {"config": {"resync_keys": ["STK000042"]}}}
+    }
+    assert request.tags["sync_platform/trigger"] == "resync"
+
+    resync = run_requested(request)
+    assert resync.success
+    after = materializations(resync)["dealer_stock"]
+    assert (after["inserted"], after["gap_count"], after["soft_deleted"]) == (1, 0, 0)
+
+    (gap,) = query(warehouse_url, sa.select(sync_gaps))
+    runs = query(warehouse_url, sa.select(sync_runs).order_by(sync_runs.c.id))
+    assert gap["status"] == "resolved" and gap["attempts"] == 1
+    assert gap["resolved_by_run_id"] == runs[-1]["id"] and runs[-1]["trigger"] == "resync"
+    assert query(warehouse_url, sa.select(sync_alerts)) == []
+    assert tick(warehouse_url).run_requests == []
+
+
+def test_a_record_lost_for_good_is_retried_with_backoff_then_alerted(dealer_env, warehouse_url):
+    engine = WarehouseResource(url=warehouse_url).get_engine()
+    with engine.begin() as connection:
+        set_setting(connection, "gap_resync_max_attempts", "2")
+        set_setting(connection, "gap_resync_backoff_minutes", "0")
+    dealer_env.faults(drop_keys=[{"key": "STK000042", "times": 100}])
+    run_job()
+
+    first = tick(warehouse_url).run_requests
+    assert len(first) == 1
+    assert run_requested(first[0]).success
+    second = tick(warehouse_url).run_requests
+    assert len(second) == 1 and second[0].run_key != first[0].run_key
+    assert run_requested(second[0]).success
+
+    (gap,) = query(warehouse_url, sa.select(sync_gaps))
+    assert (gap["status"], gap["attempts"]) == ("unrecoverable", 2)
+    (alert,) = query(warehouse_url, sa.select(sync_alerts))
+    assert alert["severity"] == "high" and "STK000042" in alert["message"]
+    assert tick(warehouse_url).run_requests == []  # attempts used up: no more runs
+
+
+def test_backoff_holds_back_the_next_attempt(dealer_env, warehouse_url):
+    engine = WarehouseResource(url=warehouse_url).get_engine()
+    with engine.begin() as connection:
+        set_setting(connection, "gap_resync_backoff_minutes", "60")
+    dealer_env.faults(drop_keys=[{"key": "STK000042", "times": 100}])
+    run_job()
+    (request,) = tick(warehouse_url).run_requests  # the first attempt is immediate
+    run_requested(request)
+    assert tick(warehouse_url).run_requests == []  # the second waits an hour
