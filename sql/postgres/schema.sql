@@ -296,3 +296,34 @@ CREATE TABLE legacy_customers (
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (customer_no)
 );
+
+CREATE TABLE sheet_sellers (
+	seller_number TEXT NOT NULL, 
+	name TEXT NOT NULL, 
+	inquiry_date DATE NOT NULL, 
+	email TEXT, 
+	phone TEXT, 
+	property_address TEXT, 
+	sheet_row BIGINT, 
+	_row_hash BIGINT NOT NULL, 
+	_first_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_deleted_at TIMESTAMP WITH TIME ZONE, 
+	_sync_run_id BIGINT, 
+	_version INTEGER DEFAULT '1' NOT NULL, 
+	PRIMARY KEY (seller_number)
+);
+
+CREATE TABLE sheet_seller_properties (
+	seller_number TEXT NOT NULL, 
+	address TEXT NOT NULL, 
+	property_type TEXT, 
+	asking_price NUMERIC(14, 2), 
+	_row_hash BIGINT NOT NULL, 
+	_first_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_deleted_at TIMESTAMP WITH TIME ZONE, 
+	_sync_run_id BIGINT, 
+	_version INTEGER DEFAULT '1' NOT NULL, 
+	PRIMARY KEY (seller_number)
+);

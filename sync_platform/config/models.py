@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 FieldType = Literal["string", "integer", "float", "decimal", "boolean", "date", "datetime"]
-Transform = Literal["strip", "upper", "lower", "collapse_spaces"]
+Transform = Literal["strip", "upper", "lower", "collapse_spaces", "strip_currency"]
 SyncMode = Literal["full_snapshot", "incremental"]
 
 KEY_TYPES = ("string", "integer", "date")

@@ -86,6 +86,8 @@ def _clean(column: str, spec: FieldSpec) -> pl.Expr:
                 expr = expr.str.to_lowercase()
             case "collapse_spaces":
                 expr = expr.str.replace_all(r"\s+", " ")
+            case "strip_currency":  # "$1,250.00" → "1250.00"; anything else stays to fail
+                expr = expr.str.replace_all(r"[$€£¥,\s]", "")
     if spec.null_values:
         expr = pl.when(expr.is_in(spec.null_values)).then(None).otherwise(expr)
     if spec.value_map:

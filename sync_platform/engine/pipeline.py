@@ -93,6 +93,7 @@ class SyncReport:
     failed: int = 0
     held: int = 0
     released: int = 0
+    skipped: int = 0  # rows with nothing to load (the entity's skip_when_empty columns)
     merge: MergeOutcome = field(default_factory=MergeOutcome)
     verification: Verification | None = None
     phase_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -176,6 +177,10 @@ def _fetch_and_validate(
         with timer("map"):
             typed, cast_failures = map_records(page, entity)
             rejects.extend(cast_failures)
+            if entity.skip_when_empty:
+                empty = pl.all_horizontal(pl.col(c).is_null() for c in entity.skip_when_empty)
+                report.skipped += typed.filter(empty).height
+                typed = typed.filter(~empty)
         with timer("validate"):
             invalid = find_invalid_rows(typed, schema, entity.key)
             if invalid:
@@ -384,7 +389,8 @@ def _verify(
     known_failures = [r.record_key for r in rejects if r.record_key] + waiting
     if request.only_keys:
         expected = pl.Series(request.only_keys, dtype=pl.String)
-    elif request.incremental:
+    elif request.incremental or entity.skip_when_empty:
+        # A key listing cannot tell which keys have data for an entity that skips empty rows.
         expected = record_keys(frame, entity.key)
     else:
         expected = _expected_keys(entity, source, frame)

@@ -114,6 +114,17 @@ def freshness_checks(entities: list[EntityConfig]) -> list[dg.AssetChecksDefinit
     return checks
 
 
+def freshness_sensor(source: str, checks: list[dg.AssetChecksDefinition]) -> dg.SensorDefinition:
+    """Evaluates a source's freshness checks between runs (a stale asset fails its check
+    even when nothing runs)."""
+    return dg.build_sensor_for_freshness_checks(
+        freshness_checks=checks,
+        name=f"{source}_freshness_sensor",
+        minimum_interval_seconds=300,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+
+
 def entity_checks(source: SourceConfig) -> list[dg.AssetChecksDefinition]:
     """Schema and quarantine checks for every entity of a source (freshness is separate)."""
     checks = []
