@@ -163,6 +163,38 @@ class SimulatorControl:
     def stats(self) -> dict:
         return self.http.get("/_sim/stats").json()
 
+    def served(self, path_prefix: str = "") -> dict[tuple[str, int], int]:
+        """Source requests served since the last reset, as {(path, status): count}."""
+        return {
+            (row["path"], row["status"]): row["count"]
+            for row in self.stats()["requests"]
+            if row["path"].startswith(path_prefix)
+        }
+
+    def erp(self, method: str, path: str, body=None):
+        """A call to the legacy ERP's control API (/_sim/erp/...); its JSON answer."""
+        response = self.http.request(method, f"/_sim/erp{path}", json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def sheets(self, method: str, path: str, body=None):
+        """A call to the seller sheet's control API (/_sim/sheets/...); its JSON answer."""
+        response = self.http.request(method, f"/_sim/sheets{path}", json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def ga4(self, method: str, path: str, body=None):
+        """A call to GA4's control API (/_sim/ga4/...); its JSON answer."""
+        response = self.http.request(method, f"/_sim/ga4{path}", json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def google(self, method: str, path: str, body=None):
+        """A call to the Google service account's control API (/_sim/google/...)."""
+        response = self.http.request(method, f"/_sim/google{path}", json=body)
+        response.raise_for_status()
+        return response.json()
+
 
 @pytest.fixture
 def simulator(simulator_server) -> SimulatorControl:

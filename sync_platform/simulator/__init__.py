@@ -8,15 +8,28 @@ docs/sources/dealer_feed_api.md.
 from sync_platform.simulator.app import create_app
 from sync_platform.simulator.dealer import DealerData, DealerSettings
 from sync_platform.simulator.faults import DroppedKey, FaultInjector, FaultPlan
+from sync_platform.simulator.ga4 import GA4Data, GA4Property, GA4Settings
+from sync_platform.simulator.google_oauth import GoogleOAuth, GoogleOAuthSettings
+from sync_platform.simulator.legacy_erp import ErpData, ErpSettings
 from sync_platform.simulator.server import SimulatorServer, serve
+from sync_platform.simulator.sheets import SheetsData, SheetsSettings
 from sync_platform.simulator.state import SimulatorSettings, SimulatorState
 
 __all__ = [
     "DealerData",
     "DealerSettings",
     "DroppedKey",
+    "ErpData",
+    "ErpSettings",
     "FaultInjector",
     "FaultPlan",
+    "GA4Data",
+    "GA4Property",
+    "GA4Settings",
+    "GoogleOAuth",
+    "GoogleOAuthSettings",
+    "SheetsData",
+    "SheetsSettings",
     "SimulatorServer",
     "SimulatorSettings",
     "SimulatorState",

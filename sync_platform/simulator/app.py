@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sync_platform.simulator import dealer
+from sync_platform.simulator import dealer, ga4, google_oauth, legacy_erp, sheets
 from sync_platform.simulator.faults import CONTROL_PREFIX, FaultMiddleware, FaultPlan
 from sync_platform.simulator.state import SimulatorSettings, SimulatorState, simulator_state
 
@@ -81,5 +81,13 @@ def create_app(state: SimulatorState | None = None) -> FastAPI:
     app.include_router(control_router)
     app.include_router(dealer.router)
     app.include_router(dealer.control_router)
+    app.include_router(legacy_erp.router)
+    app.include_router(legacy_erp.control_router)
+    app.include_router(sheets.router)
+    app.include_router(sheets.control_router)
+    app.include_router(google_oauth.router)
+    app.include_router(google_oauth.control_router)
+    app.include_router(ga4.router)
+    app.include_router(ga4.control_router)
     app.add_middleware(FaultMiddleware, faults=state.faults, stats=state.stats)
     return app

@@ -11,6 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sync_platform.simulator.dealer import DealerData, DealerSettings
 from sync_platform.simulator.faults import FaultInjector, RequestStats
+from sync_platform.simulator.ga4 import GA4Data, GA4Settings
+from sync_platform.simulator.google_oauth import GoogleOAuth, GoogleOAuthSettings
+from sync_platform.simulator.legacy_erp import ErpData, ErpSettings
+from sync_platform.simulator.sheets import SheetsData, SheetsSettings
 
 
 class SimulatorSettings(BaseModel):
@@ -20,6 +24,10 @@ class SimulatorSettings(BaseModel):
 
     seed: int = 42
     dealer: DealerSettings = Field(default_factory=DealerSettings)
+    erp: ErpSettings = Field(default_factory=ErpSettings)
+    sheets: SheetsSettings = Field(default_factory=SheetsSettings)
+    google_oauth: GoogleOAuthSettings = Field(default_factory=GoogleOAuthSettings)
+    ga4: GA4Settings = Field(default_factory=GA4Settings)
 
 
 class SimulatorState:
@@ -40,6 +48,10 @@ class SimulatorState:
         self.settings = settings.model_copy(deep=True)
         self.seed = settings.seed
         self.dealer = DealerData(settings.seed, settings.dealer)
+        self.erp = ErpData(settings.seed, settings.erp)
+        self.sheets = SheetsData(settings.seed, settings.sheets)
+        self.google_oauth = GoogleOAuth(settings.seed, settings.google_oauth)
+        self.ga4 = GA4Data(settings.seed, settings.ga4)
         self.faults.reset(settings.seed)
         self.stats.clear()
 

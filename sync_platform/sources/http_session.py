@@ -11,6 +11,7 @@ import email.utils
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +114,7 @@ class SourceHttpClient:
         timeout_seconds: float = 30.0,
         retry: RetrySettings | None = None,
         transport: httpx.BaseTransport | None = None,
+        before_request: Callable[[], object] | None = None,
     ):
         self.source = source
         self.retry = retry or RetrySettings()
@@ -123,6 +125,7 @@ class SourceHttpClient:
             timeout=httpx.Timeout(timeout_seconds),
             transport=transport,
             follow_redirects=False,
+            event_hooks={"request": [lambda _request: before_request()]} if before_request else {},
         )
 
     def close(self) -> None:
