@@ -209,9 +209,11 @@ def simulator(simulator_server) -> SimulatorControl:
 
 
 @pytest.fixture
-def dealer_env(simulator, warehouse_url, monkeypatch):
+def source_env(simulator, warehouse_url, monkeypatch):
     """Environment for running the code location against the simulator and this warehouse."""
+    from sync_platform.simulator.environment import simulator_environment
+
     monkeypatch.setenv("SYNC_PLATFORM_WAREHOUSE_URL", warehouse_url)
-    monkeypatch.setenv("DEALER_FEED_BASE_URL", f"{simulator.url}/dealer")
-    monkeypatch.setenv("DEALER_FEED_API_KEY", "sim-dealer-key")
+    for name, value in simulator_environment(simulator.url).items():
+        monkeypatch.setenv(name, value)
     return simulator

@@ -6,25 +6,56 @@ import dagster as dg
 
 from sync_platform.definitions import build_definitions
 from sync_platform.resources.dealer_feed import DealerFeedResource
+from sync_platform.resources.legacy_erp import LegacyErpResource
+from sync_platform.resources.seller_sheet import SellerSheetResource
 
 FAST_RETRIES = {"retry_attempts": 4, "retry_wait_initial": 0.01, "retry_wait_jitter": 0.01}
+
+
+def fast_resources(**dealer_overrides) -> dict[str, object]:
+    """The production resources, configured from the same environment variables, with
+    short retry waits so fault tests stay fast."""
+    return {
+        "dealer_feed": DealerFeedResource(
+            base_url=dg.EnvVar("DEALER_FEED_BASE_URL"),
+            api_key=dg.EnvVar("DEALER_FEED_API_KEY"),
+            page_size=50,
+            **(FAST_RETRIES | dealer_overrides),
+        ),
+        "legacy_erp": LegacyErpResource(
+            base_url=dg.EnvVar("LEGACY_ERP_BASE_URL"),
+            username=dg.EnvVar("LEGACY_ERP_USERNAME"),
+            password=dg.EnvVar("LEGACY_ERP_PASSWORD"),
+            page_size=100,
+            **FAST_RETRIES,
+        ),
+        "seller_sheet": SellerSheetResource(
+            spreadsheet_id=dg.EnvVar("SELLER_SHEET_ID"),
+            base_url=dg.EnvVar("SELLER_SHEET_BASE_URL"),
+            service_account_json=dg.EnvVar("GOOGLE_SERVICE_ACCOUNT_JSON"),
+        ),
+    }
 
 
 def run_job(
     name: str = "dealer_sync", *, run_config=None, instance=None, **resource_overrides
 ) -> dg.ExecuteInProcessResult:
-    resources = {
-        "dealer_feed": DealerFeedResource(
-            base_url=dg.EnvVar("DEALER_FEED_BASE_URL"),
-            api_key=dg.EnvVar("DEALER_FEED_API_KEY"),
-            page_size=50,
-            **(FAST_RETRIES | resource_overrides),
-        )
-    }
-    job = build_definitions(resources).resolve_job_def(name)
+    job = build_definitions(fast_resources(**resource_overrides)).resolve_job_def(name)
     return job.execute_in_process(
         run_config=run_config,
         instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def run_requested(request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    """Execute a sensor's RunRequest the way the daemon would: its assets, config and tags."""
+    job = build_definitions(fast_resources()).resolve_implicit_global_asset_job_def()
+    subset = job.get_subset(asset_selection=set(request.asset_selection))
+    return subset.execute_in_process(
+        run_config=request.run_config,
+        tags=request.tags,
+        instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
 
@@ -44,23 +75,3 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
         f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}": evaluation.passed
         for evaluation in result.get_asset_check_evaluations()
     }
-
-
-def run_requested(request: dg.RunRequest, **resource_overrides) -> dg.ExecuteInProcessResult:
-    """Execute a sensor's RunRequest the way the daemon would: its assets, config and tags."""
-    resources = {
-        "dealer_feed": DealerFeedResource(
-            base_url=dg.EnvVar("DEALER_FEED_BASE_URL"),
-            api_key=dg.EnvVar("DEALER_FEED_API_KEY"),
-            page_size=50,
-            **(FAST_RETRIES | resource_overrides),
-        )
-    }
-    job = build_definitions(resources).resolve_implicit_global_asset_job_def()
-    subset = job.get_subset(asset_selection=set(request.asset_selection))
-    return subset.execute_in_process(
-        run_config=request.run_config,
-        tags=request.tags,
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )

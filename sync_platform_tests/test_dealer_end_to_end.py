@@ -41,7 +41,7 @@ def source_stock(simulator) -> dict[str, tuple]:
     return {i["StockNumber"]: (i["VIN"], float(i["Price"]), i["Status"].lower()) for i in items}
 
 
-def test_dealer_sync_loads_both_entities_and_every_check_passes(dealer_env, warehouse_url):
+def test_dealer_sync_loads_both_entities_and_every_check_passes(source_env, warehouse_url):
     result = run_job()
 
     assert result.success
@@ -56,29 +56,29 @@ def test_dealer_sync_loads_both_entities_and_every_check_passes(dealer_env, ware
     for entity in ("dealer_stock", "dealer_leads"):
         for check in ("schema_valid", "quarantine_rate", "in_step_with_source"):
             assert checks[f"{entity}:{check}"], (entity, check)
-    assert warehouse_stock(warehouse_url) == source_stock(dealer_env)
+    assert warehouse_stock(warehouse_url) == source_stock(source_env)
 
 
-def test_rerun_is_idempotent_and_source_changes_arrive_exactly(dealer_env, warehouse_url):
+def test_rerun_is_idempotent_and_source_changes_arrive_exactly(source_env, warehouse_url):
     assert run_job().success
     again = materializations(run_job())
     assert (again["dealer_stock"]["inserted"], again["dealer_stock"]["updated"]) == (0, 0)
     assert (again["dealer_leads"]["inserted"], again["dealer_leads"]["updated"]) == (0, 0)
 
-    changed = dealer_env.mutate_stock(change=5, add=2, remove=1)
-    dealer_env.mutate_leads(change=3, add=4)
+    changed = source_env.mutate_stock(change=5, add=2, remove=1)
+    source_env.mutate_leads(change=3, add=4)
     delta = materializations(run_job())
     assert delta["dealer_stock"]["updated"] == len(
         set(changed["changed"]) - set(changed["removed"])
     )
     assert delta["dealer_stock"]["inserted"] == 2 and delta["dealer_stock"]["soft_deleted"] == 1
     assert (delta["dealer_leads"]["inserted"], delta["dealer_leads"]["updated"]) == (4, 3)
-    assert warehouse_stock(warehouse_url) == source_stock(dealer_env)
+    assert warehouse_stock(warehouse_url) == source_stock(source_env)
 
 
-def test_malformed_rows_are_quarantined_and_the_run_completes(dealer_env, warehouse_url):
-    good = source_stock(dealer_env)
-    dealer_env.put_stock(
+def test_malformed_rows_are_quarantined_and_the_run_completes(source_env, warehouse_url):
+    good = source_stock(source_env)
+    source_env.put_stock(
         "STK000003",
         {
             "StockNumber": "STK000003",
@@ -91,7 +91,7 @@ def test_malformed_rows_are_quarantined_and_the_run_completes(dealer_env, wareho
             "LastUpdated": "2026-01-01T00:00:00Z",
         },
     )
-    dealer_env.put_stock(
+    source_env.put_stock(
         "STK000004",
         {
             "StockNumber": "STK000004",
@@ -114,13 +114,13 @@ def test_malformed_rows_are_quarantined_and_the_run_completes(dealer_env, wareho
     assert set(warehouse_stock(warehouse_url)) == set(good) - {"STK000003", "STK000004"}
 
 
-def test_truncated_json_429_and_5xx_are_retried_to_the_clean_result(dealer_env, warehouse_url):
-    dealer_env.faults(truncate_next=2, rate_limit_next=2, retry_after=1, fail_next=2)
+def test_truncated_json_429_and_5xx_are_retried_to_the_clean_result(source_env, warehouse_url):
+    source_env.faults(truncate_next=2, rate_limit_next=2, retry_after=1, fail_next=2)
     result = run_job(retry_attempts=8)  # one request may meet all six faults
 
     assert result.success
-    assert warehouse_stock(warehouse_url) == source_stock(dealer_env)
-    served = {(row["path"], row["status"]) for row in dealer_env.stats()["requests"]}
+    assert warehouse_stock(warehouse_url) == source_stock(source_env)
+    served = {(row["path"], row["status"]) for row in source_env.stats()["requests"]}
     assert any(status == 429 for _, status in served) and any(status == 503 for _, status in served)
     clean_again = materializations(run_job())["dealer_stock"]
     assert (clean_again["inserted"], clean_again["updated"], clean_again["soft_deleted"]) == (
@@ -130,8 +130,8 @@ def test_truncated_json_429_and_5xx_are_retried_to_the_clean_result(dealer_env, 
     )
 
 
-def test_source_down_fails_the_run_with_a_message_naming_the_source(dealer_env, warehouse_url):
-    dealer_env.faults(down=True)
+def test_source_down_fails_the_run_with_a_message_naming_the_source(source_env, warehouse_url):
+    source_env.faults(down=True)
     result = run_job()
 
     assert not result.success
@@ -146,25 +146,25 @@ def test_source_down_fails_the_run_with_a_message_naming_the_source(dealer_env, 
     assert warehouse_stock(warehouse_url) == {}
 
 
-def test_breaker_opens_and_later_calls_fail_fast_without_reaching_the_source(dealer_env):
+def test_breaker_opens_and_later_calls_fail_fast_without_reaching_the_source(source_env):
     from sync_platform.errors import SourceUnavailableError
     from sync_platform.sources.dealer.client import DealerFeedClient
     from sync_platform.sources.http_session import RetrySettings
 
-    dealer_env.faults(down=True)
+    source_env.faults(down=True)
     settings = RetrySettings(attempts=6, wait_initial=0.01, wait_jitter=0.0, breaker_fail_max=3)
-    client = DealerFeedClient(f"{dealer_env.url}/dealer", "sim-dealer-key", retry=settings)
+    client = DealerFeedClient(f"{source_env.url}/dealer", "sim-dealer-key", retry=settings)
     with pytest.raises(SourceUnavailableError, match="circuit breaker is open"):
         list(client.pages("/api/v1/stock"))
-    served = sum(row["count"] for row in dealer_env.stats()["requests"] if row["status"] == 503)
+    served = sum(row["count"] for row in source_env.stats()["requests"] if row["status"] == 503)
     assert served == 3  # the breaker opened at the third failure; no fourth request was sent
     with pytest.raises(SourceUnavailableError, match="circuit breaker is open"):
         list(client.pages("/api/v1/stock"))
-    assert sum(row["count"] for row in dealer_env.stats()["requests"] if row["status"] == 503) == 3
+    assert sum(row["count"] for row in source_env.stats()["requests"] if row["status"] == 503) == 3
     client.close()
 
 
-def test_a_missing_environment_variable_fails_the_run_naming_it(dealer_env, monkeypatch):
+def test_a_missing_environment_variable_fails_the_run_naming_it(source_env, monkeypatch):
     monkeypatch.delenv("DEALER_FEED_API_KEY")
     with pytest.raises(
         dg.DagsterInvalidConfigError, match='"DEALER_FEED_API_KEY" which is not set'
@@ -172,7 +172,7 @@ def test_a_missing_environment_variable_fails_the_run_naming_it(dealer_env, monk
         run_job()
 
 
-def test_a_rejected_api_key_fails_at_once_naming_the_setting(dealer_env, monkeypatch):
+def test_a_rejected_api_key_fails_at_once_naming_the_setting(source_env, monkeypatch):
     monkeypatch.setenv("DEALER_FEED_API_KEY", "wrong")
     result = run_job()
     assert not result.success
@@ -181,9 +181,9 @@ def test_a_rejected_api_key_fails_at_once_naming_the_setting(dealer_env, monkeyp
     assert "wrong" not in failure  # the secret itself never appears
 
 
-def test_allow_mass_delete_is_a_run_config_switch(dealer_env, warehouse_url):
+def test_allow_mass_delete_is_a_run_config_switch(source_env, warehouse_url):
     assert run_job().success
-    dealer_env.mutate_stock(remove=120)
+    source_env.mutate_stock(remove=120)
     refused = materializations(run_job())["dealer_stock"]
     assert refused["soft_deleted"] == 0 and "refused to soft-delete 120" in refused["notes"]
     forced = run_job(run_config={"ops": {"dealer_stock": {"config": {"allow_mass_delete": True}}}})

@@ -27,8 +27,8 @@ def query(warehouse_url: str, statement) -> list:
         return connection.execute(statement).mappings().all()
 
 
-def test_a_dropped_record_is_found_and_resynced_by_the_next_tick(dealer_env, warehouse_url):
-    dealer_env.faults(drop_keys=[{"key": "STK000042", "times": 1}])
+def test_a_dropped_record_is_found_and_resynced_by_the_next_tick(source_env, warehouse_url):
+    source_env.faults(drop_keys=[{"key": "STK000042", "times": 1}])
     stock = materializations(run_job())["dealer_stock"]
     assert stock["gap_count"] == 1 and "STK000042" in stock["notes"]
 
@@ -53,12 +53,12 @@ def test_a_dropped_record_is_found_and_resynced_by_the_next_tick(dealer_env, war
     assert tick(warehouse_url).run_requests == []
 
 
-def test_a_record_lost_for_good_is_retried_with_backoff_then_alerted(dealer_env, warehouse_url):
+def test_a_record_lost_for_good_is_retried_with_backoff_then_alerted(source_env, warehouse_url):
     engine = WarehouseResource(url=warehouse_url).get_engine()
     with engine.begin() as connection:
         set_setting(connection, "gap_resync_max_attempts", "2")
         set_setting(connection, "gap_resync_backoff_minutes", "0")
-    dealer_env.faults(drop_keys=[{"key": "STK000042", "times": 100}])
+    source_env.faults(drop_keys=[{"key": "STK000042", "times": 100}])
     run_job()
 
     first = tick(warehouse_url).run_requests
@@ -75,11 +75,11 @@ def test_a_record_lost_for_good_is_retried_with_backoff_then_alerted(dealer_env,
     assert tick(warehouse_url).run_requests == []  # attempts used up: no more runs
 
 
-def test_backoff_holds_back_the_next_attempt(dealer_env, warehouse_url):
+def test_backoff_holds_back_the_next_attempt(source_env, warehouse_url):
     engine = WarehouseResource(url=warehouse_url).get_engine()
     with engine.begin() as connection:
         set_setting(connection, "gap_resync_backoff_minutes", "60")
-    dealer_env.faults(drop_keys=[{"key": "STK000042", "times": 100}])
+    source_env.faults(drop_keys=[{"key": "STK000042", "times": 100}])
     run_job()
     (request,) = tick(warehouse_url).run_requests  # the first attempt is immediate
     run_requested(request)

@@ -20,8 +20,8 @@ def test_trigger_is_read_from_run_tags():
     assert trigger_of({"sync_platform/trigger": "resync", "dagster/sensor_name": "x"}) == "resync"
 
 
-def test_a_failed_run_is_recorded_once_with_its_reason(dealer_env, warehouse_url):
-    dealer_env.faults(down=True)
+def test_a_failed_run_is_recorded_once_with_its_reason(source_env, warehouse_url):
+    source_env.faults(down=True)
     instance = dg.DagsterInstance.ephemeral()
     result = run_job(instance=instance)
     assert not result.success

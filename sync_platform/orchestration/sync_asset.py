@@ -73,6 +73,10 @@ def report_metadata(report: SyncReport) -> dict[str, Any]:
         "unchanged": report.merge.unchanged,
         "soft_deleted": report.merge.soft_deleted,
         "quarantined": report.quarantined,
+        "held": report.held,
+        "released": report.released,
+        "skipped": report.skipped,
+        "conflicts": len(report.merge.conflicts),
         "rows_per_second": round(report.rows_per_second, 1),
         "seconds_total": round(report.total_seconds, 3),
     }

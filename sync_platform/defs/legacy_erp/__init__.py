@@ -1,0 +1,1 @@
+"""Legacy ERP (4D behind REST): products, variants (after their parents), customers."""

@@ -1,0 +1,1 @@
+"""Seller sheet (Google Sheets): sellers and their properties; every seller must arrive."""

@@ -1,0 +1,52 @@
+"""Checks of the seller list: the generic ones, freshness, and the cross-table rule that a
+seller with property data has a property record."""
+
+import dagster as dg
+import sqlalchemy as sa
+
+from sync_platform.defs.seller_sheet.assets import SELLER_SHEET
+from sync_platform.orchestration.checks import entity_checks, freshness_checks, freshness_sensor
+from sync_platform.warehouse.connection import READ_ONLY
+
+MAX_SHOWN = 25
+SELLERS_WITHOUT_PROPERTY = sa.text(
+    """
+    SELECT s.seller_number FROM sheet_sellers s
+    WHERE s._deleted_at IS NULL AND s.property_address IS NOT NULL
+      AND NOT EXISTS (
+        SELECT 1 FROM sheet_seller_properties p
+        WHERE p.seller_number = s.seller_number AND p._deleted_at IS NULL)
+    ORDER BY s.seller_number
+    """
+)
+
+seller_sheet_checks = entity_checks(SELLER_SHEET)
+seller_sheet_freshness_checks = freshness_checks(list(SELLER_SHEET.entities.values()))
+seller_sheet_freshness_sensor = freshness_sensor("seller_sheet", seller_sheet_freshness_checks)
+
+
+@dg.asset_check(
+    asset=dg.AssetKey("sheet_seller_properties"),
+    name="property_records_exist",
+    additional_deps=[dg.AssetKey("sheet_sellers")],
+    required_resource_keys={"warehouse"},
+    description="every seller with property data in the sheet has a property record",
+)
+def property_records_exist(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    engine = context.resources.warehouse.ready_engine()
+    with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
+        missing = list(connection.execute(SELLERS_WITHOUT_PROPERTY).scalars())
+    return dg.AssetCheckResult(
+        passed=not missing,
+        description=(
+            None
+            if not missing
+            else f"{len(missing)} seller(s) have property data but no property record; "
+            "their property rows are quarantined or held (see sync_quarantine / "
+            "sync_held_records)"
+        ),
+        metadata={
+            "sellers_without_property_record": len(missing),
+            "seller_numbers": ", ".join(missing[:MAX_SHOWN]),
+        },
+    )

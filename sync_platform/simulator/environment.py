@@ -1,0 +1,22 @@
+"""The environment variables that point every source at a running simulator (demo, tests).
+
+Production sets the same variables to the real systems; nothing else differs.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+
+def simulator_environment(url: str) -> dict[str, str]:
+    service_account_json = httpx.get(f"{url}/_sim/google/service_account", timeout=10).text
+    return {
+        "DEALER_FEED_BASE_URL": f"{url}/dealer",
+        "DEALER_FEED_API_KEY": "sim-dealer-key",
+        "LEGACY_ERP_BASE_URL": f"{url}/erp",
+        "LEGACY_ERP_USERNAME": "sim-user",
+        "LEGACY_ERP_PASSWORD": "sim-pass",
+        "SELLER_SHEET_BASE_URL": f"{url}/sheets",
+        "SELLER_SHEET_ID": "sim-seller-sheet",
+        "GOOGLE_SERVICE_ACCOUNT_JSON": service_account_json,
+    }

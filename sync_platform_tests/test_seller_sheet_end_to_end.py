@@ -1,0 +1,136 @@
+"""The AA12679 incident, end to end: a seller in the sheet that the sync silently missed is
+found by the same run, resynced by the sensor's next tick, and alerted by name if it cannot
+be. Through Dagster, the Sheets client (real service-account token flow) and the simulator,
+on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import dagster as dg
+import sqlalchemy as sa
+
+from sync_platform.defs.platform.gap_sensor import sync_gap_sensor
+from sync_platform.engine.runtime_config import set_setting
+from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps
+from sync_platform_tests.dagster_runs import (
+    check_results,
+    materializations,
+    run_job,
+    run_requested,
+)
+
+INCIDENT = "AA12679"
+
+
+def tick(url: str) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"warehouse": WarehouseResource(url=url)},
+    )
+    return sync_gap_sensor(context)
+
+
+def fetch(url: str, statement) -> list:
+    with WarehouseResource(url=url).get_engine().connect() as connection:
+        return connection.execute(statement).mappings().all()
+
+
+def seller_present(url: str) -> bool:
+    query = sa.text(
+        "SELECT 1 FROM sheet_sellers WHERE seller_number = :seller AND _deleted_at IS NULL"
+    ).bindparams(seller=INCIDENT)
+    return bool(fetch(url, query))
+
+
+def test_a_seller_missed_once_is_found_in_the_same_run_and_resynced(source_env, warehouse_url):
+    source_env.faults(drop_keys=[{"key": INCIDENT, "times": 1}])
+    first = run_job("seller_sheet_sync")
+    assert first.success
+    sellers = materializations(first)["sheet_sellers"]
+    assert sellers["gap_count"] == 1 and INCIDENT in sellers["notes"]
+    assert not check_results(first)["sheet_sellers:in_step_with_source"]
+    assert not seller_present(warehouse_url)
+    (gap,) = fetch(warehouse_url, sa.select(sync_gaps))
+    assert (gap["record_key"], gap["status"]) == (INCIDENT, "open")
+
+    (request,) = tick(warehouse_url).run_requests
+    assert request.asset_selection == [dg.AssetKey("sheet_sellers")]
+    resync = run_requested(request)
+    assert resync.success and check_results(resync)["sheet_sellers:in_step_with_source"]
+
+    assert seller_present(warehouse_url)
+    (gap,) = fetch(warehouse_url, sa.select(sync_gaps))
+    assert gap["status"] == "resolved" and gap["resolved_by_run_id"] is not None
+    assert fetch(warehouse_url, sa.select(sync_alerts)) == []
+    assert tick(warehouse_url).run_requests == []
+
+
+def test_a_seller_lost_for_good_is_alerted_by_name_after_the_last_attempt(
+    source_env, warehouse_url
+):
+    with WarehouseResource(url=warehouse_url).get_engine().begin() as connection:
+        set_setting(connection, "gap_resync_max_attempts", "3")
+        set_setting(connection, "gap_resync_backoff_minutes", "0")
+    source_env.faults(drop_keys=[{"key": INCIDENT, "times": 100}])
+    run_job("seller_sheet_sync")
+    for _attempt in range(3):
+        (request,) = tick(warehouse_url).run_requests
+        assert run_requested(request).success
+    assert tick(warehouse_url).run_requests == []
+
+    (gap,) = fetch(warehouse_url, sa.select(sync_gaps))
+    assert (gap["status"], gap["attempts"]) == ("unrecoverable", 3)
+    (alert,) = fetch(warehouse_url, sa.select(sync_alerts))
+    assert (alert["severity"], alert["type"]) == ("high", "unrecovered_gap")
+    assert INCIDENT in alert["message"] and "seller_sheet.sheet_sellers" in alert["message"]
+
+
+def test_invalid_rows_are_quarantined_alerted_and_break_the_property_rule(
+    source_env, warehouse_url
+):
+    source_env.sheets("POST", "/sellers/AA12004/invalid", {"problem": "missing_inquiry_date"})
+    source_env.sheets(
+        "POST", f"/sellers/{INCIDENT}/invalid", {"problem": "property_without_address"}
+    )
+    result = run_job("seller_sheet_sync")
+    assert result.success
+    found = materializations(result)
+    assert found["sheet_sellers"]["quarantined"] == 1
+    assert found["sheet_seller_properties"]["quarantined"] >= 1
+
+    checks = check_results(result)
+    assert checks["sheet_sellers:schema_valid"]  # nothing invalid reached the table
+    quarantined = fetch(
+        warehouse_url,
+        sa.text("SELECT entity, record_key, reason FROM sync_quarantine ORDER BY entity"),
+    )
+    reasons = {(row["entity"], row["record_key"]): row["reason"] for row in quarantined}
+    assert "inquiry_date: required value is missing" in reasons[("sheet_sellers", "AA12004")]
+    assert "address: required value is missing" in reasons[("sheet_seller_properties", INCIDENT)]
+    alerts = {row["dedup_key"]: row for row in fetch(warehouse_url, sa.select(sync_alerts))}
+    assert alerts["data_integrity:seller_sheet:sheet_sellers"]["severity"] == "medium"
+    assert "AA12004" in alerts["data_integrity:seller_sheet:sheet_sellers"]["message"]
+
+
+def test_a_seller_with_property_data_but_no_property_record_fails_the_check(
+    source_env, warehouse_url
+):
+    assert check_results(run_job("seller_sheet_sync"))[
+        "sheet_seller_properties:property_records_exist"
+    ]
+    header = source_env.sheets("GET", "/rows")["rows"][0]
+    new_seller = dict.fromkeys(header, "") | {
+        "Seller Number": "AA99999",
+        "Name": "Noor Haddad",
+        "Inquiry Date": "03/11/2026",
+        "Property Address": "4 Quay St, Sydney NSW 2000",
+        "Property Type": "Unit",
+        "Asking Price": "a lot",  # the property row cannot load; the seller row can
+    }
+    source_env.sheets("PUT", "/sellers/AA99999", new_seller)
+    result = run_job("seller_sheet_sync")
+    assert not check_results(result)["sheet_seller_properties:property_records_exist"]
+    evaluation = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "property_records_exist"
+    )
+    assert evaluation.metadata["seller_numbers"].value == "AA99999"
