@@ -1,10 +1,11 @@
 """`sync-platform demo`: the main job on the embedded default, against the simulator.
 
-It starts the bundled source simulator on a free loopback port, plants a few realistic
-faults (two malformed vehicles, a 429 with Retry-After, a truncated response, a 503), runs
-`dagster job execute … -j full_sync` exactly as an operator would, changes the source and
-runs it again, then prints what each sync did from the audit tables and which checks
-passed.
+It starts the bundled source simulator on a free loopback port, plants realistic faults
+(malformed vehicles, a 429 with Retry-After, a truncated response, a 503, dirty ERP values,
+seller AA12679 silently dropped from one sheet read), runs `dagster job execute … -j
+full_sync` exactly as an operator would, lets the Dagster daemon's `sync_gap_sensor` heal
+the missing seller, changes the sources and runs the job again, printing what each sync
+did (from the audit tables) and which checks passed.
 """
 
 from __future__ import annotations
@@ -21,40 +22,57 @@ import sqlalchemy as sa
 
 from sync_platform import settings
 from sync_platform.config import all_source_configs
+from sync_platform.simulator.environment import simulator_environment
 from sync_platform.warehouse.connection import create_warehouse_engine, redacted
-from sync_platform.warehouse.platform_tables import sync_runs
+from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps, sync_runs
 from sync_platform.warehouse.schema import upgrade_warehouse
 
 MAIN_JOB = "full_sync"
-DEMO_FAULTS = {"rate_limit_next": 1, "retry_after": 1, "truncate_next": 1, "fail_next": 1}
-MALFORMED = {
-    "STK000007": {"VIN": "NOT-A-VIN"},
-    "STK000011": {"Price": -100},
-}
+BIN = Path(sys.executable).parent
+INCIDENT_SELLER = "AA12679"
+DEALER_FAULTS = {"rate_limit_next": 1, "retry_after": 1, "truncate_next": 1, "fail_next": 1}
+MALFORMED_VEHICLES = {"STK000007": {"VIN": "NOT-A-VIN"}, "STK000011": {"Price": -100}}
+DAEMON_WAIT_SECONDS = 180
 
 
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _plant_malformed(control: httpx.Client, base: str) -> None:
-    """Overwrite two vehicles with values the schema refuses."""
-    for stock_number, change in MALFORMED.items():
-        record = httpx.get(
-            f"{base}/dealer/api/v1/stock",
-            params={"page": 1, "page_size": 1000},
-            headers={"X-Api-Key": "sim-dealer-key"},
-        ).json()["items"]
-        original = next(item for item in record if item["StockNumber"] == stock_number)
-        control.put(f"/_sim/dealer/stock/{stock_number}", json=original | change).raise_for_status()
+def _prepare_sources(control: httpx.Client, seed: int, stock: int, leads: int) -> None:
+    control.post(
+        "/_sim/reset",
+        json={
+            "seed": seed,
+            "dealer": {"stock": stock, "leads": leads},
+            "erp": {"products": 40, "variants": 100, "customers": 60},
+            "sheets": {"sellers": 80},
+        },
+    ).raise_for_status()
+    items = httpx.get(
+        f"{control.base_url}/dealer/api/v1/stock",
+        params={"page": 1, "page_size": 1000},
+        headers={"X-Api-Key": "sim-dealer-key"},
+    ).json()["items"]
+    for number, change in MALFORMED_VEHICLES.items():
+        original = next(item for item in items if item["StockNumber"] == number)
+        control.put(f"/_sim/dealer/stock/{number}", json=original | change).raise_for_status()
+    control.post(
+        "/_sim/erp/dirty",
+        json={"entity": "products", "field": "ListPrice", "kind": "nan", "count": 2},
+    ).raise_for_status()
+    control.post(
+        "/_sim/faults",
+        json=DEALER_FAULTS | {"drop_keys": [{"key": INCIDENT_SELLER, "times": 1}]},
+    ).raise_for_status()
 
 
-def _run_job(env: dict[str, str], log_path: Path) -> tuple[bool, float]:
+def _run_main_job(env: dict[str, str], log_path: Path) -> tuple[bool, float]:
     started = time.monotonic()
     with log_path.open("w") as log:
         result = subprocess.run(
             [
-                str(Path(sys.executable).parent / "dagster"),
+                str(BIN / "dagster"),
                 "job",
                 "execute",
                 "-m",
@@ -81,18 +99,18 @@ def _summarize(engine: sa.Engine, since_id: int) -> None:
     for row in rows:
         seconds = sum((row["phase_seconds"] or {}).values())
         _say(
-            f"  {row['source']}.{row['entity']:<14} {row['status']:<9} fetched {row['fetched']:>4}"
-            f"  +{row['inserted']:<4} ~{row['updated']:<3} ={row['unchanged']:<4}"
+            f"  {row['source'] + '.' + row['entity']:<38} {row['trigger']:<9} {row['status']:<9}"
+            f" fetched {row['fetched']:>4}  +{row['inserted']:<4} ~{row['updated']:<3}"
             f" -{row['soft_deleted']:<3} quarantined {row['quarantined']:<2}"
             f" gaps {row['gap_count'] or 0}  {seconds:.2f}s"
         )
         if row["message"]:
-            _say(f"      note: {row['message']}")
+            _say(f"      note: {row['message'][:300]}")
 
 
-def _check_summary() -> None:
+def _check_summary(job_name: str) -> None:
     with dg.DagsterInstance.get() as instance:
-        runs = instance.get_runs(filters=dg.RunsFilter(job_name=MAIN_JOB), limit=1)
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name), limit=1)
         if not runs:
             return
         records = instance.get_records_for_run(
@@ -118,6 +136,60 @@ def _last_audit_id(engine: sa.Engine) -> int:
         ).scalar()
 
 
+def _open_gaps(engine: sa.Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(
+            connection.execute(
+                sa.select(sync_gaps.c.record_key).where(sync_gaps.c.status == "open")
+            ).scalars()
+        )
+
+
+def _heal_gaps_with_the_daemon(engine: sa.Engine, env: dict[str, str], home: Path) -> None:
+    """Start the Dagster daemon for a while: its sync_gap_sensor launches the resync."""
+    gaps = _open_gaps(engine)
+    if not gaps:
+        return
+    _say(f"\nopen gaps: {', '.join(gaps)} — starting dagster-daemon so sync_gap_sensor can act")
+    since = _last_audit_id(engine)
+    log_path = home / "demo-daemon.log"
+    with log_path.open("w") as log:
+        daemon = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-m", "sync_platform.definitions"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + DAEMON_WAIT_SECONDS
+            while _open_gaps(engine) and time.monotonic() < deadline:
+                time.sleep(2)
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=60)
+    if _open_gaps(engine):
+        _say(f"  still open after {DAEMON_WAIT_SECONDS}s (see {log_path})")
+    else:
+        _say("  resolved by a sensor-launched resync run:")
+        _summarize(engine, since)
+
+
+def _alert_summary(engine: sa.Engine) -> None:
+    with engine.connect() as connection:
+        alerts = (
+            connection.execute(
+                sa.select(sync_alerts)
+                .where(sync_alerts.c.status == "open")
+                .order_by(sync_alerts.c.id)
+            )
+            .mappings()
+            .all()
+        )
+    _say(f"\nopen alerts: {len(alerts)}")
+    for alert in alerts:
+        _say(f"  #{alert['id']} [{alert['severity']}] {alert['type']}: {alert['message'][:160]}")
+
+
 def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
     from sync_platform.simulator.server import SimulatorServer
 
@@ -129,44 +201,40 @@ def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
     upgrade_warehouse(engine, [e for s in all_source_configs() for e in s.entities.values()])
 
     with SimulatorServer() as simulator, httpx.Client(base_url=simulator.url) as control:
-        control.post(
-            "/_sim/reset", json={"seed": seed, "dealer": {"stock": stock, "leads": leads}}
-        ).raise_for_status()
-        _plant_malformed(control, simulator.url)
-        control.post("/_sim/faults", json=DEMO_FAULTS).raise_for_status()
+        _prepare_sources(control, seed, stock, leads)
         _say(
-            f"source simulator: {simulator.url} (seed {seed}; faults: {DEMO_FAULTS}; "
-            f"malformed vehicles: {', '.join(MALFORMED)})"
+            f"source simulator: {simulator.url} (seed {seed}); planted: dealer faults "
+            f"{DEALER_FAULTS}, malformed vehicles {', '.join(MALFORMED_VEHICLES)}, NaN ERP "
+            f"prices, seller {INCIDENT_SELLER} dropped from one sheet read"
         )
         env = {
             **os.environ,
             settings.WAREHOUSE_URL_ENV: url,
-            settings.DEALER_FEED_BASE_URL_ENV: f"{simulator.url}/dealer",
-            settings.DEALER_FEED_API_KEY_ENV: "sim-dealer-key",
+            **simulator_environment(simulator.url),
         }
-        for attempt, title in enumerate(("first sync", "after the source changed")):
+        for attempt, title in enumerate(("first sync", "after the sources changed")):
             if attempt:
-                changed = control.post(
-                    "/_sim/dealer/mutate", json={"change": 5, "add": 3, "remove": 2}
-                ).json()
+                _heal_gaps_with_the_daemon(engine, env, home)
+                control.post("/_sim/dealer/mutate", json={"change": 5, "add": 3, "remove": 2})
                 control.post("/_sim/dealer/leads/mutate", json={"change": 4, "add": 6})
+                control.post("/_sim/erp/mutate", json={"entity": "products", "change": 3, "add": 1})
                 _say(
-                    f"\nsource changed: {len(changed['changed'])} vehicles repriced, "
-                    f"{len(changed['added'])} added, {len(changed['removed'])} sold off the feed; "
-                    "4 leads updated, 6 new"
+                    "\nsources changed: 5 vehicles repriced, 3 added, 2 sold; 4 leads updated, "
+                    "6 new; 3 ERP products changed, 1 added"
                 )
             since = _last_audit_id(engine)
             log_path = home / f"demo-run-{attempt + 1}.log"
             _say(f"\n$ dagster job execute -m sync_platform.definitions -j {MAIN_JOB}   ({title})")
-            ok, seconds = _run_job(env, log_path)
+            ok, seconds = _run_main_job(env, log_path)
             _say(f"  run {'succeeded' if ok else 'FAILED'} in {seconds:.1f}s (log: {log_path})")
             _summarize(engine, since)
-            _check_summary()
+            _check_summary(MAIN_JOB)
             if not ok:
                 _say(log_path.read_text()[-3000:])
                 return 1
+    _alert_summary(engine)
     _say(
-        "\nDone. Look around: `make dev` opens the Dagster UI on this instance "
-        "(runs, materializations, checks); `.venv/bin/sync-platform runs` lists the audit."
+        "\nDone. Look around: `make dev` opens the Dagster UI on this instance (runs, "
+        "materializations, checks, sensors); `.venv/bin/sync-platform runs` lists the audit."
     )
     return 0

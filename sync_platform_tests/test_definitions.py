@@ -24,18 +24,20 @@ def test_expected_assets_checks_jobs_schedules_and_sensors_exist():
     checks = {key.to_user_string() for key in repo.asset_graph.asset_check_keys}
     assert {"dealer_stock", "dealer_leads"} <= assets
     for entity in ("dealer_stock", "dealer_leads"):
-        for check in ("schema_valid", "quarantine_rate", "in_step_with_source", "freshness_check"):
+        for check in ("schema_valid", "quarantine_rate", "in_step_with_source"):
             assert f"{entity}:{check}" in checks
     assert {"dealer_sync", "full_sync"} <= {job.name for job in repo.get_all_jobs()}
     assert "dealer_sync_every_15_minutes" in {s.name for s in repo.schedule_defs}
-    assert {"record_run_failures", "dealer_feed_freshness_sensor"} <= {
+    assert {"record_run_failures", "sync_gap_sensor"} <= {
         s.name for s in repo.sensor_defs
     }
 
 
-def test_sync_assets_use_pools_kinds_and_retries():
+def test_sync_assets_use_pools_kinds_retries_and_freshness_policies():
     repo = repository()
-    stock = repo.asset_graph.get(dg.AssetKey("dealer_stock")).assets_def
+    node = repo.asset_graph.get(dg.AssetKey("dealer_stock"))
+    assert node.freshness_policy.fail_window.to_timedelta().total_seconds() == 3600
+    stock = node.assets_def
     assert stock.op.pool == "sync_dealer_stock"
     assert "polars" in stock.specs_by_key[dg.AssetKey("dealer_stock")].kinds
     assert stock.op.retry_policy.backoff == dg.Backoff.EXPONENTIAL

@@ -8,6 +8,7 @@ timings and errors over time, plus the result of the `in_step_with_source` check
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -140,6 +141,11 @@ def build_sync_asset(
         partitions_def=partitions_def,
         retry_policy=retry_policy,
         pool=f"sync_{entity.name}",
+        freshness_policy=(
+            dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=entity.freshness_minutes))
+            if entity.freshness_minutes
+            else None
+        ),
         kinds=kinds or {"python", "polars"},
         tags={
             SOURCE_TAG: source.source,

@@ -2,7 +2,7 @@
 products, so the graph and every run load parents first)."""
 
 from sync_platform.config import cached_source_config
-from sync_platform.orchestration.checks import entity_checks, freshness_checks
+from sync_platform.orchestration.checks import entity_checks
 from sync_platform.orchestration.sync_asset import build_sync_asset
 
 LEGACY_ERP = cached_source_config("legacy_erp")
@@ -17,4 +17,3 @@ legacy_erp_assets = [
     for entity in LEGACY_ERP.entities.values()
 ]
 legacy_erp_checks = entity_checks(LEGACY_ERP)
-legacy_erp_freshness_checks = freshness_checks(list(LEGACY_ERP.entities.values()))

@@ -3,8 +3,7 @@ same full sync as the manual fallback (`dagster job execute -j legacy_erp_full_s
 
 import dagster as dg
 
-from sync_platform.defs.legacy_erp.assets import LEGACY_ERP, legacy_erp_freshness_checks
-from sync_platform.orchestration.checks import freshness_sensor
+from sync_platform.defs.legacy_erp.assets import LEGACY_ERP
 from sync_platform.orchestration.sync_asset import SOURCE_TAG
 
 ERP_ASSETS = dg.AssetSelection.groups("legacy_erp")
@@ -39,5 +38,3 @@ legacy_erp_weekly_full = dg.ScheduleDefinition(
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
-
-legacy_erp_freshness_sensor = freshness_sensor("legacy_erp", legacy_erp_freshness_checks)

@@ -1,11 +1,11 @@
-"""Checks of the seller list: the generic ones, freshness, and the cross-table rule that a
-seller with property data has a property record."""
+"""Checks of the seller list: the generic ones and the cross-table rule that a seller with
+property data has a property record."""
 
 import dagster as dg
 import sqlalchemy as sa
 
 from sync_platform.defs.seller_sheet.assets import SELLER_SHEET
-from sync_platform.orchestration.checks import entity_checks, freshness_checks, freshness_sensor
+from sync_platform.orchestration.checks import entity_checks
 from sync_platform.warehouse.connection import READ_ONLY
 
 MAX_SHOWN = 25
@@ -21,8 +21,6 @@ SELLERS_WITHOUT_PROPERTY = sa.text(
 )
 
 seller_sheet_checks = entity_checks(SELLER_SHEET)
-seller_sheet_freshness_checks = freshness_checks(list(SELLER_SHEET.entities.values()))
-seller_sheet_freshness_sensor = freshness_sensor("seller_sheet", seller_sheet_freshness_checks)
 
 
 @dg.asset_check(
