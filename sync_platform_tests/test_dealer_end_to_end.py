@@ -189,3 +189,32 @@ def test_allow_mass_delete_is_a_run_config_switch(source_env, warehouse_url):
     forced = run_job(run_config={"ops": {"dealer_stock": {"config": {"allow_mass_delete": True}}}})
     assert materializations(forced)["dealer_stock"]["soft_deleted"] == 120
     assert len(warehouse_stock(warehouse_url)) == 80
+
+
+def test_a_run_while_another_sync_of_the_entity_holds_it_is_refused(source_env, warehouse_url):
+    import os
+    import socket
+    from datetime import UTC, datetime
+
+    from sync_platform.warehouse.platform_tables import sync_leases
+
+    engine = create_warehouse_engine(warehouse_url)
+    with engine.begin() as connection:  # another live process on this host is syncing
+        now = datetime.now(UTC)
+        connection.execute(
+            sa.insert(sync_leases).values(
+                source="dealer_feed",
+                entity="dealer_stock",
+                holder="dagster run 1234abcd",
+                host=socket.gethostname(),
+                pid=os.getppid(),
+                acquired_at=now,
+                heartbeat_at=now,
+            )
+        )
+    engine.dispose()
+    result = run_job()
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "dealer_feed.dealer_stock is already syncing: held by dagster run 1234abcd" in failure
+    assert warehouse_stock(warehouse_url) == {}
