@@ -98,6 +98,43 @@ def test_each_class_of_mistake_is_named(config_dir, change, expected):
     assert expected in load_error(config_dir)
 
 
+def edit_legacy(config_dir: Path, change) -> None:
+    path = config_dir / "sources" / "legacy_erp.yaml"
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data))
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda d: d["entities"]["legacy_variants"].update(depends_on=[]),
+            "references.product_code points at 'legacy_products', which is not in its depends_on",
+        ),
+        (
+            lambda d: d["entities"]["legacy_variants"].update(
+                references={"product_code": "legacy_products.nope"}
+            ),
+            "'legacy_products' has no column 'nope'",
+        ),
+        (
+            lambda d: d["entities"]["legacy_products"].update(conflict_timestamp="name"),
+            "conflict_timestamp 'name' must be a date or datetime field",
+        ),
+        (
+            lambda d: d["field_defaults"].update(transforms=["shout"]),
+            "fields.category.transforms.0: Input should be",
+        ),
+    ],
+)
+def test_legacy_relationships_and_rules_are_validated(config_dir, change, expected):
+    edit_legacy(config_dir, change)
+    with pytest.raises(ConfigurationError) as caught:
+        load_source_config("legacy_erp")
+    assert expected in str(caught.value) and "legacy_erp.yaml" in str(caught.value)
+
+
 def test_environment_overlay_merges_key_by_key(config_dir, monkeypatch):
     overlay = config_dir / "environments" / "prod"
     overlay.mkdir(parents=True)
