@@ -257,3 +257,72 @@ sync_leases = sa.Table(
     sa.Column("acquired_at", Timestamp(), nullable=False),
     sa.Column("heartbeat_at", Timestamp(), nullable=False),
 )
+
+# --- migration 0003: webhook inbox and rejections, backups -----------------------------------
+
+webhook_inbox = sa.Table(
+    "webhook_inbox",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.String(200), nullable=False),
+    sa.Column("workflow_key", sa.String(100), nullable=False),
+    sa.Column("execution_id", sa.String(100)),
+    sa.Column("received_at", Timestamp(), nullable=False),
+    sa.Column("origin", sa.String(20), nullable=False),
+    sa.Column("headers", Json, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, server_default="pending"),
+    sa.Column("processed_at", Timestamp()),
+    sa.Column("processed_by_run_id", Id, sa.ForeignKey("sync_runs.id", ondelete="SET NULL")),
+    sa.Column("reason", sa.Text),
+    sa.UniqueConstraint("delivery_id", name="uq_webhook_inbox_delivery"),
+    sa.CheckConstraint("origin IN ('receiver', 'resync')", name="ck_webhook_inbox_origin"),
+    sa.CheckConstraint(
+        "status IN ('pending', 'processed', 'quarantined')", name="ck_webhook_inbox_status"
+    ),
+)
+sa.Index("ix_webhook_inbox_pending", webhook_inbox.c.status, webhook_inbox.c.id)
+sa.Index("ix_webhook_inbox_execution", webhook_inbox.c.workflow_key, webhook_inbox.c.execution_id)
+
+webhook_rejections = sa.Table(
+    "webhook_rejections",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("received_at", Timestamp(), nullable=False),
+    sa.Column("workflow_key", sa.String(100), nullable=False),
+    sa.Column("delivery_id", sa.String(200)),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("headers", Json, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+)
+sa.Index("ix_webhook_rejections_received", webhook_rejections.c.received_at)
+
+backups = sa.Table(
+    "backups",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("created_at", Timestamp(), nullable=False),
+    sa.Column("source_database", sa.Text, nullable=False),
+    sa.Column("dialect", sa.String(20), nullable=False),
+    sa.Column("location", sa.Text, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger),
+    sa.Column("sha256", sa.String(64)),
+    sa.Column("encrypted", sa.Boolean, nullable=False),
+    sa.Column("key_id", sa.String(100)),
+    sa.Column("table_counts", Json),
+    sa.Column("table_checksums", Json),
+    sa.Column("tool_versions", Json),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("verified_at", Timestamp()),
+    sa.Column("backup_seconds", sa.Float),
+    sa.Column("restore_seconds", sa.Float),
+    sa.Column("error", sa.Text),
+    sa.Column("pruned_at", Timestamp()),
+    sa.CheckConstraint("kind IN ('full', 'inbox')", name="ck_backups_kind"),
+    sa.CheckConstraint(
+        "status IN ('running', 'created', 'verified', 'failed')", name="ck_backups_status"
+    ),
+)
+sa.Index("ix_backups_created", backups.c.created_at)
