@@ -6,13 +6,14 @@ import dagster as dg
 
 from sync_platform.definitions import build_definitions
 from sync_platform.resources.dealer_feed import DealerFeedResource
+from sync_platform.resources.ga4 import GA4Resource
 from sync_platform.resources.legacy_erp import LegacyErpResource
 from sync_platform.resources.seller_sheet import SellerSheetResource
 
 FAST_RETRIES = {"retry_attempts": 4, "retry_wait_initial": 0.01, "retry_wait_jitter": 0.01}
 
 
-def fast_resources(**dealer_overrides) -> dict[str, object]:
+def fast_resources(ga4_page_size: int = 100_000, **dealer_overrides) -> dict[str, object]:
     """The production resources, configured from the same environment variables, with
     short retry waits so fault tests stay fast."""
     return {
@@ -34,18 +35,40 @@ def fast_resources(**dealer_overrides) -> dict[str, object]:
             base_url=dg.EnvVar("SELLER_SHEET_BASE_URL"),
             service_account_json=dg.EnvVar("GOOGLE_SERVICE_ACCOUNT_JSON"),
         ),
+        "ga4": GA4Resource(
+            property_id=dg.EnvVar("GA4_PROPERTY_ID"),
+            base_url=dg.EnvVar("GA4_BASE_URL"),
+            service_account_json=dg.EnvVar("GOOGLE_SERVICE_ACCOUNT_JSON"),
+            page_size=ga4_page_size,
+        ),
     }
 
 
 def run_job(
-    name: str = "dealer_sync", *, run_config=None, instance=None, **resource_overrides
+    name: str = "dealer_sync",
+    *,
+    run_config=None,
+    instance=None,
+    partition_key: str | None = None,
+    tags: dict[str, str] | None = None,
+    **resource_overrides,
 ) -> dg.ExecuteInProcessResult:
     job = build_definitions(fast_resources(**resource_overrides)).resolve_job_def(name)
     return job.execute_in_process(
         run_config=run_config,
         instance=instance or dg.DagsterInstance.ephemeral(),
+        partition_key=partition_key,
+        tags=tags,
         raise_on_error=False,
     )
+
+
+def partition_range(start: str, end: str) -> dict[str, str]:
+    """Run tags for a single run over a partition range (what a backfill sends)."""
+    return {
+        "dagster/asset_partition_range_start": start,
+        "dagster/asset_partition_range_end": end,
+    }
 
 
 def run_requested(request: dg.RunRequest) -> dg.ExecuteInProcessResult:

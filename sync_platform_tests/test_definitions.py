@@ -28,9 +28,7 @@ def test_expected_assets_checks_jobs_schedules_and_sensors_exist():
             assert f"{entity}:{check}" in checks
     assert {"dealer_sync", "full_sync"} <= {job.name for job in repo.get_all_jobs()}
     assert "dealer_sync_every_15_minutes" in {s.name for s in repo.schedule_defs}
-    assert {"record_run_failures", "sync_gap_sensor"} <= {
-        s.name for s in repo.sensor_defs
-    }
+    assert {"record_run_failures", "sync_gap_sensor"} <= {s.name for s in repo.sensor_defs}
 
 
 def test_sync_assets_use_pools_kinds_retries_and_freshness_policies():

@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from sync_platform.errors import ConfigurationError
+from sync_platform.warehouse import mart_tables  # noqa: F401 - part of the metadata
 from sync_platform.warehouse.connection import create_warehouse_engine
 from sync_platform.warehouse.platform_tables import metadata as platform_metadata
 from sync_platform.warehouse.schema import (

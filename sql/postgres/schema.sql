@@ -28,6 +28,21 @@ CREATE TABLE backups (
 
 CREATE INDEX ix_backups_created ON backups (created_at);
 
+CREATE TABLE mart_daily_kpis (
+	date DATE NOT NULL, 
+	sessions BIGINT NOT NULL, 
+	total_users BIGINT NOT NULL, 
+	new_users BIGINT, 
+	engagement_rate DOUBLE PRECISION, 
+	key_events BIGINT, 
+	organic_sessions BIGINT NOT NULL, 
+	paid_sessions BIGINT NOT NULL, 
+	leads_created BIGINT NOT NULL, 
+	leads_per_1000_sessions DOUBLE PRECISION, 
+	refreshed_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (date)
+);
+
 CREATE TABLE sync_alerts (
 	id BIGSERIAL NOT NULL, 
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
@@ -308,6 +323,72 @@ CREATE TABLE dealer_leads (
 	_sync_run_id BIGINT, 
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (lead_id)
+);
+
+CREATE TABLE ga4_daily_traffic (
+	date DATE NOT NULL, 
+	session_source TEXT NOT NULL, 
+	session_medium TEXT NOT NULL, 
+	device_category TEXT NOT NULL, 
+	sessions BIGINT NOT NULL, 
+	total_users BIGINT NOT NULL, 
+	new_users BIGINT, 
+	screen_page_views BIGINT, 
+	engagement_rate DOUBLE PRECISION, 
+	key_events BIGINT, 
+	_row_hash BIGINT NOT NULL, 
+	_first_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_deleted_at TIMESTAMP WITH TIME ZONE, 
+	_sync_run_id BIGINT, 
+	_version INTEGER DEFAULT '1' NOT NULL, 
+	PRIMARY KEY (date, session_source, session_medium, device_category)
+);
+
+CREATE TABLE ga4_landing_pages (
+	date DATE NOT NULL, 
+	landing_page TEXT NOT NULL, 
+	sessions BIGINT NOT NULL, 
+	total_users BIGINT, 
+	engagement_rate DOUBLE PRECISION, 
+	key_events BIGINT, 
+	_row_hash BIGINT NOT NULL, 
+	_first_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_deleted_at TIMESTAMP WITH TIME ZONE, 
+	_sync_run_id BIGINT, 
+	_version INTEGER DEFAULT '1' NOT NULL, 
+	PRIMARY KEY (date, landing_page)
+);
+
+CREATE TABLE ga4_events (
+	date DATE NOT NULL, 
+	event_name TEXT NOT NULL, 
+	event_count BIGINT NOT NULL, 
+	total_users BIGINT, 
+	_row_hash BIGINT NOT NULL, 
+	_first_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_deleted_at TIMESTAMP WITH TIME ZONE, 
+	_sync_run_id BIGINT, 
+	_version INTEGER DEFAULT '1' NOT NULL, 
+	PRIMARY KEY (date, event_name)
+);
+
+CREATE TABLE ga4_daily_totals (
+	date DATE NOT NULL, 
+	sessions BIGINT NOT NULL, 
+	total_users BIGINT NOT NULL, 
+	new_users BIGINT, 
+	engagement_rate DOUBLE PRECISION, 
+	key_events BIGINT, 
+	_row_hash BIGINT NOT NULL, 
+	_first_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_deleted_at TIMESTAMP WITH TIME ZONE, 
+	_sync_run_id BIGINT, 
+	_version INTEGER DEFAULT '1' NOT NULL, 
+	PRIMARY KEY (date)
 );
 
 CREATE TABLE legacy_products (

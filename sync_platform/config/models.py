@@ -7,6 +7,7 @@ only these models, never source-specific code.
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -115,6 +116,11 @@ class EntityConfig(_Strict):
     options: dict[str, Any] = Field(
         default={}, description="source-specific request settings the client reads"
     )
+    partition_column: str | None = Field(
+        default=None,
+        description="date column of the key that daily partitions slice the entity by",
+    )
+    partition_start: date | None = Field(default=None, description="the first daily partition")
     fields: dict[str, FieldSpec] = Field(min_length=1)
 
     @field_validator("table")
@@ -144,6 +150,16 @@ class EntityConfig(_Strict):
                 )
             if not self.fields[column].required:
                 raise ValueError(f"key column {column!r} must be declared required: true")
+        if self.partition_column is not None:
+            if (
+                self.partition_column not in self.key
+                or self.fields[self.partition_column].type != "date"
+            ):
+                raise ValueError(
+                    f"partition_column {self.partition_column!r} must be a date column of the key"
+                )
+            if self.partition_start is None:
+                raise ValueError("a partitioned entity needs partition_start (its first day)")
         if self.conflict_timestamp is not None:
             spec = self.fields.get(self.conflict_timestamp)
             if spec is None or spec.type not in ("datetime", "date"):

@@ -139,8 +139,12 @@ def _to_utc_datetime(text: pl.Expr, fmt: str) -> pl.Expr:
 
 
 def cast_text_columns(text: pl.DataFrame, fields: dict[str, FieldSpec]) -> pl.DataFrame:
-    """Text columns → typed columns, by the same rules the sync uses (for reading back)."""
-    return text.with_columns(_cast(column, spec) for column, spec in fields.items())
+    """Warehouse text → typed columns (reading back). Dates and timestamps are parsed in the
+    warehouse's own formats, not the source's (GA4 sends 20261120; the warehouse says
+    2026-11-20)."""
+    return text.with_columns(
+        _cast(column, spec.model_copy(update={"formats": None})) for column, spec in fields.items()
+    )
 
 
 def record_key_expr(key: list[str]) -> pl.Expr:

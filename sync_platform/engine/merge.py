@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from sync_platform.config.models import EntityConfig
 from sync_platform.engine.mapping import cast_text_columns, record_key_expr
+from sync_platform.engine.scope import scope_conditions
 from sync_platform.warehouse import bulk
 from sync_platform.warehouse.entity_tables import (
     DELETED_AT,
@@ -75,8 +76,7 @@ def _existing_state(
         table.c[VERSION],
         *([sa.cast(table.c[stamp], sa.Text).label(EXISTING_STAMP)] if stamp else []),
     )
-    for column, value in (scope or {}).items():
-        query = query.where(table.c[column] == value)
+    query = query.where(*scope_conditions(table, scope))
     stage = None
     if not complete_snapshot:
         stage = bulk.create_stage_table(connection, table, entity.key)

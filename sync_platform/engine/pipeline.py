@@ -34,6 +34,7 @@ from sync_platform.engine.mapping import (
 )
 from sync_platform.engine.merge import MergeOutcome, merge_snapshot
 from sync_platform.engine.runtime_config import get_setting
+from sync_platform.engine.scope import describe as describe_scope
 from sync_platform.engine.validation import entity_schema, find_invalid_rows, polars_type
 from sync_platform.engine.verify import Verification, verify_keys
 from sync_platform.warehouse.entity_tables import ROW_HASH, entity_table
@@ -56,6 +57,9 @@ class EntitySource:
 
     pages: Callable[[datetime | None], Iterable[Records]]
     key_listing: Callable[[], Iterable[Records]] | None = None
+    # What the source said about the data it sent (e.g. GA4 sampling), once pages are read;
+    # shown with the sync's figures.
+    extra_metadata: Callable[[], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -263,6 +267,30 @@ def _with_held_records(
     return pl.concat([frame, fresh]), rejects
 
 
+def _outside_scope(
+    request: SyncRequest, frame: pl.DataFrame
+) -> tuple[pl.DataFrame, list[RejectedRecord]]:
+    """Rows a scoped run was not asked for (e.g. a GA4 row dated outside the partition) are
+    refused: merging them would touch data the run does not own."""
+    if not request.scope:
+        return frame, []
+    inside = pl.lit(True)
+    for column, value in request.scope.items():
+        first, last = value if isinstance(value, tuple) else (value, value)
+        inside = inside & pl.col(column).is_between(first, last)
+    outside = frame.filter(~inside)
+    reason = f"outside this run's scope ({describe_scope(request.scope)})"
+    rejects = [
+        RejectedRecord(
+            {k: str(v) for k, v in row.items() if k != ROW_HASH},
+            "|".join(str(row[c]) for c in request.entity.key),
+            [f"{', '.join(request.scope)}: {reason}"],
+        )
+        for row in outside.iter_rows(named=True)
+    ]
+    return frame.filter(inside), rejects
+
+
 def _integrity_alert(
     connection: sa.Connection, request: SyncRequest, rejects: list[RejectedRecord], now: datetime
 ) -> None:
@@ -465,6 +493,8 @@ def _run_with_lease(
         )
         frame, held_rejects = _with_held_records(engine, request, frame, report)
         rejects += held_rejects
+        frame, outside = _outside_scope(request, frame)
+        rejects += outside
         if request.only_keys:
             wanted = pl.Series(request.only_keys, dtype=pl.String)
             frame = frame.filter(record_key_expr(entity.key).is_in(wanted.implode()))

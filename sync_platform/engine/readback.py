@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from sync_platform.config.models import EntityConfig
 from sync_platform.engine.mapping import cast_text_columns
+from sync_platform.engine.scope import scope_conditions
 from sync_platform.warehouse import bulk
 from sync_platform.warehouse.entity_tables import DELETED_AT, entity_table
 
@@ -22,7 +23,6 @@ def read_active_rows(
     query = sa.select(
         *(sa.cast(table.c[column], sa.Text).label(column) for column in entity.columns)
     ).where(table.c[DELETED_AT].is_(None))
-    for column, value in (scope or {}).items():
-        query = query.where(table.c[column] == value)
+    query = query.where(*scope_conditions(table, scope))
     text = bulk.select_frame(connection, query, {column: pl.String for column in entity.columns})
     return cast_text_columns(text, entity.fields)

@@ -62,6 +62,9 @@ SETTINGS: dict[str, Setting] = {
     "gap_resync_backoff_minutes": Setting(
         5, _non_negative_int, "wait before the first resync of a gap; doubles each attempt"
     ),
+    "ga4_lookback_days": Setting(
+        3, _non_negative_int, "days before yesterday the nightly GA4 run pulls again"
+    ),
     "record_log_limit": Setting(
         10_000, _non_negative_int, "changed records written to sync_record_log per sync run"
     ),

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sync_platform.config.models import EntityConfig
 from sync_platform.engine import gaps
 from sync_platform.engine.mapping import record_key_expr
+from sync_platform.engine.scope import scope_conditions
 from sync_platform.warehouse import bulk
 from sync_platform.warehouse.connection import READ_ONLY
 from sync_platform.warehouse.entity_tables import DELETED_AT
@@ -44,8 +45,7 @@ def active_keys(
     query = sa.select(
         *(sa.cast(table.c[column], sa.Text).label(column) for column in entity.key)
     ).where(table.c[DELETED_AT].is_(None))
-    for column, value in (scope or {}).items():
-        query = query.where(table.c[column] == value)
+    query = query.where(*scope_conditions(table, scope))
     frame = bulk.select_frame(connection, query, {column: pl.String for column in entity.key})
     return frame.select(record_key_expr(entity.key)).to_series()
 

@@ -8,7 +8,7 @@ timings and errors over time, plus the result of the `in_step_with_source` check
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
@@ -23,6 +23,7 @@ TRIGGER_TAG = "sync_platform/trigger"
 SOURCE_TAG = "sync_platform/source"
 LAYER_TAG = "sync_platform/layer"
 RESYNC_TAG = "sync_platform/resync"  # "keys": the asset can resync single record keys
+PARTITIONING_TAG = "sync_platform/partitioning"  # "daily": a daily-partitioned source asset
 MAX_KEYS_IN_METADATA = 25
 
 # For transient infrastructure failures (a dropped database connection, a killed worker).
@@ -32,7 +33,10 @@ SOURCE_RETRY_POLICY = dg.RetryPolicy(
     max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 
-EntitySourceFactory = Callable[[Any, EntityConfig], AbstractContextManager[EntitySource]]
+# (resource, entity, scope of this run or None) → the engine's view of the source
+EntitySourceFactory = Callable[
+    [Any, EntityConfig, dict[str, Any] | None], AbstractContextManager[EntitySource]
+]
 
 
 class SyncRunConfig(dg.Config):
@@ -118,19 +122,43 @@ def verification_check(report: SyncReport) -> dg.AssetCheckResult:
     )
 
 
+def partition_scope(
+    context: dg.AssetExecutionContext, entity: EntityConfig
+) -> tuple[str | None, dict[str, Any] | None]:
+    """(audit partition key, merge scope) of a daily-partitioned run: one day, or the
+    inclusive range a single-run backfill covers."""
+    partitioned = context.has_partition_key or context.has_partition_key_range
+    if entity.partition_column is None or not partitioned:
+        return None, None
+    keys = context.partition_key_range
+    first, last = date.fromisoformat(keys.start), date.fromisoformat(keys.end)
+    if first == last:
+        return keys.start, {entity.partition_column: first}
+    return f"{keys.start}...{keys.end}", {entity.partition_column: (first, last)}
+
+
+def daily_partitions(entity: EntityConfig) -> dg.DailyPartitionsDefinition | None:
+    if entity.partition_column is None:
+        return None
+    return dg.DailyPartitionsDefinition(
+        start_date=entity.partition_start.isoformat(), timezone="UTC", end_offset=0
+    )
+
+
 def build_sync_asset(
     source: SourceConfig,
     entity: EntityConfig,
     *,
     resource_key: str,
     entity_source: EntitySourceFactory,
-    partitions_def: dg.PartitionsDefinition | None = None,
-    scope_for_partition: Callable[[str], dict[str, Any]] | None = None,
     retry_policy: dg.RetryPolicy | None = SOURCE_RETRY_POLICY,
     kinds: set[str] | None = None,
 ) -> dg.AssetsDefinition:
-    """One asset per entity; a new source reuses this unchanged."""
+    """One asset per entity; a new source reuses this unchanged. An entity with a
+    `partition_column` becomes a daily-partitioned asset whose backfills run as one run per
+    range (one source request for the whole range, not one per day)."""
     key = dg.AssetKey(entity.name)
+    partitions_def = daily_partitions(entity)
 
     @dg.asset(
         key=key,
@@ -139,6 +167,7 @@ def build_sync_asset(
         deps=[dg.AssetKey(name) for name in entity.depends_on],
         required_resource_keys={"warehouse", resource_key},
         partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
         retry_policy=retry_policy,
         pool=f"sync_{entity.name}",
         freshness_policy=(
@@ -150,7 +179,7 @@ def build_sync_asset(
         tags={
             SOURCE_TAG: source.source,
             LAYER_TAG: "source",
-            **({RESYNC_TAG: "keys"} if partitions_def is None else {}),
+            **({RESYNC_TAG: "keys"} if partitions_def is None else {PARTITIONING_TAG: "daily"}),
         },
         metadata={
             "table": entity.table,
@@ -167,7 +196,7 @@ def build_sync_asset(
     )
     def _sync(context: dg.AssetExecutionContext, config: SyncRunConfig) -> dg.MaterializeResult:
         warehouse = context.resources.warehouse
-        partition_key = context.partition_key if context.has_partition_key else None
+        partition_key, scope = partition_scope(context, entity)
         request = SyncRequest(
             source=source.source,
             entity=entity,
@@ -178,14 +207,15 @@ def build_sync_asset(
             allow_mass_delete=config.allow_mass_delete,
             only_keys=config.resync_keys or None,
             references=source.reference_targets(entity.name),
-            scope=scope_for_partition(partition_key)
-            if scope_for_partition and partition_key
-            else None,
+            scope=scope,
         )
+        extra: dict[str, Any] = {}
         try:
             engine = warehouse.ready_engine()
-            with entity_source(getattr(context.resources, resource_key), entity) as reader:
+            resource = getattr(context.resources, resource_key)
+            with entity_source(resource, entity, scope) as reader:
                 report = run_entity_sync(engine, request, reader)
+                extra = reader.extra_metadata() if reader.extra_metadata else {}
         except SyncError as exc:
             raise dg.Failure(
                 description=str(exc), metadata={"category": str(exc.category)}, allow_retries=False
@@ -197,7 +227,8 @@ def build_sync_asset(
             + (f"; {report.message}" if report.message else "")
         )
         return dg.MaterializeResult(
-            metadata=report_metadata(report), check_results=[verification_check(report)]
+            metadata={**report_metadata(report), **extra},
+            check_results=[verification_check(report)],
         )
 
     return _sync

@@ -1,6 +1,7 @@
 """Dagster resources, each configured from the environment (EnvVar), secrets never logged."""
 
 from sync_platform.resources.dealer_feed import DealerFeedResource, dealer_feed_resource
+from sync_platform.resources.ga4 import GA4Resource, ga4_resource
 from sync_platform.resources.legacy_erp import LegacyErpResource, legacy_erp_resource
 from sync_platform.resources.seller_sheet import SellerSheetResource, seller_sheet_resource
 from sync_platform.resources.warehouse import WarehouseResource, warehouse_resource
@@ -13,11 +14,13 @@ def all_resources() -> dict[str, object]:
         "dealer_feed": dealer_feed_resource(),
         "legacy_erp": legacy_erp_resource(),
         "seller_sheet": seller_sheet_resource(),
+        "ga4": ga4_resource(),
     }
 
 
 __all__ = [
     "DealerFeedResource",
+    "GA4Resource",
     "LegacyErpResource",
     "SellerSheetResource",
     "WarehouseResource",

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 from pydantic import Field
 
-from sync_platform.errors import ConfigurationError
+from sync_platform.resources.google import optional_env, token_provider
 from sync_platform.settings import (
     GOOGLE_SERVICE_ACCOUNT_JSON_ENV,
     GOOGLE_TOKEN_URI_ENV,
     SELLER_SHEET_BASE_URL_ENV,
     SELLER_SHEET_ID_ENV,
 )
-from sync_platform.sources.google_auth import (
-    SPREADSHEETS_READONLY,
-    AccessTokenProvider,
-    ServiceAccountToken,
-    StaticToken,
-    load_service_account_info,
-)
+from sync_platform.sources.google_auth import SPREADSHEETS_READONLY
 from sync_platform.sources.sheets.client import DEFAULT_BASE_URL, SheetsClient
 
 
@@ -39,34 +31,26 @@ class SellerSheetResource(dg.ConfigurableResource):
     base_url: str = DEFAULT_BASE_URL
     reads_per_minute: int = 60
 
-    def token_provider(self) -> AccessTokenProvider:
-        if self.access_token:
-            return StaticToken(self.access_token)
-        if not self.service_account_json:
-            raise ConfigurationError(
-                f"no credentials for the seller sheet: {GOOGLE_SERVICE_ACCOUNT_JSON_ENV} is unset",
-                hint="set it to the service account's JSON key (or the key file's path)",
-            )
-        info = load_service_account_info(self.service_account_json, GOOGLE_SERVICE_ACCOUNT_JSON_ENV)
-        return ServiceAccountToken(info, [SPREADSHEETS_READONLY], token_uri=self.token_uri)
-
     def client(self) -> SheetsClient:
+        token = token_provider(
+            scope=SPREADSHEETS_READONLY,
+            service_account_json=self.service_account_json,
+            token_uri=self.token_uri,
+            access_token=self.access_token,
+            what="the seller sheet",
+        )
         return SheetsClient(
             self.spreadsheet_id,
-            self.token_provider(),
+            token,
             base_url=self.base_url,
             reads_per_minute=self.reads_per_minute,
         )
 
 
-def _optional(name: str, default: str | None) -> str | dg.EnvVar | None:
-    return dg.EnvVar(name) if os.environ.get(name) else default
-
-
 def seller_sheet_resource() -> SellerSheetResource:
     return SellerSheetResource(
         spreadsheet_id=dg.EnvVar(SELLER_SHEET_ID_ENV),
-        service_account_json=_optional(GOOGLE_SERVICE_ACCOUNT_JSON_ENV, None),
-        token_uri=_optional(GOOGLE_TOKEN_URI_ENV, None),
-        base_url=_optional(SELLER_SHEET_BASE_URL_ENV, DEFAULT_BASE_URL),
+        service_account_json=optional_env(GOOGLE_SERVICE_ACCOUNT_JSON_ENV, None),
+        token_uri=optional_env(GOOGLE_TOKEN_URI_ENV, None),
+        base_url=optional_env(SELLER_SHEET_BASE_URL_ENV, DEFAULT_BASE_URL),
     )

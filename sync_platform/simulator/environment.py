@@ -19,4 +19,6 @@ def simulator_environment(url: str) -> dict[str, str]:
         "SELLER_SHEET_BASE_URL": f"{url}/sheets",
         "SELLER_SHEET_ID": "sim-seller-sheet",
         "GOOGLE_SERVICE_ACCOUNT_JSON": service_account_json,
+        "GA4_BASE_URL": f"{url}/ga4",
+        "GA4_PROPERTY_ID": "123456789",
     }

@@ -59,7 +59,12 @@ def create_warehouse_engine(url: str) -> sa.Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        # Pooled connections may be checked out by another thread than the one that opened
+        # them (Dagster, the receiver): each is used by one thread at a time.
+        engine = sa.create_engine(
+            parsed,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        )
         _configure_sqlite(engine)
         return engine
     return sa.create_engine(

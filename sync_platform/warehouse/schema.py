@@ -22,6 +22,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from sync_platform.config.models import EntityConfig
 from sync_platform.errors import ConfigurationError
+from sync_platform.warehouse import mart_tables  # noqa: F401 - registers the mart tables
 from sync_platform.warehouse.entity_tables import entity_table
 from sync_platform.warehouse.platform_tables import metadata as platform_metadata
 

@@ -12,7 +12,7 @@ DEALER_FEED = cached_source_config("dealer_feed")
 
 
 def _entity_source(
-    resource: DealerFeedResource, entity: EntityConfig
+    resource: DealerFeedResource, entity: EntityConfig, _scope: dict | None
 ) -> AbstractContextManager[EntitySource]:
     return dealer_entity_source(resource.client(), entity)
 

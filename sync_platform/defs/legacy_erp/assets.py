@@ -12,7 +12,7 @@ legacy_erp_assets = [
         LEGACY_ERP,
         entity,
         resource_key="legacy_erp",
-        entity_source=lambda resource, entity: resource.client().entity_source(entity),
+        entity_source=lambda resource, entity, _scope: resource.client().entity_source(entity),
     )
     for entity in LEGACY_ERP.entities.values()
 ]

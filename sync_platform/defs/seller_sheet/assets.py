@@ -7,7 +7,7 @@ from sync_platform.orchestration.sync_asset import build_sync_asset
 SELLER_SHEET = cached_source_config("seller_sheet")
 
 
-def _entity_source(resource, entity):
+def _entity_source(resource, entity, _scope):
     # The seller-number column lists every seller, not only those with a property.
     return resource.client().entity_source(entity, list_keys=not entity.skip_when_empty)
 

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from sync_platform.warehouse import mart_tables  # noqa: F401 - registers the mart tables
 from sync_platform.warehouse.platform_tables import metadata
 from sync_platform.warehouse.schema import VERSION_TABLE
 

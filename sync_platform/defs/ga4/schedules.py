@@ -1,0 +1,75 @@
+"""Yesterday plus a lookback every night (GA4 revises recent days), and a weekly re-pull of
+the last 30 days for late revisions. Both request a partition range: one run, one GA4
+request per report for the whole range."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from sync_platform.engine.runtime_config import get_setting
+from sync_platform.orchestration.sync_asset import SOURCE_TAG
+from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.warehouse.connection import READ_ONLY
+
+ga4_daily = dg.define_asset_job(
+    "ga4_daily",
+    selection=dg.AssetSelection.groups("ga4") | dg.AssetSelection.groups("ga4").downstream(),
+    description="GA4 reports for a day or a range of days, then the marts built on them.",
+    tags={SOURCE_TAG: "ga4"},
+)
+
+
+def range_request(days_back: int, now: datetime, kind: str) -> dg.RunRequest:
+    """yesterday - days_back … yesterday (UTC)."""
+    yesterday = (now - timedelta(days=1)).date()
+    start = yesterday - timedelta(days=days_back)
+    return dg.RunRequest(
+        run_key=f"ga4-{kind}:{start}:{yesterday}",
+        tags={
+            "dagster/asset_partition_range_start": start.isoformat(),
+            "dagster/asset_partition_range_end": yesterday.isoformat(),
+        },
+    )
+
+
+@dg.schedule(
+    name="ga4_daily_with_lookback",
+    job=ga4_daily,
+    cron_schedule="0 2 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="02:00 UTC: yesterday and the ga4_lookback_days before it.",
+)
+def ga4_daily_with_lookback(
+    context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource
+) -> dg.RunRequest:
+    with warehouse.get_engine().connect().execution_options(**READ_ONLY) as connection:
+        lookback = get_setting(connection, "ga4_lookback_days")
+    now = context.scheduled_execution_time or datetime.now(UTC)
+    return range_request(lookback, now, "daily")
+
+
+@dg.schedule(
+    name="ga4_weekly_repull_30_days",
+    job=ga4_daily,
+    cron_schedule="0 3 * * 1",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Mondays 03:00 UTC: the last 30 days again, for late revisions.",
+)
+def ga4_weekly_repull(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    return range_request(29, context.scheduled_execution_time or datetime.now(UTC), "weekly")
+
+
+ga4_freshness_checks = dg.build_time_partition_freshness_checks(
+    assets=[dg.AssetKey(name) for name in ("ga4_daily_traffic", "ga4_daily_totals")],
+    deadline_cron="0 4 * * *",
+    timezone="UTC",
+    severity=dg.AssetCheckSeverity.ERROR,
+)
+ga4_freshness_sensor = dg.build_sensor_for_freshness_checks(
+    freshness_checks=ga4_freshness_checks,
+    name="ga4_freshness_sensor",
+    minimum_interval_seconds=600,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)

@@ -1,0 +1,1 @@
+"""Marts: what the business reads, built from synced entities (source → warehouse → mart)."""

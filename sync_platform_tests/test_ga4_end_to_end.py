@@ -1,0 +1,158 @@
+"""GA4 through Dagster: daily partitions, ranges, revisions, backfills, quota, completeness
+and the KPI mart, against the simulated Data API, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+import sqlalchemy as sa
+
+from sync_platform.defs.ga4.assets import GA4_PARTITIONS
+from sync_platform.defs.ga4.completeness import ga4_missing_partitions_sensor
+from sync_platform.defs.ga4.schedules import ga4_daily_with_lookback
+from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform_tests.dagster_runs import (
+    check_results,
+    materializations,
+    partition_range,
+    run_job,
+)
+
+TODAY = date(2026, 11, 24)
+REPORTS = ("ga4_daily_traffic", "ga4_landing_pages", "ga4_events", "ga4_daily_totals")
+
+
+def query(url: str, sql: str, **params) -> list:
+    with WarehouseResource(url=url).get_engine().connect() as connection:
+        return connection.execute(sa.text(sql), params).all()
+
+
+def set_today(simulator, day: date = TODAY) -> None:
+    simulator.ga4("POST", "/today", {"date": day.isoformat()})
+
+
+def test_one_day_loads_every_report_and_the_mart(source_env, warehouse_url):
+    set_today(source_env)
+    result = run_job("ga4_daily", partition_key="2026-11-20")
+    assert result.success
+    found = materializations(result)
+    for report in REPORTS:
+        assert (
+            found[report]["inserted"] > 0
+            and found[report]["ga4_row_count"] == found[report]["fetched"]
+        )
+        assert found[report]["ga4_data_loss_from_other_row"] is False
+    checks = check_results(result)
+    assert all(checks[f"{r}:schema_valid"] for r in REPORTS)
+    ((day, sessions),) = query(warehouse_url, "SELECT date, sessions FROM mart_daily_kpis")
+    ((totals,),) = query(warehouse_url, "SELECT sessions FROM ga4_daily_totals")
+    assert str(day) == "2026-11-20" and sessions == totals
+
+
+def test_a_re_pull_replaces_revised_figures_and_keeps_the_row_count(source_env, warehouse_url):
+    set_today(source_env)
+    recent = (TODAY - timedelta(days=1)).isoformat()
+    run_job("ga4_daily", partition_key=recent)
+    rows = (
+        "SELECT session_source || '/' || session_medium || '/' || device_category, sessions "
+        "FROM ga4_daily_traffic"
+    )
+    before = dict(query(warehouse_url, rows))
+    again = materializations(run_job("ga4_daily", partition_key=recent))["ga4_daily_traffic"]
+    after = dict(query(warehouse_url, rows))
+    assert set(after) == set(before)  # same rows, never duplicated
+    assert again["updated"] > 0 and again["inserted"] == 0
+    assert sum(after.values()) > sum(before.values())  # GA4 revised the recent day upwards
+
+
+def test_a_90_day_backfill_is_one_run_with_90_materialized_partitions(source_env, warehouse_url):
+    set_today(source_env)
+    instance = dg.DagsterInstance.ephemeral()
+    first, last = TODAY - timedelta(days=90), TODAY - timedelta(days=1)
+    result = run_job(
+        "ga4_daily", instance=instance, tags=partition_range(first.isoformat(), last.isoformat())
+    )
+    assert result.success
+    for report in ("ga4_daily_traffic", "mart_daily_kpis"):
+        assert len(instance.get_materialized_partitions(dg.AssetKey(report))) == 90
+    ((days,),) = query(warehouse_url, "SELECT count(DISTINCT date) FROM ga4_daily_traffic")
+    assert days == 90
+
+
+def test_a_malformed_page_fails_the_partition_and_writes_nothing(source_env, warehouse_url):
+    set_today(source_env)
+    source_env.ga4("POST", "/corrupt", {"mode": "non_numeric_metric", "times": 1})
+    result = run_job("ga4_daily", partition_key="2026-11-10")
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    message = failure.step_failure_data.error.message
+    assert "2026-11-10" in message and "not numeric" in message and "nothing" in message
+    ((rows,),) = query(warehouse_url, f"SELECT count(*) FROM {failure.step_key}")
+    assert rows == 0  # the corrupted report wrote nothing; the others loaded
+    ((traffic_or_other,),) = query(warehouse_url, "SELECT count(*) FROM ga4_events")
+    assert traffic_or_other > 0 or failure.step_key == "ga4_events"
+
+
+def test_quota_running_low_mid_pagination_stops_cleanly_with_nothing_written(
+    source_env, warehouse_url
+):
+    set_today(source_env)
+    source_env.ga4("POST", "/quota", {"tokens_per_hour": 52})  # the floor is 50
+    result = run_job("ga4_daily", partition_key="2026-11-10", ga4_page_size=20)
+    assert not result.success
+    failures = " ".join(e.step_failure_data.error.message for e in result.get_step_failure_events())
+    assert "tokens" in failures.lower() and "quota" in failures.lower()
+    ((rows,),) = query(warehouse_url, "SELECT count(*) FROM ga4_daily_traffic")
+    assert rows == 0
+
+
+def test_the_mart_never_sums_non_additive_metrics(source_env, warehouse_url):
+    set_today(source_env)
+    run_job("ga4_daily", tags=partition_range("2026-11-15", "2026-11-17"))
+    mart = dict(query(warehouse_url, "SELECT date, total_users FROM mart_daily_kpis"))
+    totals = dict(query(warehouse_url, "SELECT date, total_users FROM ga4_daily_totals"))
+    summed = dict(
+        query(warehouse_url, "SELECT date, sum(total_users) FROM ga4_daily_traffic GROUP BY date")
+    )
+    assert mart == totals
+    assert all(summed[day] != totals[day] for day in totals)  # summing would be wrong here
+    organic = dict(
+        query(
+            warehouse_url,
+            (
+                "SELECT date, sum(sessions) FROM ga4_daily_traffic "
+                "WHERE session_medium = 'organic' GROUP BY date"
+            ),
+        )
+    )
+    mart_organic = dict(query(warehouse_url, "SELECT date, organic_sessions FROM mart_daily_kpis"))
+    assert mart_organic == organic  # sessions are additive and may be summed
+
+
+def test_the_nightly_schedule_asks_for_yesterday_and_the_lookback(warehouse_url):
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 24, 2, 0, tzinfo=UTC),
+        resources={"warehouse": WarehouseResource(url=warehouse_url)},
+    )
+    request = ga4_daily_with_lookback(context)
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-11-20"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-23"
+
+
+def test_missing_days_are_found_from_the_data_and_requested(source_env, warehouse_url):
+    set_today(source_env)
+    instance = dg.DagsterInstance.ephemeral()
+    synced = [day for day in GA4_PARTITIONS.get_partition_keys() if day < "2026-11-21"]
+    for report in REPORTS:  # what earlier runs recorded, without re-running them
+        for day in synced:
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(asset_key=report, partition=day)
+            )
+    run_job("ga4_daily", instance=instance, partition_key="2026-11-23")
+    result = ga4_missing_partitions_sensor(dg.build_sensor_context(instance=instance))
+    by_report = {r.asset_selection[0].to_user_string(): r for r in result.run_requests}
+    assert set(by_report) == set(REPORTS)
+    request = by_report["ga4_daily_traffic"]
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-11-21"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-22"
