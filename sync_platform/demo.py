@@ -10,10 +10,12 @@ did (from the audit tables) and which checks passed.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -24,6 +26,7 @@ from sync_platform import settings
 from sync_platform.config import all_source_configs
 from sync_platform.simulator.environment import simulator_environment
 from sync_platform.warehouse.connection import create_warehouse_engine, redacted
+from sync_platform.warehouse.mart_tables import mart_daily_kpis
 from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps, sync_runs
 from sync_platform.warehouse.schema import upgrade_warehouse
 
@@ -67,24 +70,49 @@ def _prepare_sources(control: httpx.Client, seed: int, stock: int, leads: int) -
     ).raise_for_status()
 
 
-def _run_main_job(env: dict[str, str], log_path: Path) -> tuple[bool, float]:
+def _dagster_job(
+    job: str, env: dict[str, str], log_path: Path, tags: dict[str, str] | None = None
+) -> tuple[bool, float]:
+    """`dagster job execute`, exactly as an operator types it; output to a log file."""
+    command = [str(BIN / "dagster"), "job", "execute", "-m", "sync_platform.definitions", "-j", job]
+    if tags:
+        command += ["--tags", json.dumps(tags)]
     started = time.monotonic()
     with log_path.open("w") as log:
-        result = subprocess.run(
-            [
-                str(BIN / "dagster"),
-                "job",
-                "execute",
-                "-m",
-                "sync_platform.definitions",
-                "-j",
-                MAIN_JOB,
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        result = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     return result.returncode == 0, time.monotonic() - started
+
+
+def _ga4_last_days(engine: sa.Engine, env: dict[str, str], home: Path, days: int) -> bool:
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    first = yesterday - timedelta(days=days - 1)
+    tags = {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": yesterday.isoformat(),
+    }
+    since = _last_audit_id(engine)
+    log_path = home / "demo-ga4.log"
+    _say(
+        f"\n$ dagster job execute -m sync_platform.definitions -j ga4_daily --tags "
+        f"'{json.dumps(tags)}'   (GA4, last {days} days, one run)"
+    )
+    ok, seconds = _dagster_job("ga4_daily", env, log_path, tags)
+    _say(f"  run {'succeeded' if ok else 'FAILED'} in {seconds:.1f}s (log: {log_path})")
+    _summarize(engine, since)
+    with engine.connect() as connection:
+        kpis = connection.execute(
+            sa.select(
+                mart_daily_kpis.c.date,
+                mart_daily_kpis.c.sessions,
+                mart_daily_kpis.c.total_users,
+                mart_daily_kpis.c.leads_created,
+            )
+            .order_by(mart_daily_kpis.c.date.desc())
+            .limit(3)
+        ).all()
+    for day, sessions, users, leads in kpis:
+        _say(f"  mart_daily_kpis {day}: {sessions} sessions, {users} users, {leads} new leads")
+    return ok
 
 
 def _summarize(engine: sa.Engine, since_id: int) -> None:
@@ -225,12 +253,14 @@ def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
             since = _last_audit_id(engine)
             log_path = home / f"demo-run-{attempt + 1}.log"
             _say(f"\n$ dagster job execute -m sync_platform.definitions -j {MAIN_JOB}   ({title})")
-            ok, seconds = _run_main_job(env, log_path)
+            ok, seconds = _dagster_job(MAIN_JOB, env, log_path)
             _say(f"  run {'succeeded' if ok else 'FAILED'} in {seconds:.1f}s (log: {log_path})")
             _summarize(engine, since)
             _check_summary(MAIN_JOB)
             if not ok:
                 _say(log_path.read_text()[-3000:])
+                return 1
+            if not attempt and not _ga4_last_days(engine, env, home, days=7):
                 return 1
     _alert_summary(engine)
     _say(

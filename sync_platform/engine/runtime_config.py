@@ -32,6 +32,20 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _share_or_zero(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise ValueError("must be a share between 0 and 1 (0: any quarantined record alerts)")
+    return value
+
+
+def _factor(text: str) -> float:
+    value = float(text)
+    if value <= 1:
+        raise ValueError("must be greater than 1, e.g. 1.5")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -64,6 +78,23 @@ SETTINGS: dict[str, Setting] = {
     ),
     "ga4_lookback_days": Setting(
         3, _non_negative_int, "days before yesterday the nightly GA4 run pulls again"
+    ),
+    "alert_consecutive_failures": Setting(
+        3, _positive_int, "failed syncs (or runs of a job) in a row that raise a high alert"
+    ),
+    "alert_open_gaps": Setting(
+        10, _positive_int, "open gaps of one entity that raise a high alert"
+    ),
+    "alert_renotify_minutes": Setting(
+        240, _positive_int, "minutes before an unacknowledged open alert is sent again (≥ 1)"
+    ),
+    "alert_slow_factor": Setting(
+        1.5, _factor, "a sync slower than this many times its trailing median raises a warning"
+    ),
+    "alert_quarantine_share": Setting(
+        0.0,
+        _share_or_zero,
+        "quarantined share of a sync above which a data-integrity alert is raised",
     ),
     "record_log_limit": Setting(
         10_000, _non_negative_int, "changed records written to sync_record_log per sync run"

@@ -1,0 +1,235 @@
+"""The platform's health at a glance: per entity its last success, next scheduled run,
+success rates, open gaps, quarantined rows and duration trend; the recent alerts; and a
+quality report of the top issues with what to do about each.
+
+The same report feeds `sync-platform health [--json]` (exit code 1 when anything is
+unhealthy, for cron and monitoring probes) and the `sync_health` asset's metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from croniter import croniter
+
+from sync_platform.config.models import SourceConfig
+from sync_platform.warehouse.platform_tables import (
+    sync_alerts,
+    sync_gaps,
+    sync_quarantine,
+    sync_runs,
+)
+
+OK_STATUSES = ("succeeded", "warning")
+TREND_LENGTH = 10
+RECENT_ALERTS = 10
+
+
+@dataclass
+class EntityHealth:
+    source: str
+    entity: str
+    healthy: bool
+    problems: list[str] = field(default_factory=list)
+    last_success_at: str | None = None
+    last_status: str | None = None
+    next_run_at: str | None = None
+    success_rate_24h: float | None = None
+    success_rate_7d: float | None = None
+    open_gaps: int = 0
+    quarantined_24h: int = 0
+    duration_trend_seconds: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Issue:
+    entity: str
+    problem: str
+    action: str
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
+
+
+def next_tick(crons: list[tuple[str, str]], now: datetime) -> datetime | None:
+    """The soonest next run among (cron, timezone) schedules (all UTC here)."""
+    ticks = [croniter(cron, now).get_next(datetime) for cron, _tz in crons]
+    return min(ticks) if ticks else None
+
+
+def _rate(runs: list[sa.Row], since: datetime) -> float | None:
+    window = [run for run in runs if _aware(run.started_at) >= since]
+    if not window:
+        return None
+    return round(sum(run.status in OK_STATUSES for run in window) / len(window), 3)
+
+
+def entity_health(
+    connection: sa.Connection,
+    source: SourceConfig,
+    name: str,
+    crons: list[tuple[str, str]],
+    now: datetime,
+) -> EntityHealth:
+    entity = source.entities[name]
+    runs = connection.execute(
+        sa.select(sync_runs)
+        .where(
+            sync_runs.c.source == source.source,
+            sync_runs.c.entity == name,
+            sync_runs.c.status != "running",
+            sync_runs.c.started_at >= now - timedelta(days=7),
+        )
+        .order_by(sync_runs.c.id.desc())
+    ).all()
+    last_ok = next((run for run in runs if run.status in OK_STATUSES), None)
+    gaps = connection.execute(
+        sa.select(sa.func.count()).where(
+            sync_gaps.c.source == source.source,
+            sync_gaps.c.entity == name,
+            sync_gaps.c.status == "open",
+        )
+    ).scalar()
+    quarantined = connection.execute(
+        sa.select(sa.func.count()).where(
+            sync_quarantine.c.source == source.source,
+            sync_quarantine.c.entity == name,
+            sync_quarantine.c.quarantined_at >= now - timedelta(hours=24),
+        )
+    ).scalar()
+    health = EntityHealth(
+        source=source.source,
+        entity=name,
+        healthy=True,
+        last_success_at=_aware(last_ok.finished_at).isoformat() if last_ok else None,
+        last_status=runs[0].status if runs else None,
+        next_run_at=(tick.isoformat() if (tick := next_tick(crons, now)) else None),
+        success_rate_24h=_rate(runs, now - timedelta(hours=24)),
+        success_rate_7d=_rate(runs, now - timedelta(days=7)),
+        open_gaps=gaps,
+        quarantined_24h=quarantined,
+        duration_trend_seconds=[
+            round((_aware(run.finished_at) - _aware(run.started_at)).total_seconds(), 2)
+            for run in runs[:TREND_LENGTH]
+            if run.finished_at
+        ][::-1],
+    )
+    if last_ok is None:
+        health.problems.append("no successful sync in the last 7 days")
+    elif entity.freshness_minutes and now - _aware(last_ok.finished_at) > timedelta(
+        minutes=entity.freshness_minutes
+    ):
+        health.problems.append(f"last success is older than {entity.freshness_minutes} min")
+    if health.last_status == "failed":
+        health.problems.append("the latest sync failed")
+    if gaps:
+        health.problems.append(f"{gaps} open gap(s)")
+    health.healthy = not health.problems
+    return health
+
+
+def suggested_action(problem: str) -> str:
+    if "gap" in problem:
+        return "sync_gap_sensor resyncs them; if they stay, check the records at the source"
+    if "failed" in problem:
+        return "read the error in sync_errors (category says network/configuration/…) and fix it"
+    if "quarantined" in problem:
+        return "see sync_quarantine for the reasons and fix the records at the source"
+    return "check the entity's schedule is running and its latest run"
+
+
+def health_report(
+    connection: sa.Connection,
+    sources: list[SourceConfig],
+    schedules: dict[str, list[tuple[str, str]]],
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """`schedules`: source name → [(cron, timezone)] of the schedules that sync it."""
+    now = now or datetime.now(UTC)
+    entities = [
+        entity_health(connection, source, name, schedules.get(source.source, []), now)
+        for source in sources
+        for name in source.entities
+    ]
+    alerts = (
+        connection.execute(
+            sa.select(
+                sync_alerts.c.id,
+                sync_alerts.c.severity,
+                sync_alerts.c.type,
+                sync_alerts.c.status,
+                sync_alerts.c.message,
+                sync_alerts.c.created_at,
+                sync_alerts.c.acknowledged_at,
+            )
+            .order_by((sync_alerts.c.status == "open").desc(), sync_alerts.c.id.desc())
+            .limit(RECENT_ALERTS)
+        )
+        .mappings()
+        .all()
+    )
+    open_high = [a for a in alerts if a["status"] == "open" and a["severity"] == "high"]
+    issues = [
+        Issue(f"{e.source}.{e.entity}", problem, suggested_action(problem))
+        for e in entities
+        for problem in e.problems
+    ]
+    issues += [
+        Issue(
+            f"{e.source}.{e.entity}",
+            f"{e.quarantined_24h} records quarantined in 24 h",
+            suggested_action("quarantined"),
+        )
+        for e in entities
+        if e.quarantined_24h
+    ]
+    return {
+        "generated_at": now.isoformat(),
+        "healthy": all(e.healthy for e in entities) and not open_high,
+        "entities": [asdict(e) for e in entities],
+        "recent_alerts": [
+            {
+                **dict(a),
+                "created_at": _aware(a["created_at"]).isoformat(),
+                "acknowledged_at": a["acknowledged_at"].isoformat()
+                if a["acknowledged_at"]
+                else None,
+            }
+            for a in alerts
+        ],
+        "open_high_alerts": len(open_high),
+        "quality_issues": [asdict(issue) for issue in issues[:20]],
+    }
+
+
+def as_markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"**{'Healthy' if report['healthy'] else 'UNHEALTHY'}** — {report['generated_at']}",
+        "",
+        "| entity | ok | last success | next run | 24 h | 7 d | gaps | quarantined 24 h |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for e in report["entities"]:
+        rate = lambda r: "-" if r is None else f"{r:.0%}"  # noqa: E731
+        lines.append(
+            f"| {e['source']}.{e['entity']} | {'✓' if e['healthy'] else '✗'} | "
+            f"{e['last_success_at'] or 'never'} | {e['next_run_at'] or '-'} | "
+            f"{rate(e['success_rate_24h'])} | {rate(e['success_rate_7d'])} | {e['open_gaps']} | "
+            f"{e['quarantined_24h']} |"
+        )
+    if report["quality_issues"]:
+        lines += ["", "**Top issues**", ""]
+        lines += [
+            f"- {i['entity']}: {i['problem']} — {i['action']}" for i in report["quality_issues"]
+        ]
+    if report["recent_alerts"]:
+        lines += ["", "**Recent alerts**", ""]
+        lines += [
+            f"- #{a['id']} [{a['severity']}] {a['type']} ({a['status']}): {a['message'][:140]}"
+            for a in report["recent_alerts"]
+        ]
+    return "\n".join(lines)

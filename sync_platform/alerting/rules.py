@@ -1,0 +1,175 @@
+"""The alert rules over the warehouse's audit tables. Each returns conditions that either
+hold (raise, deduplicated) or not (resolve), so an alert closes itself when things recover.
+
+Thresholds are runtime settings, read at every evaluation: `sync-platform config set
+alert_consecutive_failures 5` applies at the next sensor tick, no restart.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from sync_platform.config.models import SourceConfig
+from sync_platform.engine.alerts import raise_alert, resolve_alerts
+from sync_platform.engine.runtime_config import get_setting
+from sync_platform.warehouse.platform_tables import sync_gaps, sync_runs
+
+HISTORY = 15  # the latest sync plus its trailing 14
+MIN_HISTORY_FOR_TRENDS = 5
+OK_STATUSES = ("succeeded", "warning")
+
+
+@dataclass(frozen=True)
+class Condition:
+    dedup_key: str
+    holds: bool
+    severity: str = "high"
+    type: str = ""
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
+
+
+def recent_runs(connection: sa.Connection, source: str, entity: str) -> list[sa.Row]:
+    return connection.execute(
+        sa.select(sync_runs)
+        .where(
+            sync_runs.c.source == source,
+            sync_runs.c.entity == entity,
+            sync_runs.c.status != "running",
+        )
+        .order_by(sync_runs.c.id.desc())
+        .limit(HISTORY)
+    ).all()
+
+
+def duration(run: sa.Row) -> float | None:
+    if run.finished_at is None:
+        return None
+    return (_aware(run.finished_at) - _aware(run.started_at)).total_seconds()
+
+
+def consecutive_failures(source: str, entity: str, runs: list[sa.Row], limit: int) -> Condition:
+    failed = runs[:limit]
+    holds = len(failed) == limit and all(run.status == "failed" for run in failed)
+    last = failed[0].message if failed else ""
+    return Condition(
+        f"consecutive_failures:{source}:{entity}",
+        holds,
+        "high",
+        "consecutive_failures",
+        f"{source}.{entity}: the last {limit} syncs failed (latest: {last}). Check the "
+        "sync's errors in sync_errors and the source; runbook: docs/operations.md",
+        {"runs": [run.id for run in failed]},
+    )
+
+
+def stale(source: str, entity: str, runs: list[sa.Row], minutes: int, now: datetime) -> Condition:
+    ok = [run for run in runs if run.status in OK_STATUSES and run.finished_at]
+    last = _aware(ok[0].finished_at) if ok else None
+    holds = last is None or now - last > timedelta(minutes=minutes)
+    when = f"since {last:%Y-%m-%d %H:%M} UTC" if last else "ever"
+    return Condition(
+        f"stale_sync:{source}:{entity}",
+        holds,
+        "high",
+        "stale_sync",
+        f"{source}.{entity}: no successful sync {when} (expected within {minutes} min). Is "
+        "its schedule running, and is its latest run failing?",
+        {"last_success": last.isoformat() if last else None, "window_minutes": minutes},
+    )
+
+
+def slow(source: str, entity: str, runs: list[sa.Row], factor: float) -> Condition:
+    times = [d for run in runs if run.status in OK_STATUSES and (d := duration(run)) is not None]
+    key = f"slow_sync:{source}:{entity}"
+    if len(times) < MIN_HISTORY_FOR_TRENDS + 1:
+        return Condition(key, False)
+    latest, median = times[0], statistics.median(times[1:])
+    holds = median > 0 and latest > factor * median
+    return Condition(
+        key,
+        holds,
+        "warning",
+        "slow_sync",
+        f"{source}.{entity}: the latest sync took {latest:.1f}s, {latest / median:.1f}x its "
+        f"trailing median of {median:.1f}s. Look at its per-phase seconds (fetch = the source "
+        "is slow; merge/verify = the warehouse).",
+        {"latest_seconds": latest, "median_seconds": median},
+    )
+
+
+def open_gap_counts(connection: sa.Connection) -> dict[tuple[str, str], int]:
+    rows = connection.execute(
+        sa.select(sync_gaps.c.source, sync_gaps.c.entity, sa.func.count())
+        .where(sync_gaps.c.status == "open")
+        .group_by(sync_gaps.c.source, sync_gaps.c.entity)
+    ).all()
+    return {(source, entity): count for source, entity, count in rows}
+
+
+def too_many_gaps(source: str, entity: str, count: int, limit: int) -> Condition:
+    return Condition(
+        f"open_gaps:{source}:{entity}",
+        count >= limit,
+        "high",
+        "open_gaps",
+        f"{source}.{entity}: {count} records the source has are missing from the warehouse "
+        "(sync_gaps). sync_gap_sensor is resyncing them; this many at once usually means the "
+        "source filtered or paged them away: check it.",
+        {"open_gaps": count},
+    )
+
+
+def evaluate(
+    connection: sa.Connection, sources: list[SourceConfig], now: datetime
+) -> list[Condition]:
+    """Every rule over every entity, with the thresholds in force right now."""
+    failures = get_setting(connection, "alert_consecutive_failures")
+    factor = get_setting(connection, "alert_slow_factor")
+    gap_limit = get_setting(connection, "alert_open_gaps")
+    gaps = open_gap_counts(connection)
+    conditions = []
+    for source in sources:
+        for entity in source.entities.values():
+            runs = recent_runs(connection, source.source, entity.name)
+            conditions.append(consecutive_failures(source.source, entity.name, runs, failures))
+            conditions.append(slow(source.source, entity.name, runs, factor))
+            conditions.append(
+                too_many_gaps(
+                    source.source, entity.name, gaps.get((source.source, entity.name), 0), gap_limit
+                )
+            )
+            if entity.freshness_minutes:
+                conditions.append(
+                    stale(source.source, entity.name, runs, entity.freshness_minutes, now)
+                )
+    return conditions
+
+
+def apply(connection: sa.Connection, conditions: list[Condition], now: datetime) -> dict[str, int]:
+    """Raise what holds, resolve what does not; returns {"raised": n, "resolved": m}."""
+    counts = {"raised": 0, "resolved": 0}
+    for condition in conditions:
+        if condition.holds:
+            raise_alert(
+                connection,
+                severity=condition.severity,
+                type=condition.type,
+                message=condition.message,
+                dedup_key=condition.dedup_key,
+                details=condition.details,
+                now=now,
+            )
+            counts["raised"] += 1
+        else:
+            counts["resolved"] += resolve_alerts(connection, condition.dedup_key, now)
+    return counts
