@@ -170,3 +170,63 @@ def simulator(
 
     typer.echo(f"source simulator on http://{host}:{port} (dealer API: /dealer, control: /_sim)")
     serve(host=host, port=port, seed=seed, stock=stock, leads=leads)
+
+
+alerts_app = typer.Typer(help="Alerts: list and acknowledge.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    show_all: bool = typer.Option(False, "--all", help="resolved alerts too"),
+    as_json: bool = typer.Option(False, "--json"),
+    limit: int = 50,
+) -> None:
+    """Open alerts (newest first), with severity, type and message."""
+    from sync_platform.warehouse.platform_tables import sync_alerts
+
+    query = sa.select(sync_alerts).order_by(sync_alerts.c.id.desc()).limit(limit)
+    if not show_all:
+        query = query.where(sync_alerts.c.status == "open")
+    with _engine().connect() as connection:
+        rows = [dict(row) for row in connection.execute(query).mappings()]
+    if as_json:
+        typer.echo(json.dumps(rows, default=str, indent=2))
+        return
+    if not rows:
+        typer.echo("no open alerts" if not show_all else "no alerts")
+    for row in rows:
+        acked = f", acknowledged by {row['acknowledged_by']}" if row["acknowledged_at"] else ""
+        typer.echo(
+            f"#{row['id']} [{row['severity']}] {row['type']} ({row['status']}, "
+            f"x{row['occurrences']}{acked}) {row['created_at']:%Y-%m-%d %H:%M}\n"
+            f"    {row['message']}"
+        )
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    alert_id: int, by: str = typer.Option(..., "--by", help="who is taking care of it")
+) -> None:
+    """Acknowledge an alert: it stays open until its condition clears, but is not re-sent."""
+    from sync_platform.engine.alerts import acknowledge
+
+    with _engine().begin() as connection:
+        done = acknowledge(connection, alert_id, by)
+    if not done:
+        _fail(SyncError(f"alert #{alert_id} does not exist or is already acknowledged"))
+    typer.echo(f"alert #{alert_id} acknowledged by {by}")
+
+
+@app.command("health")
+def health(as_json: bool = typer.Option(False, "--json")) -> None:
+    """The platform's health; exits 1 when any entity is unhealthy (for probes and cron)."""
+    from sync_platform.alerting.health import as_markdown, health_report
+    from sync_platform.definitions import build_definitions
+    from sync_platform.defs.ops.health import schedules_by_source
+
+    repository = build_definitions().get_repository_def()
+    with _engine().connect() as connection:
+        report = health_report(connection, all_source_configs(), schedules_by_source(repository))
+    typer.echo(json.dumps(report, indent=2, default=str) if as_json else as_markdown(report))
+    raise typer.Exit(code=0 if report["healthy"] else 1)

@@ -33,6 +33,7 @@ from sync_platform.engine.mapping import (
     record_keys,
 )
 from sync_platform.engine.merge import MergeOutcome, merge_snapshot
+from sync_platform.engine.quality import quality_metrics, trailing_fetched
 from sync_platform.engine.runtime_config import get_setting
 from sync_platform.engine.scope import describe as describe_scope
 from sync_platform.engine.validation import entity_schema, find_invalid_rows, polars_type
@@ -106,6 +107,7 @@ class SyncReport:
     cursor_before: str | None = None
     cursor_after: str | None = None
     record_log_truncated: bool = False
+    quality: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_seconds(self) -> float:
@@ -292,12 +294,17 @@ def _outside_scope(
 
 
 def _integrity_alert(
-    connection: sa.Connection, request: SyncRequest, rejects: list[RejectedRecord], now: datetime
+    connection: sa.Connection,
+    request: SyncRequest,
+    rejects: list[RejectedRecord],
+    fetched: int,
+    now: datetime,
 ) -> None:
     """Quarantined records are a data-integrity issue a person should hear about once; a
     later sync that quarantines nothing closes the alert."""
     key = f"data_integrity:{request.source}:{request.entity.name}"
-    if not rejects:
+    share = len(rejects) / fetched if fetched else 0.0
+    if not rejects or share <= get_setting(connection, "alert_quarantine_share"):
         resolve_alerts(connection, key, now)
         return
     shown = "; ".join(
@@ -375,7 +382,7 @@ def _merge_and_record(
             **where,
         )
         if not request.only_keys:
-            _integrity_alert(connection, request, rejects, now)
+            _integrity_alert(connection, request, rejects, report.fetched, now)
         crashpoint("merge:before_state")
         if request.incremental and not request.only_keys:
             report.cursor_after = _advanced_cursor(entity, frame, report.cursor_before)
@@ -507,6 +514,9 @@ def _run_with_lease(
             _merge_and_record(engine, request, report, frame, rejects)
         with timer("verify"):
             report.verification = _verify(engine, request, report, source, frame, rejects)
+        with engine.connect() as connection:
+            history = trailing_fetched(connection, request.source, entity.name, sync_run_id)
+        report.quality = quality_metrics(entity, report.fetched, rejects, history)
         report.error_counts = {"validation": report.quarantined} if report.quarantined else {}
         degraded = (
             report.quarantined

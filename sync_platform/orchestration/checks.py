@@ -4,6 +4,7 @@
 - `schema_valid` (blocking): the entity's pandera schema — the same one the sync uses to
   quarantine — run over the active warehouse rows; downstream assets do not run on failure.
 - `quarantine_rate` (warning): the share of records the last sync had to quarantine.
+- `volume_normal` (warning): the latest sync's row counts against its trailing 14 syncs.
 
 Freshness is a `FreshnessPolicy.time_window` on each asset (orchestration/sync_asset.py),
 and `in_step_with_source` is reported by the sync asset itself.
@@ -16,6 +17,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from sync_platform.config.models import EntityConfig, SourceConfig
+from sync_platform.engine.quality import TRAILING, robust_z
 from sync_platform.engine.readback import read_active_rows
 from sync_platform.engine.runtime_config import get_setting
 from sync_platform.engine.validation import entity_schema, find_invalid_rows
@@ -24,6 +26,8 @@ from sync_platform.warehouse.platform_tables import sync_runs
 
 SCHEMA_VALID = "schema_valid"
 QUARANTINE_RATE = "quarantine_rate"
+VOLUME_NORMAL = "volume_normal"
+ANOMALY_Z = 3.5  # |robust z| above this is an anomaly (Iglewicz and Hoaglin's cut-off)
 MAX_EXAMPLES = 10
 
 
@@ -87,6 +91,49 @@ def quarantine_rate(
     )
 
 
+def volume_normal(
+    connection: sa.Connection, source: SourceConfig, entity: EntityConfig
+) -> dg.AssetCheckResult:
+    """Rows fetched (and written) by the latest sync against its trailing 14 syncs."""
+    runs = connection.execute(
+        sa.select(sync_runs.c.fetched, sync_runs.c.inserted, sync_runs.c.updated)
+        .where(
+            sync_runs.c.source == source.source,
+            sync_runs.c.entity == entity.name,
+            sync_runs.c.status.in_(("succeeded", "warning")),
+        )
+        .order_by(sync_runs.c.id.desc())
+        .limit(TRAILING + 1)
+    ).all()
+    key = {"asset_key": dg.AssetKey(entity.name), "check_name": VOLUME_NORMAL}
+    if len(runs) < 6:
+        return dg.AssetCheckResult(**key, passed=True, metadata={"note": "not enough history"})
+    latest, history = runs[0], runs[1:]
+    scores = {
+        "fetched": robust_z(latest.fetched, [r.fetched for r in history]),
+        "written": robust_z(
+            latest.inserted + latest.updated, [r.inserted + r.updated for r in history]
+        ),
+    }
+    anomalies = {name: z for name, z in scores.items() if z is not None and abs(z) > ANOMALY_Z}
+    return dg.AssetCheckResult(
+        **key,
+        passed=not anomalies,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            None
+            if not anomalies
+            else "unusual volume: "
+            + ", ".join(f"{name} robust z = {z:.1f}" for name, z in anomalies.items())
+            + f" (latest fetched {latest.fetched}); was the source truncated or flooded?"
+        ),
+        metadata={
+            f"robust_z_{name}": round(z, 2) if z is not None else 0.0 for name, z in scores.items()
+        }
+        | {"fetched": latest.fetched},
+    )
+
+
 def entity_checks(source: SourceConfig) -> dg.AssetChecksDefinition:
     """`schema_valid` and `quarantine_rate` for every entity of a source, in one op."""
     specs = []
@@ -104,6 +151,12 @@ def entity_checks(source: SourceConfig) -> dg.AssetChecksDefinition:
                 description="share of fetched records the last sync quarantined stays under "
                 "the runtime setting quarantine_warn_share",
             ),
+            dg.AssetCheckSpec(
+                VOLUME_NORMAL,
+                asset=entity.name,
+                description="rows of the latest sync are not an outlier against its trailing "
+                "14 syncs (robust z-score)",
+            ),
         ]
 
     @dg.multi_asset_check(
@@ -119,7 +172,9 @@ def entity_checks(source: SourceConfig) -> dg.AssetChecksDefinition:
                 entity = source.entities[check.asset_key.path[-1]]
                 if check.name == SCHEMA_VALID:
                     yield schema_valid(connection, entity)
-                else:
+                elif check.name == QUARANTINE_RATE:
                     yield quarantine_rate(connection, source, entity)
+                else:
+                    yield volume_normal(connection, source, entity)
 
     return _checks

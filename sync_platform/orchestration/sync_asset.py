@@ -95,6 +95,7 @@ def report_metadata(report: SyncReport) -> dict[str, Any]:
             "warehouse_count": verification.warehouse_count,
             "dagster/row_count": verification.warehouse_count,
         }
+    metadata |= {f"quality_{name}": value for name, value in report.quality.items()}
     if report.cursor_after:
         metadata["cursor"] = report.cursor_after
     if report.message:

@@ -1,10 +1,13 @@
 """Record every failed run in the warehouse's `sync_errors`, including runs that died
 before the sync engine started (a missing environment variable, an unreachable database),
-which therefore have no audit row of their own."""
+which therefore have no audit row of their own; and raise a high alert when the last
+`alert_consecutive_failures` runs of a job all failed."""
 
 import dagster as dg
 import sqlalchemy as sa
 
+from sync_platform.engine.alerts import raise_alert
+from sync_platform.engine.runtime_config import get_setting
 from sync_platform.resources.warehouse import WarehouseResource
 from sync_platform.warehouse.platform_tables import sync_errors
 
@@ -32,4 +35,18 @@ def record_run_failures(context: dg.RunFailureSensorContext, warehouse: Warehous
                     message=f"run {run.run_id} of job {run.job_name} failed: {message}",
                     occurred_at=sa.func.now(),
                 )
+            )
+        limit = get_setting(connection, "alert_consecutive_failures")
+        latest = context.instance.get_runs(
+            filters=dg.RunsFilter(job_name=run.job_name), limit=limit
+        )
+        if len(latest) == limit and all(r.status == dg.DagsterRunStatus.FAILURE for r in latest):
+            raise_alert(
+                connection,
+                severity="high",
+                type="consecutive_failures",
+                message=f"job {run.job_name}: the last {limit} runs failed (latest {run.run_id}: "
+                f"{message}). Open the run in the Dagster UI; runbook: docs/operations.md",
+                dedup_key=f"job_failures:{run.job_name}",
+                details={"runs": [r.run_id for r in latest]},
             )

@@ -1,0 +1,69 @@
+"""Data-quality figures of one sync, shown with its materialization (the UI plots them):
+null rate of each required column among the fetched records, duplicate keys, quarantine
+rate, and rows fetched against the entity's trailing median.
+
+`robust_z` is the anomaly score the `volume_normal` check uses: a modified z-score over the
+trailing syncs (median and median absolute deviation), which a single outlier in the
+history cannot drag along the way a mean and standard deviation would.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from sync_platform.config.models import EntityConfig
+from sync_platform.engine.mapping import RejectedRecord
+from sync_platform.warehouse.platform_tables import sync_runs
+
+TRAILING = 14
+DUPLICATE_MARKERS = ("more than once", "duplicate key")
+
+
+def trailing_fetched(
+    connection: sa.Connection, source: str, entity: str, before_id: int
+) -> list[int]:
+    return list(
+        connection.execute(
+            sa.select(sync_runs.c.fetched)
+            .where(
+                sync_runs.c.source == source,
+                sync_runs.c.entity == entity,
+                sync_runs.c.id < before_id,
+                sync_runs.c.status.in_(("succeeded", "warning")),
+            )
+            .order_by(sync_runs.c.id.desc())
+            .limit(TRAILING)
+        ).scalars()
+    )
+
+
+def robust_z(value: float, history: Sequence[float]) -> float | None:
+    """0.6745 (x - median) / MAD; None without enough history or any spread."""
+    if len(history) < 5:
+        return None
+    median = statistics.median(history)
+    mad = statistics.median(abs(x - median) for x in history)
+    if mad == 0:
+        return 0.0 if value == median else None
+    return 0.6745 * (value - median) / mad
+
+
+def quality_metrics(
+    entity: EntityConfig, fetched: int, rejects: list[RejectedRecord], history: list[int]
+) -> dict[str, float]:
+    reasons = [reason for reject in rejects for reason in reject.reasons]
+    metrics: dict[str, float] = {}
+    for column, spec in entity.fields.items():
+        if spec.required:
+            missing = sum(r.startswith(f"{column}: required value is missing") for r in reasons)
+            metrics[f"null_rate_{column}"] = round(missing / fetched, 4) if fetched else 0.0
+    duplicates = sum(any(m in r for m in DUPLICATE_MARKERS) for r in reasons)
+    metrics["duplicate_keys"] = duplicates
+    metrics["quarantine_rate"] = round(len(rejects) / fetched, 4) if fetched else 0.0
+    if history:
+        median = statistics.median(history)
+        metrics["rows_vs_median"] = round(fetched / median, 3) if median else 0.0
+    return metrics
