@@ -1,0 +1,1 @@
+"""Platform operations: alerting, health, backups, retention."""
