@@ -222,11 +222,29 @@ def alerts_ack(
 def health(as_json: bool = typer.Option(False, "--json")) -> None:
     """The platform's health; exits 1 when any entity is unhealthy (for probes and cron)."""
     from sync_platform.alerting.health import as_markdown, health_report
-    from sync_platform.definitions import build_definitions
-    from sync_platform.defs.ops.health import schedules_by_source
+    from sync_platform.defs.ops.health import code_location_schedules
 
-    repository = build_definitions().get_repository_def()
     with _engine().connect() as connection:
-        report = health_report(connection, all_source_configs(), schedules_by_source(repository))
+        report = health_report(connection, all_source_configs(), code_location_schedules())
     typer.echo(json.dumps(report, indent=2, default=str) if as_json else as_markdown(report))
     raise typer.Exit(code=0 if report["healthy"] else 1)
+
+
+@app.command("receiver")
+def receiver(
+    host: str = typer.Option("127.0.0.1", help="interface to listen on"),
+    port: int = typer.Option(8780, help="port to listen on"),
+    workers: int = typer.Option(1, min=1, help="uvicorn worker processes (PostgreSQL: 2)"),
+    log_level: str = typer.Option("info", help="uvicorn log level (debug adds an access log)"),
+) -> None:
+    """Serve the n8n webhook receiver (POST /webhooks/n8n/<workflow>, /healthz, /metrics).
+
+    Deliveries are committed to the warehouse inbox before any 2xx. Secrets come from
+    N8N_WEBHOOK_SECRET_<WORKFLOW>; see docs/sources/n8n.md.
+    """
+    from sync_platform.receiver.server import serve
+
+    try:
+        serve(host=host, port=port, workers=workers, log_level=log_level)
+    except SyncError as exc:
+        _fail(exc)

@@ -2,12 +2,21 @@
 shows it (markdown) and plots its numbers over time."""
 
 from datetime import UTC, datetime
+from functools import cache
 
 import dagster as dg
 
 from sync_platform.alerting.health import as_markdown, health_report
 from sync_platform.config import all_source_configs
 from sync_platform.warehouse.connection import READ_ONLY
+
+
+@cache
+def code_location_schedules() -> dict[str, list[tuple[str, str]]]:
+    """The schedules of this code location, by source (loaded once per process)."""
+    from sync_platform.definitions import build_definitions
+
+    return schedules_by_source(build_definitions().get_repository_def())
 
 
 def schedules_by_source(repository: dg.RepositoryDefinition) -> dict[str, list[tuple[str, str]]]:
@@ -32,7 +41,7 @@ def schedules_by_source(repository: dg.RepositoryDefinition) -> dict[str, list[t
 )
 def sync_health(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     engine = context.resources.warehouse.ready_engine()
-    schedules = schedules_by_source(context.repository_def)
+    schedules = code_location_schedules()
     with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
         report = health_report(connection, all_source_configs(), schedules, datetime.now(UTC))
     entities = report["entities"]
