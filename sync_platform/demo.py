@@ -263,6 +263,14 @@ def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
             if not attempt and not _ga4_last_days(engine, env, home, days=7):
                 return 1
     _alert_summary(engine)
+    _say("\n$ sync-platform health")
+    health = subprocess.run(
+        [str(BIN / "sync-platform"), "health"], env=env, capture_output=True, text=True
+    )
+    _say(health.stdout.strip())
+    _say(
+        f"  (exit code {health.returncode}: {'healthy' if health.returncode == 0 else 'needs a look'})"
+    )
     _say(
         "\nDone. Look around: `make dev` opens the Dagster UI on this instance (runs, "
         "materializations, checks, sensors); `.venv/bin/sync-platform runs` lists the audit."
