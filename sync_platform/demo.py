@@ -268,9 +268,8 @@ def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
         [str(BIN / "sync-platform"), "health"], env=env, capture_output=True, text=True
     )
     _say(health.stdout.strip())
-    _say(
-        f"  (exit code {health.returncode}: {'healthy' if health.returncode == 0 else 'needs a look'})"
-    )
+    verdict = "healthy" if health.returncode == 0 else "needs a look"
+    _say(f"  (exit code {health.returncode}: {verdict})")
     _say(
         "\nDone. Look around: `make dev` opens the Dagster UI on this instance (runs, "
         "materializations, checks, sensors); `.venv/bin/sync-platform runs` lists the audit."
