@@ -5,24 +5,19 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
+from sync_platform.resources.http_source import HttpSourceResource
 from sync_platform.settings import (
     LEGACY_ERP_BASE_URL_ENV,
     LEGACY_ERP_PASSWORD_ENV,
     LEGACY_ERP_USERNAME_ENV,
 )
-from sync_platform.sources.http_session import RetrySettings
 from sync_platform.sources.legacy_erp.client import LegacyErpClient
 
 
-class LegacyErpResource(dg.ConfigurableResource):
+class LegacyErpResource(HttpSourceResource):
     base_url: str = Field(description=f"ERP REST API root ({LEGACY_ERP_BASE_URL_ENV})")
     username: str = Field(description=f"ERP user ({LEGACY_ERP_USERNAME_ENV})")
     password: str = Field(description=f"ERP password ({LEGACY_ERP_PASSWORD_ENV}); never logged")
-    page_size: int = 500
-    timeout_seconds: float = 30.0
-    retry_attempts: int = 5
-    retry_wait_initial: float = 0.5
-    retry_wait_jitter: float = 1.0
 
     def client(self) -> LegacyErpClient:
         return LegacyErpClient(
@@ -31,11 +26,7 @@ class LegacyErpResource(dg.ConfigurableResource):
             self.password,
             page_size=self.page_size,
             timeout_seconds=self.timeout_seconds,
-            retry=RetrySettings(
-                attempts=self.retry_attempts,
-                wait_initial=self.retry_wait_initial,
-                wait_jitter=self.retry_wait_jitter,
-            ),
+            retry=self.retry_settings(),
         )
 
 
