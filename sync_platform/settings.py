@@ -29,6 +29,19 @@ GA4_PROPERTY_ID_ENV = "GA4_PROPERTY_ID"
 GA4_BASE_URL_ENV = "GA4_BASE_URL"
 GOOGLE_TOKEN_URI_ENV = "GOOGLE_TOKEN_URI"
 
+# n8n webhooks: one secret per workflow (N8N_WEBHOOK_SECRET_<KEY>) unless webhooks.yaml names
+# another variable; the n8n public API (gap resync) and each workflow's id in n8n.
+N8N_WEBHOOK_SECRET_PREFIX = "N8N_WEBHOOK_SECRET_"
+N8N_WORKFLOW_ID_PREFIX = "N8N_WORKFLOW_ID_"
+N8N_BASE_URL_ENV = "N8N_BASE_URL"
+N8N_API_KEY_ENV = "N8N_API_KEY"
+
+# The webhook receiver's limits (defaults in sync_platform/receiver/settings.py).
+RECEIVER_MAX_BODY_BYTES_ENV = "SYNC_PLATFORM_RECEIVER_MAX_BODY_BYTES"
+RECEIVER_BODY_TIMEOUT_ENV = "SYNC_PLATFORM_RECEIVER_BODY_TIMEOUT_SECONDS"
+RECEIVER_MAX_HEADER_BYTES_ENV = "SYNC_PLATFORM_RECEIVER_MAX_HEADER_BYTES"
+RECEIVER_TIMESTAMP_TOLERANCE_ENV = "SYNC_PLATFORM_RECEIVER_TIMESTAMP_TOLERANCE_SECONDS"
+
 
 def platform_home() -> Path:
     """Directory for the embedded default's files (warehouse file, local state)."""

@@ -195,6 +195,18 @@ class SimulatorControl:
         response.raise_for_status()
         return response.json()
 
+    def n8n(self, method: str, path: str, body=None):
+        """A call to n8n's control API (/_sim/n8n/...); its JSON answer."""
+        response = self.http.request(method, f"/_sim/n8n{path}", json=body, timeout=300)
+        response.raise_for_status()
+        return response.json()
+
+    def send_webhooks(self, target: str, workflow_key: str, count: int, **options) -> dict:
+        """Run `count` simulated n8n executions that deliver to the receiver at `target`
+        (options: duplicate_rate, drop_rate, delay_ms, seed, concurrency, …); the report."""
+        body = {"target": target, "workflow_key": workflow_key, "count": count, **options}
+        return self.n8n("POST", "/send", body)
+
 
 @pytest.fixture
 def simulator(simulator_server) -> SimulatorControl:
@@ -217,3 +229,16 @@ def source_env(simulator, warehouse_url, monkeypatch):
     for name, value in simulator_environment(simulator.url).items():
         monkeypatch.setenv(name, value)
     return simulator
+
+
+@pytest.fixture
+def n8n_receiver(simulator, warehouse_url):
+    """The webhook receiver on this test's warehouse, accepting the simulator's n8n workflows
+    (their secrets from the simulator's environment). `.url` is its base URL."""
+    from sync_platform.receiver import ReceiverServer, ReceiverSettings
+    from sync_platform.simulator.environment import simulator_environment
+
+    environment = simulator_environment(simulator.url)
+    settings = ReceiverSettings.from_env(environment, warehouse_url=warehouse_url)
+    with ReceiverServer(settings) as server:
+        yield server

@@ -11,6 +11,7 @@ from sync_platform.simulator.faults import DroppedKey, FaultInjector, FaultPlan
 from sync_platform.simulator.ga4 import GA4Data, GA4Property, GA4Settings
 from sync_platform.simulator.google_oauth import GoogleOAuth, GoogleOAuthSettings
 from sync_platform.simulator.legacy_erp import ErpData, ErpSettings
+from sync_platform.simulator.n8n import N8nData, N8nSettings, N8nWorkflow, SendReport, SendRequest
 from sync_platform.simulator.server import SimulatorServer, serve
 from sync_platform.simulator.sheets import SheetsData, SheetsSettings
 from sync_platform.simulator.state import SimulatorSettings, SimulatorState
@@ -28,6 +29,11 @@ __all__ = [
     "GA4Settings",
     "GoogleOAuth",
     "GoogleOAuthSettings",
+    "N8nData",
+    "N8nSettings",
+    "N8nWorkflow",
+    "SendReport",
+    "SendRequest",
     "SheetsData",
     "SheetsSettings",
     "SimulatorServer",

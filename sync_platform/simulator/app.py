@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sync_platform.simulator import dealer, ga4, google_oauth, legacy_erp, sheets
+from sync_platform.simulator import dealer, ga4, google_oauth, legacy_erp, n8n, sheets
 from sync_platform.simulator.faults import CONTROL_PREFIX, FaultMiddleware, FaultPlan
 from sync_platform.simulator.state import SimulatorSettings, SimulatorState, simulator_state
 
@@ -89,5 +89,7 @@ def create_app(state: SimulatorState | None = None) -> FastAPI:
     app.include_router(google_oauth.control_router)
     app.include_router(ga4.router)
     app.include_router(ga4.control_router)
+    app.include_router(n8n.router)
+    app.include_router(n8n.control_router)
     app.add_middleware(FaultMiddleware, faults=state.faults, stats=state.stats)
     return app

@@ -10,6 +10,7 @@ import httpx
 
 def simulator_environment(url: str) -> dict[str, str]:
     service_account_json = httpx.get(f"{url}/_sim/google/service_account", timeout=10).text
+    n8n = httpx.get(f"{url}/_sim/n8n/environment", timeout=10).json()
     return {
         "DEALER_FEED_BASE_URL": f"{url}/dealer",
         "DEALER_FEED_API_KEY": "sim-dealer-key",
@@ -21,4 +22,6 @@ def simulator_environment(url: str) -> dict[str, str]:
         "GOOGLE_SERVICE_ACCOUNT_JSON": service_account_json,
         "GA4_BASE_URL": f"{url}/ga4",
         "GA4_PROPERTY_ID": "123456789",
+        "N8N_BASE_URL": f"{url}/n8n",
+        **n8n,  # N8N_API_KEY, N8N_WEBHOOK_SECRET_<KEY>, N8N_WORKFLOW_ID_<KEY>
     }

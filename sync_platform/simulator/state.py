@@ -14,6 +14,7 @@ from sync_platform.simulator.faults import FaultInjector, RequestStats
 from sync_platform.simulator.ga4 import GA4Data, GA4Settings
 from sync_platform.simulator.google_oauth import GoogleOAuth, GoogleOAuthSettings
 from sync_platform.simulator.legacy_erp import ErpData, ErpSettings
+from sync_platform.simulator.n8n import N8nData, N8nSettings
 from sync_platform.simulator.sheets import SheetsData, SheetsSettings
 
 
@@ -28,6 +29,7 @@ class SimulatorSettings(BaseModel):
     sheets: SheetsSettings = Field(default_factory=SheetsSettings)
     google_oauth: GoogleOAuthSettings = Field(default_factory=GoogleOAuthSettings)
     ga4: GA4Settings = Field(default_factory=GA4Settings)
+    n8n: N8nSettings = Field(default_factory=N8nSettings)
 
 
 class SimulatorState:
@@ -52,6 +54,7 @@ class SimulatorState:
         self.sheets = SheetsData(settings.seed, settings.sheets)
         self.google_oauth = GoogleOAuth(settings.seed, settings.google_oauth)
         self.ga4 = GA4Data(settings.seed, settings.ga4)
+        self.n8n = N8nData(settings.seed, settings.n8n)
         self.faults.reset(settings.seed)
         self.stats.clear()
 

@@ -1,0 +1,47 @@
+"""The n8n webhook receiver: signed deliveries into the durable `webhook_inbox`.
+
+`create_app(settings)` builds the FastAPI app; `sync-platform receiver` serves it (uvicorn,
+one or more workers); `ReceiverServer` runs it on a background thread for tests and the demo.
+Reference: docs/sources/n8n.md.
+"""
+
+from sync_platform.receiver.app import (
+    EXECUTION_ID_FIELD,
+    EXECUTION_ID_HEADER,
+    WEBHOOK_PATH,
+    create_app,
+    create_app_from_env,
+)
+from sync_platform.receiver.inbox import AFTER_COMMIT, BEFORE_COMMIT, Delivery, Inbox
+from sync_platform.receiver.metrics import Metrics
+from sync_platform.receiver.server import ReceiverServer, serve
+from sync_platform.receiver.settings import (
+    ReceiverSettings,
+    Workflow,
+    load_webhooks_config,
+    resolve_workflows,
+)
+from sync_platform.receiver.signing import generate_secret, n8n_key_of, sign, signed_headers
+
+__all__ = [
+    "AFTER_COMMIT",
+    "BEFORE_COMMIT",
+    "EXECUTION_ID_FIELD",
+    "EXECUTION_ID_HEADER",
+    "WEBHOOK_PATH",
+    "Delivery",
+    "Inbox",
+    "Metrics",
+    "ReceiverServer",
+    "ReceiverSettings",
+    "Workflow",
+    "create_app",
+    "create_app_from_env",
+    "generate_secret",
+    "load_webhooks_config",
+    "n8n_key_of",
+    "resolve_workflows",
+    "serve",
+    "sign",
+    "signed_headers",
+]

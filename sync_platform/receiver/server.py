@@ -1,0 +1,110 @@
+"""Run the receiver with uvicorn: in the foreground (`sync-platform receiver`, one or more worker
+processes) or on a background thread (tests, demo).
+
+uvicorn limits neither the body size nor how long a body may take; the app does both (see
+app.py). What it cannot do from inside — slow headers, connection floods, TLS — belongs to a
+reverse proxy in front (docs/sources/n8n.md, "Running it in production").
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+
+import uvicorn
+
+from sync_platform.receiver.app import create_app
+from sync_platform.receiver.metrics import METRICS_DIR_ENV
+from sync_platform.receiver.settings import ReceiverSettings
+
+STARTUP_TIMEOUT_SECONDS = 30
+KEEP_ALIVE_SECONDS = 75  # longer than the idle timeout of usual proxies and n8n's agent
+# On SIGTERM, requests in flight get this long to commit and answer before workers stop.
+SHUTDOWN_GRACE_SECONDS = 15
+
+
+def serve(
+    host: str = "127.0.0.1", port: int = 8780, workers: int = 1, log_level: str = "info"
+) -> None:
+    """Serve in the foreground until interrupted; settings from the environment.
+
+    Several workers share the port (uvicorn's supervisor); their counters are summed through
+    a temporary directory, so /metrics answers for all of them.
+    """
+    ReceiverSettings.from_env()  # fail here, with the config error, not in every worker
+    metrics_dir = tempfile.mkdtemp(prefix="sync_platform_receiver_") if workers > 1 else None
+    if metrics_dir:
+        os.environ[METRICS_DIR_ENV] = metrics_dir
+    try:
+        uvicorn.run(
+            "sync_platform.receiver.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=log_level == "debug",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        )
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+class ReceiverServer:
+    """The receiver on a background thread, on a free loopback port unless one is given.
+
+    `with ReceiverServer(settings) as receiver: receiver.url`. `app` is the live FastAPI app
+    (its counters are `app.state.receiver.metrics`).
+    """
+
+    def __init__(self, settings: ReceiverSettings, *, host: str = "127.0.0.1", port: int = 0):
+        self.app = create_app(settings)
+        config = uvicorn.Config(
+            self.app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            timeout_graceful_shutdown=1,
+        )
+        self._host = host
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="receiver", daemon=True)
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("the receiver is not running: call start() or use `with`")
+        return self._url
+
+    def start(self) -> ReceiverServer:
+        self._thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the receiver did not start (is the port already in use?)")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the receiver did not start in {STARTUP_TIMEOUT_SECONDS} s")
+            time.sleep(0.01)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._url = f"http://{self._host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=STARTUP_TIMEOUT_SECONDS)
+
+    def __enter__(self) -> ReceiverServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

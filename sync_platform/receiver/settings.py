@@ -1,0 +1,228 @@
+"""What the receiver accepts: the configured workflows (config/webhooks.yaml, secrets from the
+environment) and its limits.
+
+A workflow whose secret is unset, empty or malformed refuses every delivery ("no secret, no
+entry"); the receiver still starts, logs which variable to set, and `/healthz` lists it, so
+one missing secret does not take the other workflows down.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sync_platform import settings
+from sync_platform.config.loader import _describe, _read_yaml, config_dir, deep_merge
+from sync_platform.errors import ConfigurationError
+from sync_platform.receiver.signing import SecretFormatError, secret_key
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "webhooks.yaml"
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+DEFAULT_BODY_TIMEOUT_SECONDS = 10.0
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+DEFAULT_TIMESTAMP_TOLERANCE_SECONDS = 300
+DEFAULT_SECRET_HEADER = "X-Webhook-Secret"
+MIN_KEY_BYTES = 24  # Standard Webhooks: a symmetric key of at least 24 bytes
+MIN_SHARED_SECRET_CHARS = 24
+HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+# Headers the protocol itself uses cannot carry a shared secret.
+RESERVED_HEADERS = frozenset(
+    {
+        "host", "content-type", "content-length", "transfer-encoding", "connection",
+        "webhook-id", "webhook-timestamp", "webhook-signature", "x-n8n-execution-id",
+    }
+)  # fmt: skip
+
+AuthMode = Literal["standard_webhooks", "header"]
+WorkflowKey = pydantic.constr(pattern=r"^[a-z][a-z0-9_]{0,99}$")
+
+
+class WorkflowConfig(BaseModel):
+    """One workflow's entry in webhooks.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    auth: AuthMode = "standard_webhooks"
+    secret_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    header_name: str | None = None
+    n8n_workflow_id_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _header_name_fits_mode(self) -> WorkflowConfig:
+        if self.auth == "standard_webhooks" and self.header_name is not None:
+            raise ValueError("header_name applies to auth: header only")
+        if self.header_name is not None:
+            if not HEADER_NAME.match(self.header_name):
+                raise ValueError("header_name must be letters, digits and '-' (at most 64)")
+            if self.header_name.lower() in RESERVED_HEADERS:
+                raise ValueError(f"header_name {self.header_name!r} is used by the protocol")
+        return self
+
+
+class WebhooksConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workflows: dict[WorkflowKey, WorkflowConfig]  # type: ignore[valid-type]
+
+
+def load_webhooks_config(environment: str | None = None) -> WebhooksConfig:
+    """webhooks.yaml with `environments/<env>/webhooks.yaml` merged over it, validated."""
+    path = config_dir() / CONFIG_FILE
+    if not path.exists():
+        raise ConfigurationError(
+            f"{path}: no webhook config",
+            hint=f"create it or point {settings.CONFIG_DIR_ENV} at the folder that has it",
+        )
+    data = _read_yaml(path)
+    files = str(path)
+    overlay = config_dir() / "environments" / (environment or settings.environment()) / CONFIG_FILE
+    if overlay.exists():
+        data = deep_merge(data, _read_yaml(overlay))
+        files += f" (+ overlay {overlay})"
+    try:
+        return WebhooksConfig.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ConfigurationError(
+            f"{files}: invalid config: {_describe(exc)}",
+            hint="correct the named key; docs/sources/n8n.md describes every setting",
+        ) from exc
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A workflow as the receiver checks it: its secret resolved from the environment.
+
+    `key_bytes` is the HMAC key (standard_webhooks) or the shared secret's bytes (header);
+    None means the workflow refuses everything, `problem` says why. Never logged or shown.
+    """
+
+    key: str
+    auth: AuthMode
+    secret_env: str
+    header_name: str | None  # lower case, header mode only
+    n8n_workflow_id_env: str
+    n8n_workflow_id: str | None
+    key_bytes: bytes | None = field(repr=False)
+    problem: str | None
+
+    @property
+    def ready(self) -> bool:
+        return self.key_bytes is not None
+
+
+def _resolve_secret(auth: AuthMode, secret_env: str, value: str) -> tuple[bytes | None, str | None]:
+    if not value:
+        return None, f"no secret: set {secret_env}"
+    if auth == "standard_webhooks":
+        try:
+            key = secret_key(value)
+        except SecretFormatError as exc:
+            return None, f"{secret_env} is unusable ({exc})"
+        if len(key) < MIN_KEY_BYTES:
+            return None, f"{secret_env} is too short (a key of at least {MIN_KEY_BYTES} bytes)"
+        return key, None
+    if len(value) < MIN_SHARED_SECRET_CHARS:
+        return None, f"{secret_env} is too short (at least {MIN_SHARED_SECRET_CHARS} characters)"
+    try:
+        return value.encode("latin-1"), None  # as the header arrives: ISO-8859-1 octets
+    except UnicodeEncodeError:
+        return None, f"{secret_env} must be ASCII (it travels in an HTTP header)"
+
+
+def resolve_workflows(
+    config: WebhooksConfig, environ: Mapping[str, str] | None = None
+) -> dict[str, Workflow]:
+    environ = os.environ if environ is None else environ
+    workflows = {}
+    for key, entry in config.workflows.items():
+        secret_env = entry.secret_env or settings.N8N_WEBHOOK_SECRET_PREFIX + key.upper()
+        id_env = entry.n8n_workflow_id_env or settings.N8N_WORKFLOW_ID_PREFIX + key.upper()
+        key_bytes, problem = _resolve_secret(entry.auth, secret_env, environ.get(secret_env, ""))
+        header = (entry.header_name or DEFAULT_SECRET_HEADER) if entry.auth == "header" else None
+        workflows[key] = Workflow(
+            key=key,
+            auth=entry.auth,
+            secret_env=secret_env,
+            header_name=header.lower() if header else None,
+            n8n_workflow_id_env=id_env,
+            n8n_workflow_id=environ.get(id_env) or None,
+            key_bytes=key_bytes,
+            problem=problem,
+        )
+    return workflows
+
+
+def _number(environ: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    text = environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"{name}={text!r} is not a number", hint=f"set {name} to a number or unset it"
+        ) from None
+    if value < minimum:
+        raise ConfigurationError(f"{name}={text!r} is below {minimum:g}", hint=f"raise {name}")
+    return value
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    """Everything the receiver app needs; build it with `from_env()` or directly in tests."""
+
+    warehouse_url: str
+    workflows: dict[str, Workflow]
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    timestamp_tolerance_seconds: int = DEFAULT_TIMESTAMP_TOLERANCE_SECONDS
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, warehouse_url: str | None = None
+    ) -> ReceiverSettings:
+        environ = os.environ if environ is None else environ
+        workflows = resolve_workflows(
+            load_webhooks_config(environ.get(settings.ENVIRONMENT_ENV)), environ
+        )
+        for workflow in workflows.values():
+            if workflow.problem:
+                logger.error(
+                    "workflow %s refuses every delivery: %s", workflow.key, workflow.problem
+                )
+        return cls(
+            warehouse_url=warehouse_url
+            or environ.get(settings.WAREHOUSE_URL_ENV)
+            or settings.default_warehouse_url(),
+            workflows=workflows,
+            max_body_bytes=int(
+                _number(environ, settings.RECEIVER_MAX_BODY_BYTES_ENV, DEFAULT_MAX_BODY_BYTES, 1)
+            ),
+            body_timeout_seconds=_number(
+                environ, settings.RECEIVER_BODY_TIMEOUT_ENV, DEFAULT_BODY_TIMEOUT_SECONDS, 0.1
+            ),
+            max_header_bytes=int(
+                _number(
+                    environ, settings.RECEIVER_MAX_HEADER_BYTES_ENV, DEFAULT_MAX_HEADER_BYTES, 1024
+                )
+            ),
+            timestamp_tolerance_seconds=int(
+                _number(
+                    environ,
+                    settings.RECEIVER_TIMESTAMP_TOLERANCE_ENV,
+                    DEFAULT_TIMESTAMP_TOLERANCE_SECONDS,
+                    1,
+                )
+            ),
+        )
