@@ -8,6 +8,7 @@ from sync_platform.definitions import build_definitions
 from sync_platform.resources.dealer_feed import DealerFeedResource
 from sync_platform.resources.ga4 import GA4Resource
 from sync_platform.resources.legacy_erp import LegacyErpResource
+from sync_platform.resources.n8n import N8nApiResource
 from sync_platform.resources.seller_sheet import SellerSheetResource
 
 FAST_RETRIES = {"retry_attempts": 4, "retry_wait_initial": 0.01, "retry_wait_jitter": 0.01}
@@ -40,6 +41,9 @@ def fast_resources(ga4_page_size: int = 100_000, **dealer_overrides) -> dict[str
             base_url=dg.EnvVar("GA4_BASE_URL"),
             service_account_json=dg.EnvVar("GOOGLE_SERVICE_ACCOUNT_JSON"),
             page_size=ga4_page_size,
+        ),
+        "n8n_api": N8nApiResource(
+            base_url=dg.EnvVar("N8N_BASE_URL"), api_key=dg.EnvVar("N8N_API_KEY"), **FAST_RETRIES
         ),
     }
 

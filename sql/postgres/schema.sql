@@ -443,6 +443,79 @@ CREATE TABLE legacy_customers (
 	PRIMARY KEY (customer_no)
 );
 
+CREATE TABLE webhook_form_submissions (
+	delivery_id TEXT NOT NULL, 
+	execution_id TEXT, 
+	inbox_id BIGINT NOT NULL, 
+	origin TEXT NOT NULL, 
+	received_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	event_id TEXT NOT NULL, 
+	submission_id TEXT NOT NULL, 
+	form_id TEXT NOT NULL, 
+	submitted_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	page TEXT, 
+	name TEXT NOT NULL, 
+	email TEXT, 
+	phone TEXT, 
+	message TEXT, 
+	stock_number TEXT, 
+	_row_hash BIGINT NOT NULL, 
+	_first_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_deleted_at TIMESTAMP WITH TIME ZONE, 
+	_sync_run_id BIGINT, 
+	_version INTEGER DEFAULT '1' NOT NULL, 
+	PRIMARY KEY (delivery_id)
+);
+
+CREATE TABLE webhook_new_leads (
+	delivery_id TEXT NOT NULL, 
+	execution_id TEXT, 
+	inbox_id BIGINT NOT NULL, 
+	origin TEXT NOT NULL, 
+	received_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	event_id TEXT NOT NULL, 
+	lead_id TEXT NOT NULL, 
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	source TEXT NOT NULL, 
+	status TEXT NOT NULL, 
+	customer_name TEXT NOT NULL, 
+	email TEXT, 
+	phone TEXT, 
+	stock_number TEXT, 
+	make TEXT, 
+	model TEXT, 
+	_row_hash BIGINT NOT NULL, 
+	_first_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_deleted_at TIMESTAMP WITH TIME ZONE, 
+	_sync_run_id BIGINT, 
+	_version INTEGER DEFAULT '1' NOT NULL, 
+	PRIMARY KEY (delivery_id)
+);
+
+CREATE TABLE webhook_order_updates (
+	delivery_id TEXT NOT NULL, 
+	execution_id TEXT, 
+	inbox_id BIGINT NOT NULL, 
+	origin TEXT NOT NULL, 
+	received_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	event_id TEXT NOT NULL, 
+	order_id TEXT NOT NULL, 
+	status TEXT NOT NULL, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	currency TEXT NOT NULL, 
+	total NUMERIC(12, 2) NOT NULL, 
+	lines TEXT, 
+	_row_hash BIGINT NOT NULL, 
+	_first_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	_deleted_at TIMESTAMP WITH TIME ZONE, 
+	_sync_run_id BIGINT, 
+	_version INTEGER DEFAULT '1' NOT NULL, 
+	PRIMARY KEY (delivery_id)
+);
+
 CREATE TABLE sheet_sellers (
 	seller_number TEXT NOT NULL, 
 	name TEXT NOT NULL, 

@@ -152,6 +152,7 @@ def resync_candidates(
     backoff: timedelta,
     now: datetime,
     max_keys: int = 500,
+    exclude_sources: tuple[str, ...] = (),
 ) -> list[ResyncCandidate]:
     """Open gaps due for a resync, grouped by entity: never tried, or tried long enough ago
     (the wait doubles with each attempt), and attempts left."""
@@ -163,7 +164,11 @@ def resync_candidates(
             sync_gaps.c.attempts,
             sync_gaps.c.last_attempt_at,
         )
-        .where(sync_gaps.c.status == "open", sync_gaps.c.attempts < max_attempts)
+        .where(
+            sync_gaps.c.status == "open",
+            sync_gaps.c.attempts < max_attempts,
+            sync_gaps.c.source.not_in(exclude_sources),
+        )
         .order_by(sync_gaps.c.source, sync_gaps.c.entity, sync_gaps.c.record_key)
     ).all()
     due: dict[tuple[str, str], list[tuple[str, int]]] = {}

@@ -61,6 +61,10 @@ class EntitySource:
     # What the source said about the data it sent (e.g. GA4 sampling), once pages are read;
     # shown with the sync's figures.
     extra_metadata: Callable[[], dict[str, Any]] | None = None
+    # The source's own bookkeeping that must commit in the load transaction, with the data
+    # (the webhook inbox marks what it handed over processed or quarantined); called with
+    # the connection, the sync run id and the rejected records.
+    on_commit: Callable[[sa.Connection, int, list[RejectedRecord]], None] | None = None
 
 
 @dataclass
@@ -336,9 +340,10 @@ def _merge_and_record(
     report: SyncReport,
     frame: pl.DataFrame,
     rejects: list[RejectedRecord],
+    on_commit: Callable[[sa.Connection, int, list[RejectedRecord]], None] | None = None,
 ) -> None:
     """Step 4, in one transaction: data, quarantine, held records, conflicts, record log,
-    cursor and audit counts commit together or not at all."""
+    cursor, audit counts and the source's own bookkeeping commit together or not at all."""
     entity = request.entity
     now = audit.utcnow()
     where = {"sync_run_id": report.sync_run_id, "entity": entity.name, "now": now}
@@ -404,6 +409,8 @@ def _merge_and_record(
             soft_deleted=report.merge.soft_deleted,
             quarantined=report.quarantined,
         )
+        if on_commit is not None:
+            on_commit(connection, report.sync_run_id, rejects)
         crashpoint("merge:before_commit")
 
 
@@ -511,7 +518,7 @@ def _run_with_lease(
             _key_reason(reason) for reject in rejects for reason in reject.reasons
         )
         with timer("merge"):
-            _merge_and_record(engine, request, report, frame, rejects)
+            _merge_and_record(engine, request, report, frame, rejects, source.on_commit)
         with timer("verify"):
             report.verification = _verify(engine, request, report, source, frame, rejects)
         with engine.connect() as connection:

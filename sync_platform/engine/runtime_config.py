@@ -46,6 +46,13 @@ def _factor(text: str) -> float:
     return value
 
 
+def _positive_minutes(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError("must be a number of minutes > 0, e.g. 15")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -76,6 +83,12 @@ SETTINGS: dict[str, Setting] = {
     "gap_resync_backoff_minutes": Setting(
         5, _non_negative_int, "wait before the first resync of a gap; doubles each attempt"
     ),
+    "n8n_gap_lookback_hours": Setting(
+        72,
+        _positive_int,
+        "hours of n8n executions the delivery-gap check compares with the inbox (keep it well "
+        "under n8n's execution retention, 336 h by default)",
+    ),
     "ga4_lookback_days": Setting(
         3, _non_negative_int, "days before yesterday the nightly GA4 run pulls again"
     ),
@@ -95,6 +108,27 @@ SETTINGS: dict[str, Setting] = {
         0.0,
         _share_or_zero,
         "quarantined share of a sync above which a data-integrity alert is raised",
+    ),
+    "backup_keep_daily": Setting(
+        7, _non_negative_int, "full backups kept: the newest of each of the last N days with one"
+    ),
+    "backup_keep_weekly": Setting(
+        4, _non_negative_int, "full backups kept: the newest of each of the last N ISO weeks"
+    ),
+    "backup_keep_monthly": Setting(
+        6, _non_negative_int, "full backups kept: the newest of each of the last N months"
+    ),
+    "backup_inbox_keep_hours": Setting(
+        72, _positive_int, "hours the hourly webhook-inbox backups are kept"
+    ),
+    "backup_max_age_hours": Setting(
+        26, _positive_int, "no verified full backup for this many hours raises backup_missing"
+    ),
+    "backup_inbox_max_age_minutes": Setting(
+        150, _positive_int, "no webhook-inbox backup for this many minutes raises backup_missing"
+    ),
+    "restore_rto_minutes": Setting(
+        15.0, _positive_minutes, "recovery time objective: a slower restore drill alerts"
     ),
     "record_log_limit": Setting(
         10_000, _non_negative_int, "changed records written to sync_record_log per sync run"

@@ -154,10 +154,12 @@ def build_sync_asset(
     entity_source: EntitySourceFactory,
     retry_policy: dg.RetryPolicy | None = SOURCE_RETRY_POLICY,
     kinds: set[str] | None = None,
+    upstream: tuple[str, ...] = (),
 ) -> dg.AssetsDefinition:
     """One asset per entity; a new source reuses this unchanged. An entity with a
     `partition_column` becomes a daily-partitioned asset whose backfills run as one run per
-    range (one source request for the whole range, not one per day)."""
+    range (one source request for the whole range, not one per day). `upstream` names
+    assets outside the source config that feed this one (for lineage and run order)."""
     key = dg.AssetKey(entity.name)
     partitions_def = daily_partitions(entity)
 
@@ -165,7 +167,7 @@ def build_sync_asset(
         key=key,
         group_name=source.source,
         description=entity.description or f"{entity.name} from {source.source}",
-        deps=[dg.AssetKey(name) for name in entity.depends_on],
+        deps=[dg.AssetKey(name) for name in [*entity.depends_on, *upstream]],
         required_resource_keys={"warehouse", resource_key},
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,

@@ -56,6 +56,12 @@ class WorkflowConfig(BaseModel):
     secret_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
     header_name: str | None = None
     n8n_workflow_id_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    send_node: str = Field(
+        default="Send to warehouse",
+        min_length=1,
+        description="the n8n node that POSTs to the receiver; the gap resync takes the "
+        "payload from its input item",
+    )
 
     @model_validator(mode="after")
     def _header_name_fits_mode(self) -> WorkflowConfig:

@@ -3,6 +3,12 @@
 from sync_platform.resources.dealer_feed import DealerFeedResource, dealer_feed_resource
 from sync_platform.resources.ga4 import GA4Resource, ga4_resource
 from sync_platform.resources.legacy_erp import LegacyErpResource, legacy_erp_resource
+from sync_platform.resources.n8n import (
+    N8nApiResource,
+    WebhookInboxResource,
+    n8n_api_resource,
+    webhook_inbox_resource,
+)
 from sync_platform.resources.seller_sheet import SellerSheetResource, seller_sheet_resource
 from sync_platform.resources.warehouse import WarehouseResource, warehouse_resource
 
@@ -15,6 +21,8 @@ def all_resources() -> dict[str, object]:
         "legacy_erp": legacy_erp_resource(),
         "seller_sheet": seller_sheet_resource(),
         "ga4": ga4_resource(),
+        "webhook_inbox": webhook_inbox_resource(),
+        "n8n_api": n8n_api_resource(),
     }
 
 
@@ -22,7 +30,9 @@ __all__ = [
     "DealerFeedResource",
     "GA4Resource",
     "LegacyErpResource",
+    "N8nApiResource",
     "SellerSheetResource",
     "WarehouseResource",
+    "WebhookInboxResource",
     "all_resources",
 ]

@@ -17,6 +17,7 @@ from sync_platform.engine.gaps import resync_candidates
 from sync_platform.engine.runtime_config import get_setting
 from sync_platform.orchestration.sync_asset import RESYNC_TAG, SOURCE_TAG, TRIGGER_TAG
 from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.sources.n8n.gap_resync import GAP_SOURCE as DELIVERY_GAP_SOURCE
 from sync_platform.warehouse.connection import READ_ONLY
 
 
@@ -43,6 +44,8 @@ def sync_gap_sensor(
             max_attempts=get_setting(connection, "gap_resync_max_attempts"),
             backoff=timedelta(minutes=get_setting(connection, "gap_resync_backoff_minutes")),
             now=now,
+            # delivery gaps are resynced by the n8n_delivery_gaps asset, not by record key
+            exclude_sources=(DELIVERY_GAP_SOURCE,),
         )
     requests = [
         dg.RunRequest(

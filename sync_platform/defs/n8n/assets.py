@@ -1,0 +1,118 @@
+"""n8n events: one asset per workflow, typed from the webhook inbox (config/sources/
+n8n_events.yaml), and `n8n_delivery_gaps`, which puts deliveries that never arrived back
+into the inbox from the n8n executions API."""
+
+from contextlib import AbstractContextManager, nullcontext
+from datetime import timedelta
+
+import dagster as dg
+
+from sync_platform.config import EntityConfig, cached_source_config
+from sync_platform.engine.pipeline import EntitySource
+from sync_platform.engine.runtime_config import get_setting
+from sync_platform.orchestration.sync_asset import SOURCE_TAG, build_sync_asset, trigger_of
+from sync_platform.receiver.settings import load_webhooks_config, resolve_workflows
+from sync_platform.resources.n8n import N8nApiResource, WebhookInboxResource
+from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.sources.n8n.gap_resync import GapTarget, check_workflow
+from sync_platform.sources.n8n.inbox_source import inbox_entity_source, workflow_key_of
+
+N8N_EVENTS = cached_source_config("n8n_events")
+DELIVERY_GAPS = "n8n_delivery_gaps"
+NO_LOST_DELIVERIES = "no_lost_deliveries"
+
+
+def _entity_source(
+    inbox: WebhookInboxResource, entity: EntityConfig, _scope: dict | None
+) -> AbstractContextManager[EntitySource]:
+    return nullcontext(inbox_entity_source(inbox.engine(), entity, inbox.batch_size))
+
+
+event_assets = [
+    build_sync_asset(
+        N8N_EVENTS,
+        entity,
+        resource_key="webhook_inbox",
+        entity_source=_entity_source,
+        retry_policy=None,  # the inbox keeps what a failed run did not mark: re-run safely
+        upstream=(DELIVERY_GAPS,),
+    )
+    for entity in N8N_EVENTS.entities.values()
+]
+ASSET_BY_WORKFLOW = {
+    workflow_key_of(entity): dg.AssetKey(entity.name) for entity in N8N_EVENTS.entities.values()
+}
+
+
+def gap_targets() -> tuple[list[GapTarget], list[str]]:
+    """Workflows to check, and the problems of those that cannot be (no id in n8n)."""
+    config = load_webhooks_config()
+    targets, problems = [], []
+    for key, workflow in resolve_workflows(config).items():
+        if workflow.n8n_workflow_id:
+            targets.append(
+                GapTarget(key, workflow.n8n_workflow_id, config.workflows[key].send_node)
+            )
+        else:
+            problems.append(f"{key}: set {workflow.n8n_workflow_id_env} to check its deliveries")
+    return targets, problems
+
+
+@dg.asset(
+    name=DELIVERY_GAPS,
+    group_name=N8N_EVENTS.source,
+    description="Successful n8n executions whose webhook never reached the inbox, resynced "
+    "into it from the n8n executions API (bounded attempts; lost deliveries alert).",
+    kinds={"python"},
+    tags={SOURCE_TAG: "n8n"},
+    pool="n8n_delivery_gaps",
+    check_specs=[
+        dg.AssetCheckSpec(
+            NO_LOST_DELIVERIES,
+            asset=DELIVERY_GAPS,
+            description="no successful execution's delivery is pruned or unrecoverable",
+        )
+    ],
+)
+def n8n_delivery_gaps(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, n8n_api: N8nApiResource
+) -> dg.MaterializeResult:
+    engine = warehouse.ready_engine()
+    with engine.connect() as connection:
+        lookback = timedelta(hours=get_setting(connection, "n8n_gap_lookback_hours"))
+        max_attempts = get_setting(connection, "gap_resync_max_attempts")
+    targets, problems = gap_targets()
+    for problem in problems:
+        context.log.warning(problem)
+    metadata: dict[str, object] = {"lookback_hours": lookback.total_seconds() / 3600}
+    lost: dict[str, list[str]] = {}
+    with n8n_api.client() as client:
+        for target in targets:
+            result = check_workflow(
+                engine,
+                client,
+                target,
+                lookback=lookback,
+                max_attempts=max_attempts,
+                trigger=trigger_of(context.run.tags),
+                dagster_run_id=context.run.run_id,
+            )
+            context.log.info(f"{target.workflow_key}: {result.summary()}")
+            metadata[f"{target.workflow_key}/listed"] = result.listed
+            metadata[f"{target.workflow_key}/missing"] = len(result.missing)
+            metadata[f"{target.workflow_key}/resynced"] = len(result.resynced)
+            if result.pruned or result.unrecoverable:
+                lost[target.workflow_key] = sorted(result.pruned + result.unrecoverable)
+    if problems:
+        metadata["not_checked"] = "; ".join(problems)
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=NO_LOST_DELIVERIES,
+                passed=not lost,
+                metadata={"lost_executions": dg.MetadataValue.json(lost)},
+                description="see the webhook_delivery_lost alert" if lost else None,
+            )
+        ],
+    )

@@ -1,0 +1,6 @@
+"""Schema and quarantine checks of the n8n event tables (one op for the source)."""
+
+from sync_platform.defs.n8n.assets import N8N_EVENTS
+from sync_platform.orchestration.checks import entity_checks
+
+n8n_event_checks = entity_checks(N8N_EVENTS)

@@ -1,0 +1,61 @@
+"""n8n for Dagster: the webhook inbox the event assets read, and the executions API the
+delivery-gap check reads (both configured from the environment)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import Field
+
+from sync_platform.errors import ConfigurationError
+from sync_platform.resources.google import optional_env
+from sync_platform.resources.http_source import HttpSourceResource
+from sync_platform.resources.warehouse import WarehouseResource, warehouse_resource
+from sync_platform.settings import N8N_API_KEY_ENV, N8N_BASE_URL_ENV
+from sync_platform.sources.n8n.api import MAX_PAGE, N8nApiClient
+from sync_platform.sources.n8n.inbox_source import DEFAULT_BATCH_SIZE
+
+
+class WebhookInboxResource(dg.ConfigurableResource):
+    """The receiver's inbox in the warehouse; each processing run takes at most
+    `batch_size` pending deliveries per workflow (the sensor launches another for the rest)."""
+
+    warehouse: WarehouseResource
+    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1)
+
+    def engine(self) -> sa.Engine:
+        return self.warehouse.ready_engine()
+
+
+class N8nApiResource(HttpSourceResource):
+    base_url: str | None = Field(
+        default=None, description=f"n8n base URL, without /api/v1 ({N8N_BASE_URL_ENV})"
+    )
+    api_key: str | None = Field(
+        default=None, description=f"n8n API key ({N8N_API_KEY_ENV}); never logged"
+    )
+    page_size: int = Field(default=MAX_PAGE, ge=1, le=MAX_PAGE)
+
+    def client(self) -> N8nApiClient:
+        if not self.base_url or not self.api_key:
+            raise ConfigurationError(
+                "the n8n delivery-gap check needs the n8n API",
+                hint=f"set {N8N_BASE_URL_ENV} and {N8N_API_KEY_ENV} (docs/sources/n8n.md)",
+            )
+        return N8nApiClient(
+            self.base_url,
+            self.api_key,
+            page_size=self.page_size,
+            timeout_seconds=self.timeout_seconds,
+            retry=self.retry_settings(),
+        )
+
+
+def webhook_inbox_resource() -> WebhookInboxResource:
+    return WebhookInboxResource(warehouse=warehouse_resource())
+
+
+def n8n_api_resource() -> N8nApiResource:
+    return N8nApiResource(
+        base_url=optional_env(N8N_BASE_URL_ENV, None), api_key=optional_env(N8N_API_KEY_ENV, None)
+    )

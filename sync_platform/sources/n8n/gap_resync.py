@@ -1,0 +1,325 @@
+"""Delivery gaps: executions n8n ran successfully whose webhook never reached the inbox.
+
+For each workflow: list its successful executions of the lookback window from the n8n API,
+compare with the execution ids the inbox carries, and for each missing one fetch its run
+data, extract the payload its send node sent and insert it into the inbox as a `resync`
+delivery (the same delivery id the webhook had, so a late original is a duplicate, not a
+second event). Gaps are kept in `sync_gaps` (source `n8n`, entity = workflow key, key =
+execution id) so attempts are counted across runs; a delivery that cannot be recovered, or
+that n8n has already pruned, raises one high alert naming the executions.
+
+This runs as a scheduled asset, never in a sensor: it writes, and a failed sensor tick drops
+its cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from sync_platform.engine import audit, gaps
+from sync_platform.engine.alerts import raise_alert
+from sync_platform.sources.n8n.api import (
+    DEFAULT_SEND_NODE,
+    N8nApiClient,
+    PayloadNotFound,
+    sent_payload,
+    stopped_at,
+)
+from sync_platform.warehouse.platform_tables import sync_gaps, webhook_inbox, webhook_rejections
+
+log = logging.getLogger(__name__)
+GAP_SOURCE = "n8n"  # sync_gaps.source of delivery gaps (resynced here, not by sync_gap_sensor)
+CHUNK = 500
+MAX_IDS_IN_ALERT = 50
+
+
+@dataclass
+class WorkflowGaps:
+    workflow_key: str
+    listed: int = 0
+    missing: list[str] = field(default_factory=list)
+    resynced: list[str] = field(default_factory=list)
+    rejected_at_receiver: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    unrecoverable: list[str] = field(default_factory=list)
+    retrying: dict[str, str] = field(default_factory=dict)  # execution id → why not yet
+
+    def summary(self) -> str:
+        parts = [f"{self.listed} executions listed", f"{len(self.missing)} missing"]
+        parts.append(f"{len(self.resynced)} resynced")
+        if self.rejected_at_receiver:
+            parts.append(f"{len(self.rejected_at_receiver)} kept as rejected by the receiver")
+        if self.retrying:
+            parts.append(f"{len(self.retrying)} to retry")
+        if self.pruned:
+            parts.append(f"{len(self.pruned)} pruned by n8n (lost)")
+        if self.unrecoverable:
+            parts.append(f"{len(self.unrecoverable)} unrecoverable (lost)")
+        return ", ".join(parts)
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _received(connection: sa.Connection, workflow_key: str, execution_ids: list[str]) -> set[str]:
+    received: set[str] = set()
+    for chunk in _chunks(execution_ids):
+        received.update(
+            connection.execute(
+                sa.select(webhook_inbox.c.execution_id).where(
+                    webhook_inbox.c.workflow_key == workflow_key,
+                    webhook_inbox.c.execution_id.in_(chunk),
+                )
+            ).scalars()
+        )
+    return received
+
+
+def _already_there(connection: sa.Connection, delivery_id: str) -> str | None:
+    """'inbox' or 'rejected' when the receiver already has this delivery (without its
+    execution id, or refused it and kept it with the reason); None otherwise."""
+    inbox = sa.select(webhook_inbox.c.id).where(webhook_inbox.c.delivery_id == delivery_id)
+    if connection.execute(inbox).first() is not None:
+        return "inbox"
+    rejected = sa.select(webhook_rejections.c.id).where(
+        webhook_rejections.c.delivery_id == delivery_id
+    )
+    return "rejected" if connection.execute(rejected).first() is not None else None
+
+
+def _insert_resynced(connection: sa.Connection, row: dict) -> None:
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    connection.execute(
+        insert(webhook_inbox)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=[webhook_inbox.c.delivery_id])
+    )
+
+
+def _close(connection: sa.Connection, workflow_key: str, ids: list[str], status: str, now):
+    for chunk in _chunks(ids):
+        connection.execute(
+            sa.update(sync_gaps)
+            .where(
+                sync_gaps.c.source == GAP_SOURCE,
+                sync_gaps.c.entity == workflow_key,
+                sync_gaps.c.status == "open",
+                sync_gaps.c.record_key.in_(chunk),
+            )
+            .values(status=status, resolved_at=now if status == "resolved" else None)
+        )
+
+
+def _alert_lost(connection: sa.Connection, result: WorkflowGaps, max_attempts: int, now) -> None:
+    lost = sorted(result.pruned + result.unrecoverable)
+    if not lost:
+        return
+    shown = ", ".join(lost[:MAX_IDS_IN_ALERT])
+    more = f" (+{len(lost) - MAX_IDS_IN_ALERT} more)" if len(lost) > MAX_IDS_IN_ALERT else ""
+    reasons = []
+    if result.pruned:
+        reasons.append(f"{len(result.pruned)} already pruned by n8n")
+    if result.unrecoverable:
+        reasons.append(f"{len(result.unrecoverable)} unreadable after {max_attempts} attempts")
+    raise_alert(
+        connection,
+        severity="high",
+        type="webhook_delivery_lost",
+        message=(
+            f"n8n workflow {result.workflow_key}: {len(lost)} successful execution(s) never "
+            f"reached the inbox and cannot be resynced ({'; '.join(reasons)}): {shown}{more}. "
+            "Recover the events from the sending system, or re-run those executions in n8n; "
+            "see docs/sources/n8n.md, 'Gap resync and alerts'."
+        ),
+        dedup_key=f"webhook_delivery_lost:{result.workflow_key}",
+        details={"pruned": result.pruned, "unrecoverable": result.unrecoverable},
+        now=now,
+    )
+
+
+def resync_workflow(
+    engine: sa.Engine,
+    client: N8nApiClient,
+    *,
+    workflow_key: str,
+    n8n_workflow_id: str,
+    lookback: timedelta,
+    max_attempts: int,
+    sync_run_id: int,
+    send_node: str = DEFAULT_SEND_NODE,
+    now: datetime | None = None,
+) -> WorkflowGaps:
+    now = now or datetime.now(UTC)
+    result = WorkflowGaps(workflow_key)
+    listed: list[str] = []
+    for execution in client.executions(n8n_workflow_id):
+        finished = stopped_at(execution)
+        if finished is not None and finished < now - lookback:
+            break  # newest first: everything after this is older still
+        listed.append(str(execution["id"]))
+    result.listed = len(listed)
+    with engine.begin() as connection:
+        received = _received(connection, workflow_key, listed)
+        result.missing = [execution_id for execution_id in listed if execution_id not in received]
+        gaps.record_gaps(
+            connection,
+            source=GAP_SOURCE,
+            entity=workflow_key,
+            missing=result.missing,
+            present=sorted(received),
+            sync_run_id=sync_run_id,
+            now=now,
+        )
+        # Gaps of earlier checks may have left the listing (older than the lookback, or
+        # pruned): they are tried too, by id.
+        candidates = sorted(gaps.open_gaps(connection, GAP_SOURCE, workflow_key))
+    if candidates:
+        gaps.record_attempt(
+            engine, source=GAP_SOURCE, entity=workflow_key, keys=candidates, now=now
+        )
+    for execution_id in candidates:
+        _resync_one(engine, client, result, execution_id, send_node, now)
+    with engine.begin() as connection:
+        recovered = result.resynced + result.rejected_at_receiver
+        _close(connection, workflow_key, recovered, "resolved", now)
+        _close(connection, workflow_key, result.pruned, "unrecoverable", now)
+        result.unrecoverable = _exhausted(connection, workflow_key, result.retrying, max_attempts)
+        _close(connection, workflow_key, result.unrecoverable, "unrecoverable", now)
+        _alert_lost(connection, result, max_attempts, now)
+    return result
+
+
+def _exhausted(
+    connection: sa.Connection, workflow_key: str, retrying: dict[str, str], max_attempts: int
+) -> list[str]:
+    if not retrying:
+        return []
+    rows = connection.execute(
+        sa.select(sync_gaps.c.record_key).where(
+            sync_gaps.c.source == GAP_SOURCE,
+            sync_gaps.c.entity == workflow_key,
+            sync_gaps.c.status == "open",
+            sync_gaps.c.attempts >= max_attempts,
+            sync_gaps.c.record_key.in_(list(retrying)),
+        )
+    )
+    return sorted(rows.scalars())
+
+
+def _resync_one(
+    engine: sa.Engine,
+    client: N8nApiClient,
+    result: WorkflowGaps,
+    execution_id: str,
+    send_node: str,
+    now: datetime,
+) -> None:
+    execution = client.execution(execution_id)
+    if execution is None:
+        result.pruned.append(execution_id)
+        return
+    try:
+        payload = sent_payload(execution, send_node)
+    except PayloadNotFound as exc:
+        result.retrying[execution_id] = str(exc)
+        log.warning("n8n execution %s: cannot extract its payload: %s", execution_id, exc)
+        return
+    with engine.begin() as connection:
+        where = _already_there(connection, payload.delivery_id)
+        if where == "rejected":
+            result.rejected_at_receiver.append(execution_id)
+            return
+        if where is None:
+            _insert_resynced(
+                connection,
+                {
+                    "delivery_id": payload.delivery_id,
+                    "workflow_key": result.workflow_key,
+                    "execution_id": execution_id,
+                    "received_at": now,
+                    "origin": "resync",
+                    "headers": {},
+                    "body": payload.body,
+                    "status": "pending",
+                },
+            )
+    result.resynced.append(execution_id)
+
+
+@dataclass(frozen=True)
+class GapTarget:
+    """A workflow whose deliveries are checked: its receiver key, its id in n8n, and the
+    node whose input item is the payload it sends."""
+
+    workflow_key: str
+    n8n_workflow_id: str
+    send_node: str = DEFAULT_SEND_NODE
+
+
+def check_workflow(
+    engine: sa.Engine,
+    client: N8nApiClient,
+    target: GapTarget,
+    *,
+    lookback: timedelta,
+    max_attempts: int,
+    trigger: str,
+    dagster_run_id: str | None,
+) -> WorkflowGaps:
+    """One workflow's check, audited as a sync run (source `n8n`, entity = workflow key):
+    fetched = executions listed, inserted = deliveries resynced."""
+    sync_run_id = audit.start_sync_run(
+        engine,
+        source=GAP_SOURCE,
+        entity=target.workflow_key,
+        trigger=trigger,
+        dagster_run_id=dagster_run_id,
+        partition_key=None,
+    )
+    started = time.monotonic()
+    try:
+        result = resync_workflow(
+            engine,
+            client,
+            workflow_key=target.workflow_key,
+            n8n_workflow_id=target.n8n_workflow_id,
+            lookback=lookback,
+            max_attempts=max_attempts,
+            sync_run_id=sync_run_id,
+            send_node=target.send_node,
+        )
+    except Exception as exc:
+        with engine.begin() as connection:
+            audit.update_sync_run(
+                connection,
+                sync_run_id,
+                status="failed",
+                finished_at=audit.utcnow(),
+                failed=1,
+                message=str(exc),
+            )
+        raise
+    lost = len(result.pruned) + len(result.unrecoverable)
+    with engine.begin() as connection:
+        audit.update_sync_run(
+            connection,
+            sync_run_id,
+            status="warning" if lost or result.retrying else "succeeded",
+            finished_at=audit.utcnow(),
+            fetched=result.listed,
+            inserted=len(result.resynced),
+            failed=lost,
+            gap_count=len(result.missing),
+            phase_seconds={"check": round(time.monotonic() - started, 4)},
+            message=result.summary(),
+        )
+    return result

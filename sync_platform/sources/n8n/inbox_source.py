@@ -1,0 +1,137 @@
+"""The webhook inbox as an engine source: one workflow's pending deliveries go through the
+six-step sync, and are marked processed (or quarantined, with the reason) in the load's own
+transaction, so a delivery is never loaded twice nor marked without being loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from sync_platform.config.models import EntityConfig
+from sync_platform.engine.mapping import RejectedRecord
+from sync_platform.engine.pipeline import EntitySource, Records
+from sync_platform.errors import ConfigurationError
+from sync_platform.warehouse.platform_tables import webhook_inbox
+
+DEFAULT_BATCH_SIZE = 5_000
+PAGE_SIZE = 1_000
+INBOX_FIELD = "_inbox"  # where the inbox row's own columns sit in a record (see n8n_events.yaml)
+
+
+def workflow_key_of(entity: EntityConfig) -> str:
+    key = entity.options.get("workflow_key")
+    if not key:
+        raise ConfigurationError(
+            f"entity {entity.name} has no options.workflow_key",
+            hint="name the webhooks.yaml workflow it reads in config/sources/n8n_events.yaml",
+        )
+    return key
+
+
+def _iso(moment: datetime) -> str:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+def _inbox_id(raw: dict[str, Any]) -> int | None:
+    """The inbox row a rejected record came from (a raw record, or a mapped row)."""
+    inbox = raw.get(INBOX_FIELD)
+    value = inbox.get("id") if isinstance(inbox, dict) else raw.get("inbox_id")
+    return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
+
+
+class InboxBatch:
+    """At most `batch_size` pending deliveries of one workflow, oldest first."""
+
+    def __init__(self, engine: sa.Engine, workflow_key: str, batch_size: int = DEFAULT_BATCH_SIZE):
+        self.engine = engine
+        self.workflow_key = workflow_key
+        self.batch_size = batch_size
+        self.taken: list[int] = []
+        self.unreadable: dict[int, str] = {}  # inbox id → why its body is not an event
+
+    def pages(self, _since: datetime | None) -> Iterator[Records]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    webhook_inbox.c.id,
+                    webhook_inbox.c.delivery_id,
+                    webhook_inbox.c.execution_id,
+                    webhook_inbox.c.received_at,
+                    webhook_inbox.c.origin,
+                    webhook_inbox.c.body,
+                )
+                .where(
+                    webhook_inbox.c.workflow_key == self.workflow_key,
+                    webhook_inbox.c.status == "pending",
+                )
+                .order_by(webhook_inbox.c.id)
+                .limit(self.batch_size)
+            ).all()
+        page: Records = []
+        for row in rows:
+            self.taken.append(row.id)
+            try:
+                body = json.loads(row.body)
+            except ValueError as exc:
+                self.unreadable[row.id] = f"body is not JSON ({exc})"
+                continue
+            if not isinstance(body, dict):
+                self.unreadable[row.id] = f"body is a JSON {type(body).__name__}, not an object"
+                continue
+            inbox = {
+                "id": row.id,
+                "delivery_id": row.delivery_id,
+                "execution_id": row.execution_id,
+                "received_at": _iso(row.received_at),
+                "origin": row.origin,
+            }
+            page.append({**body, INBOX_FIELD: inbox})
+            if len(page) == PAGE_SIZE:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    def mark(self, connection: sa.Connection, sync_run_id: int, rejects: list[RejectedRecord]):
+        """In the load transaction: what was loaded is processed, what was not is quarantined
+        with its reason (the body stays in the inbox, nothing is lost)."""
+        reasons = dict(self.unreadable)
+        for reject in rejects:
+            inbox_id = _inbox_id(reject.raw)
+            if inbox_id is not None:
+                reasons[inbox_id] = reject.reason
+        now = datetime.now(UTC)
+        pending = webhook_inbox.c.status == "pending"
+        processed = [inbox_id for inbox_id in self.taken if inbox_id not in reasons]
+        for start in range(0, len(processed), PAGE_SIZE):
+            connection.execute(
+                sa.update(webhook_inbox)
+                .where(webhook_inbox.c.id.in_(processed[start : start + PAGE_SIZE]), pending)
+                .values(status="processed", processed_at=now, processed_by_run_id=sync_run_id)
+            )
+        for inbox_id, reason in reasons.items():
+            connection.execute(
+                sa.update(webhook_inbox)
+                .where(webhook_inbox.c.id == inbox_id, pending)
+                .values(
+                    status="quarantined",
+                    processed_at=now,
+                    processed_by_run_id=sync_run_id,
+                    reason=reason,
+                )
+            )
+
+    def metadata(self) -> dict[str, Any]:
+        return {"inbox_deliveries": len(self.taken), "inbox_unreadable": len(self.unreadable)}
+
+
+def inbox_entity_source(
+    engine: sa.Engine, entity: EntityConfig, batch_size: int = DEFAULT_BATCH_SIZE
+) -> EntitySource:
+    batch = InboxBatch(engine, workflow_key_of(entity), batch_size)
+    return EntitySource(pages=batch.pages, extra_metadata=batch.metadata, on_commit=batch.mark)
