@@ -5,7 +5,10 @@ It starts the bundled source simulator on a free loopback port, plants realistic
 seller AA12679 silently dropped from one sheet read), runs `dagster job execute … -j
 full_sync` exactly as an operator would, lets the Dagster daemon's `sync_gap_sensor` heal
 the missing seller, changes the sources and runs the job again, printing what each sync
-did (from the audit tables) and which checks passed.
+did (from the audit tables) and which checks passed. In between, simulated n8n workflows
+send webhooks (with duplicates and drops) to the receiver: the daemon's
+`webhook_inbox_sensor` processes them into event tables and `n8n_gap_resync` brings back
+the dropped ones.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +32,12 @@ from sync_platform.config import all_source_configs
 from sync_platform.simulator.environment import simulator_environment
 from sync_platform.warehouse.connection import create_warehouse_engine, redacted
 from sync_platform.warehouse.mart_tables import mart_daily_kpis
-from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps, sync_runs
+from sync_platform.warehouse.platform_tables import (
+    sync_alerts,
+    sync_gaps,
+    sync_runs,
+    webhook_inbox,
+)
 from sync_platform.warehouse.schema import upgrade_warehouse
 
 MAIN_JOB = "full_sync"
@@ -36,6 +46,12 @@ INCIDENT_SELLER = "AA12679"
 DEALER_FAULTS = {"rate_limit_next": 1, "retry_after": 1, "truncate_next": 1, "fail_next": 1}
 MALFORMED_VEHICLES = {"STK000007": {"VIN": "NOT-A-VIN"}, "STK000011": {"Price": -100}}
 DAEMON_WAIT_SECONDS = 180
+WEBHOOKS = {"new_lead": 200, "form_submission": 60, "order_update": 40}
+EVENT_TABLES = {
+    "new_lead": "webhook_new_leads",
+    "form_submission": "webhook_form_submissions",
+    "order_update": "webhook_order_updates",
+}
 
 
 def _say(text: str = "") -> None:
@@ -173,12 +189,57 @@ def _open_gaps(engine: sa.Engine) -> list[str]:
         )
 
 
-def _heal_gaps_with_the_daemon(engine: sa.Engine, env: dict[str, str], home: Path) -> None:
-    """Start the Dagster daemon for a while: its sync_gap_sensor launches the resync."""
+def _pending_deliveries(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(
+            sa.select(sa.func.count()).where(webhook_inbox.c.status == "pending")
+        ).scalar_one()
+
+
+def _send_webhooks(control: httpx.Client, receiver_url: str, engine: sa.Engine) -> dict:
+    """Simulated n8n workflows deliver to the receiver: 10% arrive twice, 5% never."""
+    sent = {}
+    for workflow, count in WEBHOOKS.items():
+        report = control.post(
+            "/_sim/n8n/send",
+            json={
+                "target": receiver_url,
+                "workflow_key": workflow,
+                "count": count,
+                "duplicate_rate": 0.1,
+                "drop_rate": 0.05,
+                "seed": 7,
+            },
+            timeout=300,
+        ).json()
+        sent[workflow] = report
+        _say(
+            f"  n8n {workflow:<16} {count} executions: {len(report['delivered'])} delivered, "
+            f"{len(report['duplicated'])} twice, {len(report['dropped'])} dropped on the way"
+        )
+    _say(f"  webhook_inbox: {_pending_deliveries(engine)} pending (each delivery stored once)")
+    return sent
+
+
+def _event_counts(engine: sa.Engine, sent: dict) -> None:
+    with engine.connect() as connection:
+        for workflow, table in EVENT_TABLES.items():
+            rows = connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            executions = len(sent[workflow]["executions"])
+            _say(f"  {table:<26} {rows:>4} events for {executions} n8n executions")
+
+
+def _heal_with_the_daemon(engine: sa.Engine, env: dict[str, str], home: Path) -> None:
+    """Start the Dagster daemon for a while: sync_gap_sensor launches the resync of missing
+    records, webhook_inbox_sensor a processing run for the pending webhook deliveries."""
     gaps = _open_gaps(engine)
-    if not gaps:
+    pending = _pending_deliveries(engine)
+    if not gaps and not pending:
         return
-    _say(f"\nopen gaps: {', '.join(gaps)} — starting dagster-daemon so sync_gap_sensor can act")
+    _say(
+        f"\nopen gaps: {', '.join(gaps) or 'none'}; pending webhook deliveries: {pending} — "
+        "starting dagster-daemon so sync_gap_sensor and webhook_inbox_sensor can act"
+    )
     since = _last_audit_id(engine)
     log_path = home / "demo-daemon.log"
     with log_path.open("w") as log:
@@ -190,15 +251,17 @@ def _heal_gaps_with_the_daemon(engine: sa.Engine, env: dict[str, str], home: Pat
         )
         try:
             deadline = time.monotonic() + DAEMON_WAIT_SECONDS
-            while _open_gaps(engine) and time.monotonic() < deadline:
+            while (_open_gaps(engine) or _pending_deliveries(engine)) and (
+                time.monotonic() < deadline
+            ):
                 time.sleep(2)
         finally:
             daemon.terminate()
             daemon.wait(timeout=60)
-    if _open_gaps(engine):
-        _say(f"  still open after {DAEMON_WAIT_SECONDS}s (see {log_path})")
+    if _open_gaps(engine) or _pending_deliveries(engine):
+        _say(f"  still open/pending after {DAEMON_WAIT_SECONDS}s (see {log_path})")
     else:
-        _say("  resolved by a sensor-launched resync run:")
+        _say("  resolved by sensor-launched runs:")
         _summarize(engine, since)
 
 
@@ -218,6 +281,32 @@ def _alert_summary(engine: sa.Engine) -> None:
         _say(f"  #{alert['id']} [{alert['severity']}] {alert['type']}: {alert['message'][:160]}")
 
 
+@contextmanager
+def _receiver(simulator_url: str, warehouse_url: str) -> Iterator:
+    """The webhook receiver (what `sync-platform receiver` serves), accepting the simulated
+    n8n workflows with their secrets."""
+    from sync_platform.receiver import ReceiverServer, ReceiverSettings
+
+    environment = simulator_environment(simulator_url)
+    receiver_settings = ReceiverSettings.from_env(environment, warehouse_url=warehouse_url)
+    with ReceiverServer(receiver_settings) as server:
+        yield server
+
+
+def _gap_resync(engine: sa.Engine, env: dict[str, str], home: Path, sent: dict) -> bool:
+    since = _last_audit_id(engine)
+    log_path = home / "demo-gap-resync.log"
+    _say(
+        "\n$ dagster job execute -m sync_platform.definitions -j n8n_gap_resync   "
+        "(deliveries n8n ran but we never got)"
+    )
+    ok, seconds = _dagster_job("n8n_gap_resync", env, log_path)
+    _say(f"  run {'succeeded' if ok else 'FAILED'} in {seconds:.1f}s (log: {log_path})")
+    _summarize(engine, since)
+    _event_counts(engine, sent)
+    return ok
+
+
 def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
     from sync_platform.simulator.server import SimulatorServer
 
@@ -228,7 +317,11 @@ def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
     engine = create_warehouse_engine(url)
     upgrade_warehouse(engine, [e for s in all_source_configs() for e in s.entities.values()])
 
-    with SimulatorServer() as simulator, httpx.Client(base_url=simulator.url) as control:
+    with (
+        SimulatorServer() as simulator,
+        httpx.Client(base_url=simulator.url) as control,
+        _receiver(simulator.url, url) as receiver,
+    ):
         _prepare_sources(control, seed, stock, leads)
         _say(
             f"source simulator: {simulator.url} (seed {seed}); planted: dealer faults "
@@ -242,7 +335,12 @@ def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
         }
         for attempt, title in enumerate(("first sync", "after the sources changed")):
             if attempt:
-                _heal_gaps_with_the_daemon(engine, env, home)
+                _say(f"\nwebhooks: simulated n8n → receiver {receiver.url}")
+                sent = _send_webhooks(control, receiver.url, engine)
+                _heal_with_the_daemon(engine, env, home)
+                _event_counts(engine, sent)
+                if not _gap_resync(engine, env, home, sent):
+                    return 1
                 control.post("/_sim/dealer/mutate", json={"change": 5, "add": 3, "remove": 2})
                 control.post("/_sim/dealer/leads/mutate", json={"change": 4, "add": 6})
                 control.post("/_sim/erp/mutate", json={"entity": "products", "change": 3, "add": 1})

@@ -272,3 +272,60 @@ def test_a_pruned_execution_is_reported_lost_with_a_high_alert(
     assert all(execution_id in alert.message for execution_id in dropped)
     assert "pruned" in alert.message
     assert statuses == {"unrecoverable"}
+
+
+def _n8n_without_data(execution_ids: list[str]):
+    """An n8n whose executions were saved without their run data (so no payload)."""
+    import httpx
+
+    from sync_platform.sources.n8n.api import N8nApiClient
+
+    now = "2026-11-30T08:00:00.000Z"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/executions":
+            data = [{"id": i, "status": "success", "stoppedAt": now} for i in execution_ids]
+            return httpx.Response(200, json={"data": data, "nextCursor": None})
+        return httpx.Response(200, json={"id": request.url.path.rsplit("/", 1)[1], "data": {}})
+
+    return N8nApiClient("http://n8n.test", "key", transport=httpx.MockTransport(handler))
+
+
+def test_a_delivery_without_payload_is_retried_then_declared_lost(engine):
+    from datetime import UTC, datetime, timedelta
+
+    from sync_platform.engine import audit
+    from sync_platform.sources.n8n.gap_resync import resync_workflow
+
+    now = datetime(2026, 11, 30, 9, tzinfo=UTC)
+    with _n8n_without_data(["101", "102"]) as client:
+        outcomes = []
+        for _ in range(3):
+            run_id = audit.start_sync_run(
+                engine, source="n8n", entity="new_lead", trigger="manual",
+                dagster_run_id=None, partition_key=None,
+            )  # fmt: skip
+            outcomes.append(
+                resync_workflow(
+                    engine,
+                    client,
+                    workflow_key="new_lead",
+                    n8n_workflow_id="wf",
+                    lookback=timedelta(hours=72),
+                    max_attempts=3,
+                    sync_run_id=run_id,
+                    now=now,
+                )
+            )
+
+    first, _, last = outcomes
+    assert sorted(first.retrying) == ["101", "102"] and not first.unrecoverable
+    assert "no run data" in first.retrying["101"]
+    assert last.unrecoverable == ["101", "102"]
+    with engine.connect() as connection:
+        alert = connection.execute(
+            sa.select(sync_alerts).where(sync_alerts.c.type == "webhook_delivery_lost")
+        ).one()
+        inbox_rows = connection.execute(sa.select(sa.func.count()).select_from(webhook_inbox))
+        assert inbox_rows.scalar_one() == 0
+    assert "unreadable after 3 attempts" in alert.message
