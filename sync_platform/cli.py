@@ -248,3 +248,117 @@ def receiver(
         serve(host=host, port=port, workers=workers, log_level=log_level)
     except SyncError as exc:
         _fail(exc)
+
+
+backup_app = typer.Typer(
+    help="Backups: list, create, verify, restore, prune (docs/backup_and_recovery.md).",
+    no_args_is_help=True,
+)
+app.add_typer(backup_app, name="backup")
+
+
+def _backup_config():
+    from sync_platform.backups.service import BackupConfig
+
+    return BackupConfig.from_env()
+
+
+@backup_app.command("list")
+def backup_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every backup in the backup directory (newest first) with its recorded status."""
+    from sync_platform.backups.service import list_backups
+
+    try:
+        rows = list_backups(settings.warehouse_url(), _backup_config())
+    except SyncError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(rows, default=str, indent=2))
+        return
+    if not rows:
+        typer.echo(f"no backups in {settings.backup_dir()}")
+    for row in rows:
+        if row["status"] == "unreadable":
+            typer.echo(f"{row['id']}  unreadable: {row['error']}")
+            continue
+        verified = f", restore {row['restore_seconds']}s" if row["restore_seconds"] else ""
+        missing = "" if row["file_present"] else "  FILE MISSING"
+        typer.echo(
+            f"{row['id']}  {row['kind']}  {row['created_at']:%Y-%m-%d %H:%M} UTC  "
+            f"{row['size_bytes']:,} bytes  {row['rows']:,} rows  "
+            f"{'encrypted' if row['encrypted'] else 'PLAIN'}  {row['status']}{verified}{missing}"
+        )
+
+
+@backup_app.command("create")
+def backup_create(
+    kind: str = typer.Option("full", help="full (the warehouse) or inbox (webhook inbox)"),
+) -> None:
+    """Take a backup now (then verify it with `backup verify ID`)."""
+    from sync_platform.backups.service import create_backup
+
+    try:
+        manifest = create_backup(settings.warehouse_url(), _backup_config(), kind)
+    except SyncError as exc:
+        _fail(exc)
+    typer.echo(
+        f"backup {manifest.id}: {manifest.size_bytes:,} bytes, "
+        f"{sum(manifest.table_counts.values()):,} rows in {len(manifest.table_counts)} tables, "
+        f"{manifest.backup_seconds}s"
+    )
+
+
+@backup_app.command("verify")
+def backup_verify(backup_id: str) -> None:
+    """Restore into a throwaway database and compare every table with the manifest."""
+    from sync_platform.backups.service import verify_backup
+
+    try:
+        outcome = verify_backup(settings.warehouse_url(), _backup_config(), backup_id)
+    except SyncError as exc:
+        _fail(exc)
+    typer.echo(
+        f"backup {backup_id} verified: {len(outcome.manifest.table_counts)} tables match the "
+        f"manifest; restore took {outcome.restore_seconds}s"
+    )
+
+
+@backup_app.command("restore")
+def backup_restore(
+    backup_id: str,
+    target: str | None = typer.Option(
+        None, "--target", help="database URL to restore into (default: a new database)"
+    ),
+    overwrite_live: bool = typer.Option(
+        False, "--overwrite-live", help="replace the live warehouse (stop Dagster first)"
+    ),
+) -> None:
+    """Restore a backup; never over the live warehouse unless --overwrite-live."""
+    from sync_platform.backups.service import restore_backup
+
+    try:
+        outcome = restore_backup(
+            settings.warehouse_url(),
+            _backup_config(),
+            backup_id,
+            target_url=target,
+            overwrite_live=overwrite_live,
+        )
+    except SyncError as exc:
+        _fail(exc)
+    typer.echo(
+        f"backup {backup_id} restored into {outcome.target} in {outcome.restore_seconds}s; "
+        f"{len(outcome.manifest.table_counts)} tables match the manifest"
+    )
+
+
+@backup_app.command("prune")
+def backup_prune() -> None:
+    """Delete the backups retention does not keep (the newest verified one always stays)."""
+    from sync_platform.backups.service import prune_backups
+
+    try:
+        pruned = prune_backups(settings.warehouse_url(), _backup_config())
+    except SyncError as exc:
+        _fail(exc)
+    typer.echo(f"pruned {len(pruned)} backup(s)" + (f": {', '.join(pruned)}" if pruned else ""))

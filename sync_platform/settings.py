@@ -43,6 +43,14 @@ RECEIVER_MAX_HEADER_BYTES_ENV = "SYNC_PLATFORM_RECEIVER_MAX_HEADER_BYTES"
 RECEIVER_TIMESTAMP_TOLERANCE_ENV = "SYNC_PLATFORM_RECEIVER_TIMESTAMP_TOLERANCE_SECONDS"
 
 
+# Backups: where they are written, the age identity that encrypts them (AGE-SECRET-KEY-1…),
+# the explicit opt-out of encryption (dev only), and other PostgreSQL client binaries.
+BACKUP_DIR_ENV = "SYNC_PLATFORM_BACKUP_DIR"
+BACKUP_KEY_ENV = "SYNC_PLATFORM_BACKUP_KEY"
+BACKUP_ALLOW_UNENCRYPTED_ENV = "SYNC_PLATFORM_BACKUP_ALLOW_UNENCRYPTED"
+PG_BIN_DIR_ENV = "SYNC_PLATFORM_PG_BIN_DIR"
+
+
 def platform_home() -> Path:
     """Directory for the embedded default's files (warehouse file, local state)."""
     return Path(os.environ.get(HOME_ENV, ".sync_platform")).resolve()
@@ -60,3 +68,9 @@ def warehouse_url() -> str:
 def environment() -> str:
     """Which config overlay applies (dev, test, prod); dev when unset."""
     return os.environ.get(ENVIRONMENT_ENV, "dev")
+
+
+def backup_dir() -> Path:
+    """Where backups and their manifests are written (a local path or a mounted volume)."""
+    configured = os.environ.get(BACKUP_DIR_ENV)
+    return Path(configured).resolve() if configured else platform_home() / "backups"

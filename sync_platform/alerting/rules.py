@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sync_platform.config.models import SourceConfig
 from sync_platform.engine.alerts import raise_alert, resolve_alerts
 from sync_platform.engine.runtime_config import get_setting
-from sync_platform.warehouse.platform_tables import sync_gaps, sync_runs
+from sync_platform.warehouse.platform_tables import backups, sync_gaps, sync_runs, webhook_inbox
 
 HISTORY = 15  # the latest sync plus its trailing 14
 MIN_HISTORY_FOR_TRENDS = 5
@@ -129,6 +129,59 @@ def too_many_gaps(source: str, entity: str, count: int, limit: int) -> Condition
     )
 
 
+def _latest_backup(connection: sa.Connection, kind: str, statuses: tuple[str, ...]):
+    return _aware(
+        connection.execute(
+            sa.select(sa.func.max(backups.c.created_at)).where(
+                backups.c.kind == kind, backups.c.status.in_(statuses)
+            )
+        ).scalar()
+    )
+
+
+def backup_missing(connection: sa.Connection, now: datetime) -> list[Condition]:
+    """No verified full backup within `backup_max_age_hours` (the nightly schedule missed,
+    failed or did not verify); no inbox backup within `backup_inbox_max_age_minutes` while
+    the inbox holds deliveries. A warehouse younger than the window is not alerted yet."""
+    conditions = []
+    full_window = timedelta(hours=get_setting(connection, "backup_max_age_hours"))
+    first_use = _aware(connection.execute(sa.select(sa.func.min(sync_runs.c.started_at))).scalar())
+    latest = _latest_backup(connection, "full", ("verified",))
+    in_use = first_use is not None and now - first_use > full_window
+    when = f"since {latest:%Y-%m-%d %H:%M} UTC" if latest else "ever"
+    conditions.append(
+        Condition(
+            "backup_missing:full",
+            in_use and (latest is None or now - latest > full_window),
+            "high",
+            "backup_missing",
+            f"no verified full backup of the warehouse {when} (objective: every "
+            f"{full_window.total_seconds() / 3600:g} h). Is backup_warehouse_nightly running, "
+            "and did its last run fail? See docs/backup_and_recovery.md",
+            {"latest_verified": latest.isoformat() if latest else None},
+        )
+    )
+    inbox_window = timedelta(minutes=get_setting(connection, "backup_inbox_max_age_minutes"))
+    first_delivery = _aware(
+        connection.execute(sa.select(sa.func.min(webhook_inbox.c.received_at))).scalar()
+    )
+    latest_inbox = _latest_backup(connection, "inbox", ("created", "verified"))
+    waiting = first_delivery is not None and now - first_delivery > inbox_window
+    conditions.append(
+        Condition(
+            "backup_missing:inbox",
+            waiting and (latest_inbox is None or now - latest_inbox > inbox_window),
+            "high",
+            "backup_missing",
+            "no backup of the webhook inbox (push-only data n8n cannot re-send) within "
+            f"{inbox_window.total_seconds() / 60:g} min. Is backup_webhook_inbox_hourly "
+            "running? See docs/backup_and_recovery.md",
+            {"latest": latest_inbox.isoformat() if latest_inbox else None},
+        )
+    )
+    return conditions
+
+
 def evaluate(
     connection: sa.Connection, sources: list[SourceConfig], now: datetime
 ) -> list[Condition]:
@@ -152,6 +205,7 @@ def evaluate(
                 conditions.append(
                     stale(source.source, entity.name, runs, entity.freshness_minutes, now)
                 )
+    conditions.extend(backup_missing(connection, now))
     return conditions
 
 
