@@ -257,7 +257,7 @@ def _restore_into(
             restoring.drop_pg_database(target_url)
     finished = time.perf_counter()
     return RestoreOutcome(
-        manifest, redacted(target_url), round(restored - started, 3), round(finished - restored, 3)
+        manifest, redacted(target_url), round(restored - started, 6), round(finished - restored, 6)
     )
 
 
