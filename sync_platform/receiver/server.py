@@ -11,16 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
-import time
 
 import uvicorn
 
+from sync_platform.background_server import BackgroundServer
 from sync_platform.receiver.app import create_app
 from sync_platform.receiver.metrics import METRICS_DIR_ENV
 from sync_platform.receiver.settings import ReceiverSettings
 
-STARTUP_TIMEOUT_SECONDS = 30
 KEEP_ALIVE_SECONDS = 75  # longer than the idle timeout of usual proxies and n8n's agent
 # On SIGTERM, requests in flight get this long to commit and answer before workers stop.
 SHUTDOWN_GRACE_SECONDS = 15
@@ -55,56 +53,21 @@ def serve(
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-class ReceiverServer:
+class ReceiverServer(BackgroundServer):
     """The receiver on a background thread, on a free loopback port unless one is given.
 
     `with ReceiverServer(settings) as receiver: receiver.url`. `app` is the live FastAPI app
     (its counters are `app.state.receiver.metrics`).
     """
 
+    name = "receiver"
+
     def __init__(self, settings: ReceiverSettings, *, host: str = "127.0.0.1", port: int = 0):
         self.app = create_app(settings)
-        config = uvicorn.Config(
+        super().__init__(
             self.app,
             host=host,
             port=port,
-            log_level="warning",
-            access_log=False,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
             timeout_graceful_shutdown=1,
         )
-        self._host = host
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="receiver", daemon=True)
-        self._url: str | None = None
-
-    @property
-    def url(self) -> str:
-        if self._url is None:
-            raise RuntimeError("the receiver is not running: call start() or use `with`")
-        return self._url
-
-    def start(self) -> ReceiverServer:
-        self._thread.start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the receiver did not start (is the port already in use?)")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the receiver did not start in {STARTUP_TIMEOUT_SECONDS} s")
-            time.sleep(0.01)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        self._url = f"http://{self._host}:{port}"
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout=STARTUP_TIMEOUT_SECONDS)
-
-    def __enter__(self) -> ReceiverServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()

@@ -1,0 +1,60 @@
+"""An ASGI app served by uvicorn on a background thread (the simulator and the receiver in
+tests and the demo), on a free loopback port unless one is given."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Self
+
+import uvicorn
+
+STARTUP_TIMEOUT_SECONDS = 30
+
+
+class BackgroundServer:
+    """`with Server(...) as server: server.url`, or `start()` / `stop()`."""
+
+    name = "server"
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, **options: Any):
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, **options
+        )
+        self._host = host
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name=self.name, daemon=True)
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:54321."""
+        if self._url is None:
+            raise RuntimeError(f"the {self.name} is not running: call start() or use `with`")
+        return self._url
+
+    def start(self) -> Self:
+        self._thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"the {self.name} did not start (is the port already in use?)")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the {self.name} did not start in {STARTUP_TIMEOUT_SECONDS} s")
+            time.sleep(0.01)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._url = f"http://{self._host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread; safe to call twice."""
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=STARTUP_TIMEOUT_SECONDS)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
