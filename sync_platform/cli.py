@@ -281,7 +281,7 @@ def backup_list(as_json: bool = typer.Option(False, "--json")) -> None:
         if row["status"] == "unreadable":
             typer.echo(f"{row['id']}  unreadable: {row['error']}")
             continue
-        verified = f", restore {row['restore_seconds']}s" if row["restore_seconds"] else ""
+        verified = f", restore {row['restore_seconds']:.2f} s" if row["restore_seconds"] else ""
         missing = "" if row["file_present"] else "  FILE MISSING"
         typer.echo(
             f"{row['id']}  {row['kind']}  {row['created_at']:%Y-%m-%d %H:%M} UTC  "
@@ -319,7 +319,7 @@ def backup_verify(backup_id: str) -> None:
         _fail(exc)
     typer.echo(
         f"backup {backup_id} verified: {len(outcome.manifest.table_counts)} tables match the "
-        f"manifest; restore took {outcome.restore_seconds}s"
+        f"manifest; restore took {outcome.restore_seconds:.2f} s"
     )
 
 
