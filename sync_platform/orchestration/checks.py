@@ -134,8 +134,9 @@ def volume_normal(
     )
 
 
-def entity_checks(source: SourceConfig) -> dg.AssetChecksDefinition:
-    """`schema_valid` and `quarantine_rate` for every entity of a source, in one op."""
+def entity_checks(source: SourceConfig, volume: bool = True) -> dg.AssetChecksDefinition:
+    """`schema_valid`, `quarantine_rate` and (unless `volume` is off) `volume_normal` for
+    every entity of a source, in one op."""
     specs = []
     for entity in source.entities.values():
         specs += [
@@ -151,13 +152,16 @@ def entity_checks(source: SourceConfig) -> dg.AssetChecksDefinition:
                 description="share of fetched records the last sync quarantined stays under "
                 "the runtime setting quarantine_warn_share",
             ),
-            dg.AssetCheckSpec(
-                VOLUME_NORMAL,
-                asset=entity.name,
-                description="rows of the latest sync are not an outlier against its trailing "
-                "14 syncs (robust z-score)",
-            ),
         ]
+        if volume:
+            specs.append(
+                dg.AssetCheckSpec(
+                    VOLUME_NORMAL,
+                    asset=entity.name,
+                    description="rows of the latest sync are not an outlier against its "
+                    "trailing 14 syncs (robust z-score)",
+                )
+            )
 
     @dg.multi_asset_check(
         name=f"{source.source}_checks",
