@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 import yaml
@@ -50,6 +50,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+
 def _describe(error: pydantic.ValidationError) -> str:
     problems = []
     for item in error.errors():
@@ -60,28 +63,42 @@ def _describe(error: pydantic.ValidationError) -> str:
     return "; ".join(problems)
 
 
-def load_source_config(name: str, *, environment: str | None = None) -> SourceConfig:
-    """Validated config of one source, with `environments/<env>/<name>.yaml` merged over it."""
-    base_path = config_dir() / "sources" / f"{name}.yaml"
+def load_validated(
+    relative_path: str, model: type[Model], *, environment: str | None, what: str, docs: str
+) -> Model:
+    """A YAML config under the config folder, with `environments/<env>/<same name>` merged
+    over it, validated by `model`; errors name the file(s), the key and the problem."""
+    base_path = config_dir() / relative_path
     if not base_path.exists():
         raise ConfigurationError(
-            f"{base_path}: no config file for source {name!r}",
+            f"{base_path}: no config file for {what}",
             hint=f"create it or point {settings.CONFIG_DIR_ENV} at the folder that has it",
         )
     data = _read_yaml(base_path)
     env = environment or settings.environment()
-    overlay_path = config_dir() / "environments" / env / f"{name}.yaml"
+    overlay_path = config_dir() / "environments" / env / base_path.name
     files = str(base_path)
     if overlay_path.exists():
         data = deep_merge(data, _read_yaml(overlay_path))
         files += f" (+ overlay {overlay_path})"
     try:
-        return SourceConfig.model_validate(data)
+        return model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ConfigurationError(
             f"{files}: invalid config: {_describe(exc)}",
-            hint="correct the named key; docs/sources/ describes every setting",
+            hint=f"correct the named key; {docs} describes every setting",
         ) from exc
+
+
+def load_source_config(name: str, *, environment: str | None = None) -> SourceConfig:
+    """Validated config of one source, with `environments/<env>/<name>.yaml` merged over it."""
+    return load_validated(
+        f"sources/{name}.yaml",
+        SourceConfig,
+        environment=environment,
+        what=f"source {name!r}",
+        docs="docs/sources/",
+    )
 
 
 @cache

@@ -19,7 +19,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sync_platform import settings
-from sync_platform.config.loader import _describe, _read_yaml, config_dir, deep_merge
+from sync_platform.config.loader import load_validated
 from sync_platform.errors import ConfigurationError
 from sync_platform.receiver.signing import SecretFormatError, secret_key
 
@@ -83,25 +83,13 @@ class WebhooksConfig(BaseModel):
 
 def load_webhooks_config(environment: str | None = None) -> WebhooksConfig:
     """webhooks.yaml with `environments/<env>/webhooks.yaml` merged over it, validated."""
-    path = config_dir() / CONFIG_FILE
-    if not path.exists():
-        raise ConfigurationError(
-            f"{path}: no webhook config",
-            hint=f"create it or point {settings.CONFIG_DIR_ENV} at the folder that has it",
-        )
-    data = _read_yaml(path)
-    files = str(path)
-    overlay = config_dir() / "environments" / (environment or settings.environment()) / CONFIG_FILE
-    if overlay.exists():
-        data = deep_merge(data, _read_yaml(overlay))
-        files += f" (+ overlay {overlay})"
-    try:
-        return WebhooksConfig.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise ConfigurationError(
-            f"{files}: invalid config: {_describe(exc)}",
-            hint="correct the named key; docs/sources/n8n.md describes every setting",
-        ) from exc
+    return load_validated(
+        CONFIG_FILE,
+        WebhooksConfig,
+        environment=environment,
+        what="the webhook receiver",
+        docs="docs/sources/n8n.md",
+    )
 
 
 @dataclass(frozen=True)
