@@ -88,6 +88,35 @@ def record_attempt(
         )
 
 
+def mark_unrecoverable(connection: sa.Connection, *, source: str, entity: str, keys: list[str]):
+    """Close these open gaps as unrecoverable (no further attempts)."""
+    if keys:
+        connection.execute(
+            sa.update(sync_gaps)
+            .where(_open(source, entity), sync_gaps.c.record_key.in_(keys))
+            .values(status="unrecoverable")
+        )
+
+
+def take_exhausted(
+    connection: sa.Connection, *, source: str, entity: str, missing: list[str], max_attempts: int
+) -> list[str]:
+    """Missing keys whose attempts are used up, now marked unrecoverable (sorted)."""
+    if not missing:
+        return []
+    exhausted = sorted(
+        connection.execute(
+            sa.select(sync_gaps.c.record_key).where(
+                _open(source, entity),
+                sync_gaps.c.record_key.in_(missing),
+                sync_gaps.c.attempts >= max_attempts,
+            )
+        ).scalars()
+    )
+    mark_unrecoverable(connection, source=source, entity=entity, keys=exhausted)
+    return exhausted
+
+
 def give_up_exhausted(
     connection: sa.Connection,
     *,
@@ -98,22 +127,11 @@ def give_up_exhausted(
     now: datetime,
 ) -> list[str]:
     """Missing keys whose attempts are used up become unrecoverable, with one alert."""
-    exhausted = list(
-        connection.execute(
-            sa.select(sync_gaps.c.record_key).where(
-                _open(source, entity),
-                sync_gaps.c.record_key.in_(missing),
-                sync_gaps.c.attempts >= max_attempts,
-            )
-        ).scalars()
+    exhausted = take_exhausted(
+        connection, source=source, entity=entity, missing=missing, max_attempts=max_attempts
     )
     if not exhausted:
         return []
-    connection.execute(
-        sa.update(sync_gaps)
-        .where(_open(source, entity), sync_gaps.c.record_key.in_(exhausted))
-        .values(status="unrecoverable")
-    )
     shown = ", ".join(sorted(exhausted)[:MAX_KEYS_IN_ALERT])
     more = (
         f" (+{len(exhausted) - MAX_KEYS_IN_ALERT} more)"

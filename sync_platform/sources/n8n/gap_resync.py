@@ -32,7 +32,7 @@ from sync_platform.sources.n8n.api import (
     sent_payload,
     stopped_at,
 )
-from sync_platform.warehouse.platform_tables import sync_gaps, webhook_inbox, webhook_rejections
+from sync_platform.warehouse.platform_tables import webhook_inbox, webhook_rejections
 
 log = logging.getLogger(__name__)
 GAP_SOURCE = "n8n"  # sync_gaps.source of delivery gaps (resynced here, not by sync_gap_sensor)
@@ -105,20 +105,6 @@ def _insert_resynced(connection: sa.Connection, row: dict) -> None:
     )
 
 
-def _close(connection: sa.Connection, workflow_key: str, ids: list[str], status: str, now):
-    for chunk in _chunks(ids):
-        connection.execute(
-            sa.update(sync_gaps)
-            .where(
-                sync_gaps.c.source == GAP_SOURCE,
-                sync_gaps.c.entity == workflow_key,
-                sync_gaps.c.status == "open",
-                sync_gaps.c.record_key.in_(chunk),
-            )
-            .values(status=status, resolved_at=now if status == "resolved" else None)
-        )
-
-
 def _alert_lost(connection: sa.Connection, result: WorkflowGaps, max_attempts: int, now) -> None:
     lost = sorted(result.pruned + result.unrecoverable)
     if not lost:
@@ -189,30 +175,21 @@ def resync_workflow(
     for execution_id in candidates:
         _resync_one(engine, client, result, execution_id, send_node, now)
     with engine.begin() as connection:
-        recovered = result.resynced + result.rejected_at_receiver
-        _close(connection, workflow_key, recovered, "resolved", now)
-        _close(connection, workflow_key, result.pruned, "unrecoverable", now)
-        result.unrecoverable = _exhausted(connection, workflow_key, result.retrying, max_attempts)
-        _close(connection, workflow_key, result.unrecoverable, "unrecoverable", now)
+        where = {"source": GAP_SOURCE, "entity": workflow_key}
+        gaps.record_gaps(
+            connection,
+            **where,
+            missing=[],
+            present=result.resynced + result.rejected_at_receiver,
+            sync_run_id=sync_run_id,
+            now=now,
+        )
+        gaps.mark_unrecoverable(connection, **where, keys=result.pruned)
+        result.unrecoverable = gaps.take_exhausted(
+            connection, **where, missing=list(result.retrying), max_attempts=max_attempts
+        )
         _alert_lost(connection, result, max_attempts, now)
     return result
-
-
-def _exhausted(
-    connection: sa.Connection, workflow_key: str, retrying: dict[str, str], max_attempts: int
-) -> list[str]:
-    if not retrying:
-        return []
-    rows = connection.execute(
-        sa.select(sync_gaps.c.record_key).where(
-            sync_gaps.c.source == GAP_SOURCE,
-            sync_gaps.c.entity == workflow_key,
-            sync_gaps.c.status == "open",
-            sync_gaps.c.attempts >= max_attempts,
-            sync_gaps.c.record_key.in_(list(retrying)),
-        )
-    )
-    return sorted(rows.scalars())
 
 
 def _resync_one(
