@@ -11,6 +11,8 @@ Failures raise alerts (backup_failed, backup_verification_failed, restore_drill_
 restore_drill_slow); the missing-backup rule lives with the other rules (alerting/rules.py).
 """
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -38,6 +40,32 @@ def _alert(warehouse: WarehouseResource, dedup_key: str, holds: bool, **alert) -
             dg.get_dagster_logger().error(f"ALERT {alert.get('type')}: {alert.get('message')}")
 
 
+@contextmanager
+def _alert_on_failure(
+    warehouse: WarehouseResource,
+    *,
+    type: str,
+    dedup_key: str,
+    describe: Callable[[Exception], str],
+    details: dict,
+) -> Iterator[None]:
+    """A high alert when the block fails (re-raising), its resolution when it succeeds."""
+    try:
+        yield
+    except Exception as exc:
+        _alert(
+            warehouse,
+            dedup_key,
+            True,
+            severity="high",
+            type=type,
+            message=describe(exc),
+            details=details,
+        )
+        raise
+    _alert(warehouse, dedup_key, False)
+
+
 def _outcome_metadata(outcome: service.RestoreOutcome) -> dict:
     return {
         "backup_id": outcome.manifest.id,
@@ -61,21 +89,14 @@ def create_backup(
     backups: BackupResource,
 ) -> str:
     """Dump (one consistent snapshot), encrypt, store atomically, write the manifest."""
-    dedup = f"backup_failed:{config.kind}"
-    try:
+    with _alert_on_failure(
+        warehouse,
+        type="backup_failed",
+        dedup_key=f"backup_failed:{config.kind}",
+        describe=lambda exc: f"{config.kind} backup failed: {exc}",
+        details={"run_id": context.run_id},
+    ):
         manifest = service.create_backup(warehouse.url, backups.backup_config(), config.kind)
-    except Exception as exc:
-        _alert(
-            warehouse,
-            dedup,
-            True,
-            severity="high",
-            type="backup_failed",
-            message=f"{config.kind} backup failed: {exc}",
-            details={"run_id": context.run_id},
-        )
-        raise
-    _alert(warehouse, dedup, False)
     context.add_output_metadata(
         {
             "backup_id": manifest.id,
@@ -101,21 +122,14 @@ def verify_backup(
     backups: BackupResource,
 ) -> str:
     """Restore into a throwaway database, compare every table with the manifest."""
-    dedup = "backup_verification_failed"
-    try:
+    with _alert_on_failure(
+        warehouse,
+        type="backup_verification_failed",
+        dedup_key="backup_verification_failed",
+        describe=lambda exc: f"backup {backup_id} did not restore to what it holds: {exc}",
+        details={"backup_id": backup_id, "run_id": context.run_id},
+    ):
         outcome = service.verify_backup(warehouse.url, backups.backup_config(), backup_id)
-    except Exception as exc:
-        _alert(
-            warehouse,
-            dedup,
-            True,
-            severity="high",
-            type="backup_verification_failed",
-            message=f"backup {backup_id} did not restore to what it holds: {exc}",
-            details={"backup_id": backup_id, "run_id": context.run_id},
-        )
-        raise
-    _alert(warehouse, dedup, False)
     context.add_output_metadata(_outcome_metadata(outcome))
     return backup_id
 
@@ -184,22 +198,16 @@ def run_restore_drill(
     with warehouse.get_engine().connect() as connection:
         rto_minutes = get_setting(connection, "restore_rto_minutes")
     backup_id = service.latest_backup_id(warehouse.url)
-    try:
+    with _alert_on_failure(
+        warehouse,
+        type="restore_drill_failed",
+        dedup_key="restore_drill_failed",
+        describe=lambda exc: f"the restore drill failed (backup {backup_id or 'none'}): {exc}",
+        details={"backup_id": backup_id, "run_id": context.run_id},
+    ):
         if not backup_id:
             raise dg.Failure("no full backup to drill with: is backup_warehouse running?")
         outcome = service.verify_backup(warehouse.url, backups.backup_config(), backup_id)
-    except Exception as exc:
-        _alert(
-            warehouse,
-            "restore_drill_failed",
-            True,
-            severity="high",
-            type="restore_drill_failed",
-            message=f"the restore drill failed (backup {backup_id or 'none'}): {exc}",
-            details={"backup_id": backup_id, "run_id": context.run_id},
-        )
-        raise
-    _alert(warehouse, "restore_drill_failed", False)
     minutes = outcome.restore_seconds / 60
     slow = minutes > rto_minutes
     _alert(
