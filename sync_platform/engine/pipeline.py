@@ -41,6 +41,8 @@ from sync_platform.engine.verify import Verification, verify_keys
 from sync_platform.warehouse.entity_tables import ROW_HASH, entity_table
 
 Records = list[dict[str, Any]]
+# A source's bookkeeping run inside the load transaction: (connection, sync run id, rejects).
+OnCommit = Callable[[sa.Connection, int, list[RejectedRecord]], None]
 log = logging.getLogger(__name__)
 MAX_KEYS_IN_ALERT = 20
 
@@ -64,7 +66,7 @@ class EntitySource:
     # The source's own bookkeeping that must commit in the load transaction, with the data
     # (the webhook inbox marks what it handed over processed or quarantined); called with
     # the connection, the sync run id and the rejected records.
-    on_commit: Callable[[sa.Connection, int, list[RejectedRecord]], None] | None = None
+    on_commit: OnCommit | None = None
 
 
 @dataclass
@@ -340,7 +342,7 @@ def _merge_and_record(
     report: SyncReport,
     frame: pl.DataFrame,
     rejects: list[RejectedRecord],
-    on_commit: Callable[[sa.Connection, int, list[RejectedRecord]], None] | None = None,
+    on_commit: OnCommit | None = None,
 ) -> None:
     """Step 4, in one transaction: data, quarantine, held records, conflicts, record log,
     cursor, audit counts and the source's own bookkeeping commit together or not at all."""
