@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sync_platform.config import cached_source_config
-from sync_platform.engine.pipeline import EntitySource
+from sync_platform.engine.ports import EntitySource
 
 DEALER = cached_source_config("dealer_feed")
 STOCK = DEALER.entities["dealer_stock"]

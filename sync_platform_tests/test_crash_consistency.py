@@ -15,7 +15,8 @@ from sync_platform.settings import CRASHPOINT_ENV
 SCRIPT = textwrap.dedent(
     """
     import sys
-    from sync_platform.engine.pipeline import EntitySource, SyncRequest, run_entity_sync
+    from sync_platform.engine.pipeline import run_entity_sync
+    from sync_platform.engine.ports import EntitySource, SyncRequest
     from sync_platform.warehouse.connection import create_warehouse_engine
     from sync_platform_tests.records import LEADS, lead
 

@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from sync_platform.engine.merge import merge_snapshot
-from sync_platform.engine.pipeline import EntitySource, SyncRequest, run_entity_sync
+from sync_platform.engine.pipeline import run_entity_sync
+from sync_platform.engine.ports import EntitySource, SyncRequest
 from sync_platform.engine.runtime_config import set_setting
 from sync_platform.errors import SyncAlreadyRunningError
 from sync_platform.warehouse.entity_tables import entity_table

@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from sync_platform.engine.mapping import RejectedRecord
+from sync_platform.engine.ports import RejectedRecord
 from sync_platform.errors import categorize
 from sync_platform.warehouse import bulk
 from sync_platform.warehouse.platform_tables import (

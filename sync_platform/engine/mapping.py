@@ -9,29 +9,16 @@ never a silent NULL.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
 from sync_platform.config.models import EntityConfig, FieldSpec
+from sync_platform.engine.ports import RejectedRecord
 
 ROW_INDEX = "_row_index"
 TRUE_WORDS = ["true", "t", "yes", "y", "1"]
 FALSE_WORDS = ["false", "f", "no", "n", "0"]
-
-
-@dataclass
-class RejectedRecord:
-    """A source record that cannot enter the warehouse, with every reason found."""
-
-    raw: dict[str, Any]
-    record_key: str | None
-    reasons: list[str] = field(default_factory=list)
-
-    @property
-    def reason(self) -> str:
-        return "; ".join(self.reasons)
 
 
 def _as_text(value: Any) -> str | None:

@@ -18,7 +18,6 @@ rows (a truncated feed looks exactly like a mass deletion); the upserts still ap
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import polars as pl
@@ -26,6 +25,7 @@ import sqlalchemy as sa
 
 from sync_platform.config.models import EntityConfig
 from sync_platform.engine.mapping import cast_text_columns, record_key_expr
+from sync_platform.engine.ports import MergeOutcome
 from sync_platform.engine.scope import scope_conditions
 from sync_platform.warehouse import bulk
 from sync_platform.warehouse.entity_tables import (
@@ -43,18 +43,6 @@ EXISTING_VERSION = "_existing_version"
 EXISTING_STAMP = "_existing_stamp"
 IS_DELETED = "_is_deleted"
 CONFLICT_COLUMNS = ["record_key", "kind", "incoming_timestamp", "warehouse_timestamp", "resolution"]
-
-
-@dataclass
-class MergeOutcome:
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    soft_deleted: int = 0
-    active_before: int = 0
-    delete_refused: str | None = None
-    changes: pl.DataFrame | None = None  # record_key, operation: what was written
-    conflicts: list[dict] = field(default_factory=list)
 
 
 def _existing_state(

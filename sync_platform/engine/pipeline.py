@@ -9,138 +9,44 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
 
 from sync_platform.config.models import EntityConfig
+from sync_platform.crashpoints import crashpoint
 from sync_platform.engine import audit, gaps, held, state
 from sync_platform.engine.alerts import raise_alert, resolve_alerts
-from sync_platform.engine.crashpoints import crashpoint
 from sync_platform.engine.hashing import row_hash_expr
 from sync_platform.engine.leases import Lease, acquire_lease, holder_name
 from sync_platform.engine.mapping import (
     ROW_INDEX,
-    RejectedRecord,
     map_records,
     record_key_expr,
     record_keys,
 )
-from sync_platform.engine.merge import MergeOutcome, merge_snapshot
+from sync_platform.engine.merge import merge_snapshot
+from sync_platform.engine.ports import (
+    EntitySource,
+    OnCommit,
+    Records,
+    RejectedRecord,
+    SyncReport,
+    SyncRequest,
+    Verification,
+)
 from sync_platform.engine.quality import quality_metrics, trailing_fetched
 from sync_platform.engine.runtime_config import get_setting
 from sync_platform.engine.scope import describe as describe_scope
 from sync_platform.engine.validation import entity_schema, find_invalid_rows, polars_type
-from sync_platform.engine.verify import Verification, verify_keys
+from sync_platform.engine.verify import verify_keys
 from sync_platform.warehouse.entity_tables import ROW_HASH, entity_table
 
-Records = list[dict[str, Any]]
-# A source's bookkeeping run inside the load transaction: (connection, sync run id, rejects).
-OnCommit = Callable[[sa.Connection, int, list[RejectedRecord]], None]
 log = logging.getLogger(__name__)
 MAX_KEYS_IN_ALERT = 20
-
-
-@dataclass
-class EntitySource:
-    """What a source client provides for one entity.
-
-    `pages(since)` yields pages of raw records (`since` is the incremental cursor minus the
-    overlap margin, or None for a full read). `key_listing()`, when the source can list its
-    keys cheaply and independently, yields raw records holding just the key fields;
-    verification then compares the warehouse with that listing rather than with what was
-    fetched.
-    """
-
-    pages: Callable[[datetime | None], Iterable[Records]]
-    key_listing: Callable[[], Iterable[Records]] | None = None
-    # What the source said about the data it sent (e.g. GA4 sampling), once pages are read;
-    # shown with the sync's figures.
-    extra_metadata: Callable[[], dict[str, Any]] | None = None
-    # The source's own bookkeeping that must commit in the load transaction, with the data
-    # (the webhook inbox marks what it handed over processed or quarantined); called with
-    # the connection, the sync run id and the rejected records.
-    on_commit: OnCommit | None = None
-
-
-@dataclass
-class SyncRequest:
-    source: str
-    entity: EntityConfig
-    trigger: str = "manual"
-    dagster_run_id: str | None = None
-    partition_key: str | None = None
-    full_refresh: bool = False  # incremental entity: read everything, treat as a snapshot
-    allow_mass_delete: bool = False
-    scope: dict[str, Any] | None = None  # complete snapshot of this slice only
-    only_keys: list[str] | None = None  # a targeted resync of these record keys
-    # column → (parent table, parent column) that must exist before a row is loaded
-    references: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-    @property
-    def incremental(self) -> bool:
-        return self.entity.sync_mode == "incremental" and not self.full_refresh
-
-    @property
-    def complete_snapshot(self) -> bool:
-        """The fetched rows are everything the source has (in scope): vanished rows go."""
-        return not self.incremental and not self.only_keys
-
-
-@dataclass
-class SyncReport:
-    sync_run_id: int
-    source: str
-    entity: str
-    status: str = "running"
-    fetched: int = 0
-    quarantined: int = 0
-    failed: int = 0
-    held: int = 0
-    released: int = 0
-    skipped: int = 0  # rows with nothing to load (the entity's skip_when_empty columns)
-    merge: MergeOutcome = field(default_factory=MergeOutcome)
-    verification: Verification | None = None
-    phase_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    error_counts: dict[str, int] = field(default_factory=dict)
-    quarantine_reasons: Counter = field(default_factory=Counter)
-    cursor_before: str | None = None
-    cursor_after: str | None = None
-    record_log_truncated: bool = False
-    quality: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def total_seconds(self) -> float:
-        return sum(self.phase_seconds.values())
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.fetched / self.total_seconds if self.total_seconds else 0.0
-
-    @property
-    def message(self) -> str | None:
-        notes = []
-        if self.merge.delete_refused:
-            notes.append(self.merge.delete_refused)
-        if self.quarantined:
-            top = ", ".join(
-                f"{reason} (x{n})" for reason, n in self.quarantine_reasons.most_common(3)
-            )
-            notes.append(f"{self.quarantined} records quarantined ({top})")
-        if self.held:
-            notes.append(f"{self.held} records held until their parent is synced")
-        if self.merge.conflicts:
-            notes.append(f"{len(self.merge.conflicts)} update conflicts (see sync_conflicts)")
-        if self.verification and self.verification.gap_count:
-            shown = ", ".join(self.verification.missing_keys[:10])
-            notes.append(f"{self.verification.gap_count} keys missing from the warehouse: {shown}")
-        return "; ".join(notes) or None
 
 
 class _PhaseTimer:

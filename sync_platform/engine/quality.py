@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from sync_platform.config.models import EntityConfig
-from sync_platform.engine.mapping import RejectedRecord
+from sync_platform.engine.ports import RejectedRecord
 from sync_platform.warehouse.platform_tables import sync_runs
 
 TRAILING = 14

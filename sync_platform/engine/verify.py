@@ -8,7 +8,6 @@ failures with their own records, not gaps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import polars as pl
@@ -17,26 +16,11 @@ import sqlalchemy as sa
 from sync_platform.config.models import EntityConfig
 from sync_platform.engine import gaps
 from sync_platform.engine.mapping import record_key_expr
+from sync_platform.engine.ports import Verification
 from sync_platform.engine.scope import scope_conditions
 from sync_platform.warehouse import bulk
 from sync_platform.warehouse.connection import READ_ONLY
 from sync_platform.warehouse.entity_tables import DELETED_AT
-
-
-@dataclass
-class Verification:
-    status: str  # passed | gaps
-    source_count: int
-    warehouse_count: int
-    missing_keys: list[str] = field(default_factory=list)
-    unexpected_count: int = 0  # active in the warehouse, absent from a complete source key set
-    gaps_opened: int = 0
-    gaps_resolved: int = 0
-    unrecoverable: list[str] = field(default_factory=list)
-
-    @property
-    def gap_count(self) -> int:
-        return len(self.missing_keys)
 
 
 def active_keys(

@@ -15,7 +15,8 @@ import dagster as dg
 from pydantic import Field
 
 from sync_platform.config.models import EntityConfig, SourceConfig
-from sync_platform.engine.pipeline import EntitySource, SyncReport, SyncRequest, run_entity_sync
+from sync_platform.engine.pipeline import run_entity_sync
+from sync_platform.engine.ports import EntitySource, SyncReport, SyncRequest
 from sync_platform.errors import ErrorCategory, SyncError
 
 VERIFICATION_CHECK = "in_step_with_source"

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from starlette.concurrency import run_in_threadpool
 
-from sync_platform.engine.crashpoints import crashpoint
+from sync_platform.crashpoints import crashpoint
 from sync_platform.warehouse.connection import READ_ONLY
 from sync_platform.warehouse.platform_tables import webhook_inbox, webhook_rejections
 

@@ -3,7 +3,7 @@
 from contextlib import AbstractContextManager
 
 from sync_platform.config import EntityConfig, cached_source_config
-from sync_platform.engine.pipeline import EntitySource
+from sync_platform.engine.ports import EntitySource
 from sync_platform.orchestration.sync_asset import build_sync_asset
 from sync_platform.resources.dealer_feed import DealerFeedResource
 from sync_platform.sources.dealer.client import dealer_entity_source

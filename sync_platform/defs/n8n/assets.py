@@ -8,7 +8,7 @@ from datetime import timedelta
 import dagster as dg
 
 from sync_platform.config import EntityConfig, cached_source_config
-from sync_platform.engine.pipeline import EntitySource
+from sync_platform.engine.ports import EntitySource
 from sync_platform.engine.runtime_config import get_setting
 from sync_platform.orchestration.sync_asset import SOURCE_TAG, build_sync_asset, trigger_of
 from sync_platform.receiver.settings import load_webhooks_config, resolve_workflows

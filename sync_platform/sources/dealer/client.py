@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sync_platform.config.models import EntityConfig
-from sync_platform.engine.pipeline import EntitySource
+from sync_platform.engine.ports import EntitySource
 from sync_platform.errors import ConfigurationError
 from sync_platform.settings import DEALER_FEED_API_KEY_ENV, DEALER_FEED_BASE_URL_ENV
 from sync_platform.sources.http_session import HttpStatusError, RetrySettings, SourceHttpClient

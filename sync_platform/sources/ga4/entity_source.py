@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from sync_platform.config.models import EntityConfig
-from sync_platform.engine.pipeline import EntitySource
+from sync_platform.engine.ports import EntitySource
 from sync_platform.errors import ConfigurationError
 from sync_platform.sources.ga4.client import GA4Client
 from sync_platform.sources.ga4.report import ReportResult

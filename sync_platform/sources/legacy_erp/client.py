@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from sync_platform.config.models import EntityConfig
-from sync_platform.engine.pipeline import EntitySource
+from sync_platform.engine.ports import EntitySource
 from sync_platform.errors import ConfigurationError
 from sync_platform.settings import (
     LEGACY_ERP_BASE_URL_ENV,

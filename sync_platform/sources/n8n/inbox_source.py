@@ -13,8 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from sync_platform.config.models import EntityConfig
-from sync_platform.engine.mapping import RejectedRecord
-from sync_platform.engine.pipeline import EntitySource, Records
+from sync_platform.engine.ports import EntitySource, Records, RejectedRecord
 from sync_platform.errors import ConfigurationError
 from sync_platform.warehouse.platform_tables import webhook_inbox
 

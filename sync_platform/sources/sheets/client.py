@@ -34,7 +34,7 @@ from urllib.parse import quote
 from pyrate_limiter import Duration, InMemoryBucket, Limiter, Rate
 
 from sync_platform.config.models import EntityConfig
-from sync_platform.engine.pipeline import EntitySource
+from sync_platform.engine.ports import EntitySource
 from sync_platform.errors import ConfigurationError
 from sync_platform.settings import SELLER_SHEET_BASE_URL_ENV, SELLER_SHEET_ID_ENV
 from sync_platform.sources.google_auth import SPREADSHEETS_READONLY, AccessTokenProvider
