@@ -71,21 +71,30 @@ def db_ddl(
         sys.stdout.write(ddl)
 
 
+def _declare_settings() -> None:
+    """Load the code location: each feature declares its runtime settings where it lives."""
+    from sync_platform.definitions import build_definitions
+
+    build_definitions()
+
+
 @config_app.command("list")
 def config_list() -> None:
     """Every runtime setting with its current value and meaning."""
-    from sync_platform.engine.runtime_config import SETTINGS, all_settings
+    from sync_platform.runtime_config import all_settings, known_settings
 
+    _declare_settings()
     with _engine().connect() as connection:
         values = all_settings(connection)
     for key, value in values.items():
-        typer.echo(f"{key} = {value}    # {SETTINGS[key].description}")
+        typer.echo(f"{key} = {value}    # {known_settings()[key].description}")
 
 
 @config_app.command("get")
 def config_get(key: str) -> None:
-    from sync_platform.engine.runtime_config import get_setting
+    from sync_platform.runtime_config import get_setting
 
+    _declare_settings()
     try:
         with _engine().connect() as connection:
             typer.echo(get_setting(connection, key))
@@ -96,8 +105,9 @@ def config_get(key: str) -> None:
 @config_app.command("set")
 def config_set(key: str, value: str, by: str = typer.Option("cli", help="who changed it")) -> None:
     """Validate and store a setting; the next sync or sensor tick uses it."""
-    from sync_platform.engine.runtime_config import set_setting
+    from sync_platform.runtime_config import set_setting
 
+    _declare_settings()
     try:
         with _engine().begin() as connection:
             stored = set_setting(connection, key, value, updated_by=by)

@@ -25,8 +25,8 @@ from sync_platform.config import cached_source_config
 from sync_platform.engine.alerts import acknowledge, deliver_pending, raise_alert
 from sync_platform.engine.pipeline import run_entity_sync
 from sync_platform.engine.ports import EntitySource, SyncRequest
-from sync_platform.engine.runtime_config import set_setting
 from sync_platform.errors import ConfigurationError
+from sync_platform.runtime_config import set_setting
 from sync_platform.warehouse.platform_tables import sync_alerts, sync_runs
 from sync_platform_tests.records import STOCK, fleet, in_memory_source
 

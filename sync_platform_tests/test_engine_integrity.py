@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sync_platform.engine.merge import merge_snapshot
 from sync_platform.engine.pipeline import run_entity_sync
 from sync_platform.engine.ports import EntitySource, SyncRequest
-from sync_platform.engine.runtime_config import set_setting
 from sync_platform.errors import SyncAlreadyRunningError
+from sync_platform.runtime_config import set_setting
 from sync_platform.warehouse.entity_tables import entity_table
 from sync_platform.warehouse.platform_tables import (
     sync_alerts,

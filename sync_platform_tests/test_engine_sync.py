@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from sync_platform.engine.pipeline import run_entity_sync
 from sync_platform.engine.ports import EntitySource, SyncRequest
-from sync_platform.engine.runtime_config import set_setting
+from sync_platform.runtime_config import set_setting
 from sync_platform.warehouse.platform_tables import (
     sync_errors,
     sync_gaps,

@@ -7,8 +7,8 @@ import dagster as dg
 import sqlalchemy as sa
 
 from sync_platform.defs.platform.gap_sensor import sync_gap_sensor
-from sync_platform.engine.runtime_config import set_setting
 from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.runtime_config import set_setting
 from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps, sync_runs
 from sync_platform_tests.dagster_runs import materializations, run_job, run_requested
 

@@ -16,12 +16,40 @@ import sqlalchemy as sa
 
 from sync_platform.config.models import SourceConfig
 from sync_platform.engine.alerts import raise_alert, resolve_alerts
-from sync_platform.engine.runtime_config import get_setting
+from sync_platform.runtime_config import factor, positive_int, setting
 from sync_platform.warehouse.platform_tables import backups, sync_gaps, sync_runs, webhook_inbox
 
 HISTORY = 15  # the latest sync plus its trailing 14
 MIN_HISTORY_FOR_TRENDS = 5
 OK_STATUSES = ("succeeded", "warning")
+
+CONSECUTIVE_FAILURES = setting(
+    "alert_consecutive_failures",
+    3,
+    positive_int,
+    "failed syncs (or runs of a job) in a row that raise a high alert",
+)
+OPEN_GAPS = setting(
+    "alert_open_gaps", 10, positive_int, "open gaps of one entity that raise a high alert"
+)
+SLOW_FACTOR = setting(
+    "alert_slow_factor",
+    1.5,
+    factor,
+    "a sync slower than this many times its trailing median raises a warning",
+)
+BACKUP_MAX_AGE_HOURS = setting(
+    "backup_max_age_hours",
+    26,
+    positive_int,
+    "no verified full backup for this many hours raises backup_missing",
+)
+BACKUP_INBOX_MAX_AGE_MINUTES = setting(
+    "backup_inbox_max_age_minutes",
+    150,
+    positive_int,
+    "no webhook-inbox backup for this many minutes raises backup_missing",
+)
 
 
 @dataclass(frozen=True)
@@ -144,7 +172,7 @@ def backup_missing(connection: sa.Connection, now: datetime) -> list[Condition]:
     failed or did not verify); no inbox backup within `backup_inbox_max_age_minutes` while
     the inbox holds deliveries. A warehouse younger than the window is not alerted yet."""
     conditions = []
-    full_window = timedelta(hours=get_setting(connection, "backup_max_age_hours"))
+    full_window = timedelta(hours=BACKUP_MAX_AGE_HOURS.read(connection))
     first_use = _aware(connection.execute(sa.select(sa.func.min(sync_runs.c.started_at))).scalar())
     latest = _latest_backup(connection, "full", ("verified",))
     in_use = first_use is not None and now - first_use > full_window
@@ -161,7 +189,7 @@ def backup_missing(connection: sa.Connection, now: datetime) -> list[Condition]:
             {"latest_verified": latest.isoformat() if latest else None},
         )
     )
-    inbox_window = timedelta(minutes=get_setting(connection, "backup_inbox_max_age_minutes"))
+    inbox_window = timedelta(minutes=BACKUP_INBOX_MAX_AGE_MINUTES.read(connection))
     first_delivery = _aware(
         connection.execute(sa.select(sa.func.min(webhook_inbox.c.received_at))).scalar()
     )
@@ -186,9 +214,9 @@ def evaluate(
     connection: sa.Connection, sources: list[SourceConfig], now: datetime
 ) -> list[Condition]:
     """Every rule over every entity, with the thresholds in force right now."""
-    failures = get_setting(connection, "alert_consecutive_failures")
-    factor = get_setting(connection, "alert_slow_factor")
-    gap_limit = get_setting(connection, "alert_open_gaps")
+    failures = CONSECUTIVE_FAILURES.read(connection)
+    factor = SLOW_FACTOR.read(connection)
+    gap_limit = OPEN_GAPS.read(connection)
     gaps = open_gap_counts(connection)
     conditions = []
     for source in sources:

@@ -27,13 +27,44 @@ from sync_platform.backups.dump import pg_dump_snapshot, sqlite_copy, sqlite_fil
 from sync_platform.backups.manifest import Manifest, manifest_name
 from sync_platform.backups.retention import BackupInfo, backups_to_keep
 from sync_platform.backups.storage import BackupStorage, LocalDirectoryStorage
-from sync_platform.engine.runtime_config import get_setting
 from sync_platform.errors import ConfigurationError
+from sync_platform.runtime_config import non_negative_int, positive_int, positive_minutes, setting
 from sync_platform.warehouse.connection import create_warehouse_engine, normalize_url, redacted
 from sync_platform.warehouse.platform_tables import backups
 
 log = logging.getLogger("sync_platform.backups")
 KINDS = ("full", "inbox")
+
+KEEP_DAILY = setting(
+    "backup_keep_daily",
+    7,
+    non_negative_int,
+    "full backups kept: the newest of each of the last N days with one",
+)
+KEEP_WEEKLY = setting(
+    "backup_keep_weekly",
+    4,
+    non_negative_int,
+    "full backups kept: the newest of each of the last N ISO weeks",
+)
+KEEP_MONTHLY = setting(
+    "backup_keep_monthly",
+    6,
+    non_negative_int,
+    "full backups kept: the newest of each of the last N months",
+)
+INBOX_KEEP_HOURS = setting(
+    "backup_inbox_keep_hours",
+    72,
+    positive_int,
+    "hours the hourly webhook-inbox backups are kept",
+)
+RESTORE_RTO_MINUTES = setting(
+    "restore_rto_minutes",
+    15.0,
+    positive_minutes,
+    "recovery time objective: a slower restore drill alerts",
+)
 
 
 @dataclass
@@ -412,10 +443,10 @@ def prune_backups(
     try:
         with engine.begin() as connection:
             policy = {
-                "daily": get_setting(connection, "backup_keep_daily"),
-                "weekly": get_setting(connection, "backup_keep_weekly"),
-                "monthly": get_setting(connection, "backup_keep_monthly"),
-                "inbox_keep_hours": get_setting(connection, "backup_inbox_keep_hours"),
+                "daily": KEEP_DAILY.read(connection),
+                "weekly": KEEP_WEEKLY.read(connection),
+                "monthly": KEEP_MONTHLY.read(connection),
+                "inbox_keep_hours": INBOX_KEEP_HOURS.read(connection),
             }
             rows = connection.execute(
                 sa.select(

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync_platform.engine.runtime_config import get_setting
+from sync_platform.runtime_config import positive_int, setting
 from sync_platform.warehouse.platform_tables import sync_alerts
 
 log = logging.getLogger("sync_platform.alerts")
@@ -27,6 +27,12 @@ LOG_LEVELS = {
     "warning": logging.WARNING,
     "low": logging.INFO,
 }
+ALERT_RENOTIFY_MINUTES = setting(
+    "alert_renotify_minutes",
+    240,
+    positive_int,
+    "minutes before an unacknowledged open alert is sent again (≥ 1)",
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ def raise_alert(
             "message": message,
             "details": details,
         }
-        renotify = timedelta(minutes=get_setting(connection, "alert_renotify_minutes"))
+        renotify = timedelta(minutes=ALERT_RENOTIFY_MINUTES.read(connection))
         last = _aware(existing["last_notified_at"]) or _aware(existing["created_at"])
         if existing["acknowledged_at"] is None and now - last >= renotify:
             values["pending_channels"] = _channel_names()

@@ -14,9 +14,23 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from sync_platform.engine.alerts import raise_alert
+from sync_platform.runtime_config import non_negative_int, positive_int, setting
 from sync_platform.warehouse.platform_tables import sync_gaps
 
 MAX_KEYS_IN_ALERT = 50
+
+GAP_RESYNC_MAX_ATTEMPTS = setting(
+    "gap_resync_max_attempts",
+    3,
+    positive_int,
+    "targeted resync attempts for a gap before it is declared unrecoverable",
+)
+GAP_RESYNC_BACKOFF_MINUTES = setting(
+    "gap_resync_backoff_minutes",
+    5,
+    non_negative_int,
+    "wait before the first resync of a gap; doubles each attempt",
+)
 
 
 def _open(source: str, entity: str):

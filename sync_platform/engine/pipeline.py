@@ -39,14 +39,45 @@ from sync_platform.engine.ports import (
     Verification,
 )
 from sync_platform.engine.quality import quality_metrics, trailing_fetched
-from sync_platform.engine.runtime_config import get_setting
 from sync_platform.engine.scope import describe as describe_scope
 from sync_platform.engine.validation import entity_schema, find_invalid_rows, polars_type
 from sync_platform.engine.verify import verify_keys
+from sync_platform.runtime_config import (
+    non_negative_int,
+    positive_int,
+    setting,
+    share,
+    share_or_zero,
+)
 from sync_platform.warehouse.entity_tables import ROW_HASH, entity_table
 
 log = logging.getLogger(__name__)
 MAX_KEYS_IN_ALERT = 20
+
+MASS_DELETE_MAX_SHARE = setting(
+    "mass_delete_max_share",
+    0.2,
+    share,
+    "largest share of an entity's active rows one snapshot may soft-delete",
+)
+LEASE_STALE_MINUTES = setting(
+    "lease_stale_minutes",
+    30,
+    positive_int,
+    "minutes without a heartbeat after which a sync's lease is taken over",
+)
+RECORD_LOG_LIMIT = setting(
+    "record_log_limit",
+    10_000,
+    non_negative_int,
+    "changed records written to sync_record_log per sync run",
+)
+ALERT_QUARANTINE_SHARE = setting(
+    "alert_quarantine_share",
+    0.0,
+    share_or_zero,
+    "quarantined share of a sync above which a data-integrity alert is raised",
+)
 
 
 class _PhaseTimer:
@@ -216,7 +247,7 @@ def _integrity_alert(
     later sync that quarantines nothing closes the alert."""
     key = f"data_integrity:{request.source}:{request.entity.name}"
     share = len(rejects) / fetched if fetched else 0.0
-    if not rejects or share <= get_setting(connection, "alert_quarantine_share"):
+    if not rejects or share <= ALERT_QUARANTINE_SHARE.read(connection):
         resolve_alerts(connection, key, now)
         return
     shown = "; ".join(
@@ -267,7 +298,7 @@ def _merge_and_record(
             complete_snapshot=request.complete_snapshot,
             sync_run_id=report.sync_run_id,
             now=now,
-            max_delete_share=get_setting(connection, "mass_delete_max_share"),
+            max_delete_share=MASS_DELETE_MAX_SHARE.read(connection),
             allow_mass_delete=request.allow_mass_delete,
             protected_keys=[r.record_key for r in rejects if r.record_key] + waiting,
             scope=request.scope,
@@ -291,7 +322,7 @@ def _merge_and_record(
             connection,
             report.merge.changes,
             rejects,
-            limit=get_setting(connection, "record_log_limit"),
+            limit=RECORD_LOG_LIMIT.read(connection),
             **where,
         )
         if not request.only_keys:
@@ -335,7 +366,7 @@ def _verify(
     entity = request.entity
     with engine.connect() as connection:
         waiting = held.waiting_keys(connection, request.source, entity.name)
-        max_attempts = get_setting(connection, "gap_resync_max_attempts")
+        max_attempts = gaps.GAP_RESYNC_MAX_ATTEMPTS.read(connection)
     known_failures = [r.record_key for r in rejects if r.record_key] + waiting
     if request.only_keys:
         expected = pl.Series(request.only_keys, dtype=pl.String)
@@ -367,7 +398,7 @@ def run_entity_sync(engine: sa.Engine, request: SyncRequest, source: EntitySourc
     """
     entity = request.entity
     with engine.connect() as connection:
-        stale_after = timedelta(minutes=get_setting(connection, "lease_stale_minutes"))
+        stale_after = timedelta(minutes=LEASE_STALE_MINUTES.read(connection))
     holder = holder_name(request.dagster_run_id)
     acquire_lease(engine, request.source, entity.name, holder, stale_after)
     lease = Lease(engine, request.source, entity.name, holder)

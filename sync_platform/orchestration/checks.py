@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from sync_platform.config.models import EntityConfig, SourceConfig
 from sync_platform.engine.quality import TRAILING, robust_z
 from sync_platform.engine.readback import read_active_rows
-from sync_platform.engine.runtime_config import get_setting
 from sync_platform.engine.validation import entity_schema, find_invalid_rows
+from sync_platform.runtime_config import setting, share
 from sync_platform.warehouse.connection import READ_ONLY
 from sync_platform.warehouse.platform_tables import sync_runs
 
@@ -29,6 +29,12 @@ QUARANTINE_RATE = "quarantine_rate"
 VOLUME_NORMAL = "volume_normal"
 ANOMALY_Z = 3.5  # |robust z| above this is an anomaly (Iglewicz and Hoaglin's cut-off)
 MAX_EXAMPLES = 10
+QUARANTINE_WARN_SHARE = setting(
+    "quarantine_warn_share",
+    0.05,
+    share,
+    "quarantined share of a sync's records above which its check warns",
+)
 
 
 def schema_valid(connection: sa.Connection, entity: EntityConfig) -> dg.AssetCheckResult:
@@ -56,7 +62,7 @@ def schema_valid(connection: sa.Connection, entity: EntityConfig) -> dg.AssetChe
 def quarantine_rate(
     connection: sa.Connection, source: SourceConfig, entity: EntityConfig
 ) -> dg.AssetCheckResult:
-    limit = get_setting(connection, "quarantine_warn_share")
+    limit = QUARANTINE_WARN_SHARE.read(connection)
     last = connection.execute(
         sa.select(sync_runs.c.id, sync_runs.c.fetched, sync_runs.c.quarantined)
         .where(

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from sync_platform.engine.runtime_config import get_setting
 from sync_platform.orchestration.sync_asset import SOURCE_TAG
 from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.runtime_config import non_negative_int, setting
 from sync_platform.warehouse.connection import READ_ONLY
 
 ga4_daily = dg.define_asset_job(
@@ -16,6 +16,14 @@ ga4_daily = dg.define_asset_job(
     selection=dg.AssetSelection.groups("ga4") | dg.AssetSelection.groups("ga4").downstream(),
     description="GA4 reports for a day or a range of days, then the marts built on them.",
     tags={SOURCE_TAG: "ga4"},
+)
+
+
+LOOKBACK_DAYS = setting(
+    "ga4_lookback_days",
+    3,
+    non_negative_int,
+    "days before yesterday the nightly GA4 run pulls again",
 )
 
 
@@ -44,7 +52,7 @@ def ga4_daily_with_lookback(
     context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource
 ) -> dg.RunRequest:
     with warehouse.get_engine().connect().execution_options(**READ_ONLY) as connection:
-        lookback = get_setting(connection, "ga4_lookback_days")
+        lookback = LOOKBACK_DAYS.read(connection)
     now = context.scheduled_execution_time or datetime.now(UTC)
     return range_request(lookback, now, "daily")
 

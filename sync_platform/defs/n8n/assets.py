@@ -8,18 +8,26 @@ from datetime import timedelta
 import dagster as dg
 
 from sync_platform.config import EntityConfig, cached_source_config
+from sync_platform.engine.gaps import GAP_RESYNC_MAX_ATTEMPTS
 from sync_platform.engine.ports import EntitySource
-from sync_platform.engine.runtime_config import get_setting
 from sync_platform.orchestration.sync_asset import SOURCE_TAG, build_sync_asset, trigger_of
 from sync_platform.receiver.settings import load_webhooks_config, resolve_workflows
 from sync_platform.resources.n8n import N8nApiResource, WebhookInboxResource
 from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.runtime_config import positive_int, setting
 from sync_platform.sources.n8n.gap_resync import GapTarget, check_workflow
 from sync_platform.sources.n8n.inbox_source import inbox_entity_source, workflow_key_of
 
 N8N_EVENTS = cached_source_config("n8n_events")
 DELIVERY_GAPS = "n8n_delivery_gaps"
 NO_LOST_DELIVERIES = "no_lost_deliveries"
+GAP_LOOKBACK_HOURS = setting(
+    "n8n_gap_lookback_hours",
+    72,
+    positive_int,
+    "hours of n8n executions the delivery-gap check compares with the inbox (keep it well "
+    "under n8n's execution retention, 336 h by default)",
+)
 
 
 def _entity_source(
@@ -79,8 +87,8 @@ def n8n_delivery_gaps(
 ) -> dg.MaterializeResult:
     engine = warehouse.ready_engine()
     with engine.connect() as connection:
-        lookback = timedelta(hours=get_setting(connection, "n8n_gap_lookback_hours"))
-        max_attempts = get_setting(connection, "gap_resync_max_attempts")
+        lookback = timedelta(hours=GAP_LOOKBACK_HOURS.read(connection))
+        max_attempts = GAP_RESYNC_MAX_ATTEMPTS.read(connection)
     targets, problems = gap_targets()
     for problem in problems:
         context.log.warning(problem)

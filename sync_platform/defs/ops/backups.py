@@ -20,7 +20,6 @@ from pydantic import Field
 
 from sync_platform.backups import service
 from sync_platform.engine.alerts import raise_alert, resolve_alerts
-from sync_platform.engine.runtime_config import get_setting
 from sync_platform.resources.backups import BackupResource
 from sync_platform.resources.warehouse import WarehouseResource
 
@@ -196,7 +195,7 @@ def run_restore_drill(
 ) -> None:
     """Restore the newest full backup into scratch, time it against the RTO objective."""
     with warehouse.get_engine().connect() as connection:
-        rto_minutes = get_setting(connection, "restore_rto_minutes")
+        rto_minutes = service.RESTORE_RTO_MINUTES.read(connection)
     backup_id = service.latest_backup_id(warehouse.url)
     with _alert_on_failure(
         warehouse,

@@ -13,8 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from sync_platform.engine.gaps import resync_candidates
-from sync_platform.engine.runtime_config import get_setting
+from sync_platform.engine.gaps import (
+    GAP_RESYNC_BACKOFF_MINUTES,
+    GAP_RESYNC_MAX_ATTEMPTS,
+    resync_candidates,
+)
 from sync_platform.orchestration.sync_asset import RESYNC_TAG, SOURCE_TAG, TRIGGER_TAG
 from sync_platform.resources.warehouse import WarehouseResource
 from sync_platform.sources.n8n.gap_resync import GAP_SOURCE as DELIVERY_GAP_SOURCE
@@ -41,8 +44,8 @@ def sync_gap_sensor(
     with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
         candidates = resync_candidates(
             connection,
-            max_attempts=get_setting(connection, "gap_resync_max_attempts"),
-            backoff=timedelta(minutes=get_setting(connection, "gap_resync_backoff_minutes")),
+            max_attempts=GAP_RESYNC_MAX_ATTEMPTS.read(connection),
+            backoff=timedelta(minutes=GAP_RESYNC_BACKOFF_MINUTES.read(connection)),
             now=now,
             # delivery gaps are resynced by the n8n_delivery_gaps asset, not by record key
             exclude_sources=(DELIVERY_GAP_SOURCE,),

@@ -6,8 +6,8 @@ which therefore have no audit row of their own; and raise a high alert when the 
 import dagster as dg
 import sqlalchemy as sa
 
+from sync_platform.alerting.rules import CONSECUTIVE_FAILURES
 from sync_platform.engine.alerts import raise_alert
-from sync_platform.engine.runtime_config import get_setting
 from sync_platform.resources.warehouse import WarehouseResource
 from sync_platform.warehouse.platform_tables import sync_errors
 
@@ -36,7 +36,7 @@ def record_run_failures(context: dg.RunFailureSensorContext, warehouse: Warehous
                     occurred_at=sa.func.now(),
                 )
             )
-        limit = get_setting(connection, "alert_consecutive_failures")
+        limit = CONSECUTIVE_FAILURES.read(connection)
         latest = context.instance.get_runs(
             filters=dg.RunsFilter(job_name=run.job_name), limit=limit
         )
