@@ -219,7 +219,7 @@ def alerts_ack(
     alert_id: int, by: str = typer.Option(..., "--by", help="who is taking care of it")
 ) -> None:
     """Acknowledge an alert: it stays open until its condition clears, but is not re-sent."""
-    from sync_platform.engine.alerts import acknowledge
+    from sync_platform.alerting.store import acknowledge
 
     with _engine().begin() as connection:
         done = acknowledge(connection, alert_id, by)

@@ -21,8 +21,8 @@ from cryptography.x509.oid import NameOID
 
 from sync_platform.alerting import rules
 from sync_platform.alerting.channels import EmailChannel, WebhookChannel, configured_channels
+from sync_platform.alerting.store import acknowledge, deliver_pending, raise_alert
 from sync_platform.config import cached_source_config
-from sync_platform.engine.alerts import acknowledge, deliver_pending, raise_alert
 from sync_platform.engine.pipeline import run_entity_sync
 from sync_platform.engine.ports import EntitySource, SyncRequest
 from sync_platform.errors import ConfigurationError
@@ -163,7 +163,7 @@ class Recorder:
 
 
 def raise_it(engine, monkeypatch, now):
-    monkeypatch.setattr("sync_platform.engine.alerts._channel_names", lambda: ["recorder"])
+    monkeypatch.setattr("sync_platform.alerting.store._channel_names", lambda: ["recorder"])
     with engine.begin() as connection:
         return raise_alert(
             connection,
@@ -347,7 +347,7 @@ def test_a_refused_login_keeps_the_email_pending(engine, monkeypatch, tls_certif
             password="wrong",
             ca_file=str(cert_path),
         )
-        monkeypatch.setattr("sync_platform.engine.alerts._channel_names", lambda: ["email"])
+        monkeypatch.setattr("sync_platform.alerting.store._channel_names", lambda: ["email"])
         with engine.begin() as connection:
             raise_alert(connection, severity="high", type="t", message="m", dedup_key="k")
         assert deliver_pending(engine, [channel]) == {"sent": 0, "failed": 1}

@@ -1,5 +1,7 @@
-"""Alerting beyond storage: delivery channels, the rules that raise alerts, the health report.
+"""Alerting, one package: the alert store (`store`: raise, resolve, acknowledge, deliver), the
+rules that decide when a condition holds (`rules`), the channels that reach a person
+(`channels`), and the health report (`health`).
 
-`engine/alerts.py` stores alerts (one open alert per condition); this package decides
-when conditions hold and gets the word to a person.
+The engine and the platform's jobs raise and resolve alerts through `store`; nothing else
+writes the alerts table.
 """

@@ -14,8 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sync_platform.alerting.store import raise_alert, resolve_alerts
 from sync_platform.config.models import SourceConfig
-from sync_platform.engine.alerts import raise_alert, resolve_alerts
 from sync_platform.runtime_config import factor, positive_int, setting
 from sync_platform.warehouse.platform_tables import backups, sync_gaps, sync_runs, webhook_inbox
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from sync_platform.engine.alerts import raise_alert
+from sync_platform.alerting.store import raise_alert
 from sync_platform.runtime_config import non_negative_int, positive_int, setting
 from sync_platform.warehouse.platform_tables import sync_gaps
 

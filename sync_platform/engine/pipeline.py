@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 import polars as pl
 import sqlalchemy as sa
 
+from sync_platform.alerting.store import raise_alert, resolve_alerts
 from sync_platform.config.models import EntityConfig
 from sync_platform.crashpoints import crashpoint
 from sync_platform.engine import audit, gaps, held, state
-from sync_platform.engine.alerts import raise_alert, resolve_alerts
 from sync_platform.engine.hashing import row_hash_expr
 from sync_platform.engine.leases import Lease, acquire_lease, holder_name
 from sync_platform.engine.mapping import (

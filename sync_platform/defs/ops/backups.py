@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
+from sync_platform.alerting.store import raise_alert, resolve_alerts
 from sync_platform.backups import service
-from sync_platform.engine.alerts import raise_alert, resolve_alerts
 from sync_platform.resources.backups import BackupResource
 from sync_platform.resources.warehouse import WarehouseResource
 

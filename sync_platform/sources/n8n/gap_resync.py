@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from sync_platform.alerting.store import raise_alert
 from sync_platform.engine import audit, gaps
-from sync_platform.engine.alerts import raise_alert
 from sync_platform.sources.n8n.api import (
     DEFAULT_SEND_NODE,
     N8nApiClient,

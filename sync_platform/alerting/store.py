@@ -1,4 +1,5 @@
-"""Alerts: stored in `sync_alerts`, one open alert per condition (dedup key), always logged.
+"""The alert store: alerts in `sync_alerts`, one open alert per condition (dedup key),
+always logged.
 
 Raising an alert whose condition is already open bumps its count instead of creating
 another, so a persisting condition tells a person once; it is sent again only after
@@ -17,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sync_platform.alerting.channels import configured_channel_names
 from sync_platform.runtime_config import positive_int, setting
 from sync_platform.warehouse.platform_tables import sync_alerts
 
@@ -46,8 +48,6 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def _channel_names() -> list[str]:
-    from sync_platform.alerting.channels import configured_channel_names
-
     return configured_channel_names()
 
 
