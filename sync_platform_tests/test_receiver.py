@@ -22,15 +22,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from sync_platform.receiver import (
-    AFTER_COMMIT,
-    BEFORE_COMMIT,
-    Delivery,
-    Inbox,
-    ReceiverServer,
-    ReceiverSettings,
-    signed_headers,
-)
+from sync_platform.inbox.store import AFTER_COMMIT, BEFORE_COMMIT, Delivery, Inbox
+from sync_platform.receiver import ReceiverServer, ReceiverSettings, signed_headers
 from sync_platform.settings import CRASHPOINT_ENV, WAREHOUSE_URL_ENV
 from sync_platform.warehouse.platform_tables import webhook_inbox, webhook_rejections
 

@@ -16,8 +16,9 @@ import sqlalchemy as sa
 
 from sync_platform.alerting.store import raise_alert, resolve_alerts
 from sync_platform.config.models import SourceConfig
+from sync_platform.inbox.queries import first_received_at
 from sync_platform.runtime_config import factor, positive_int, setting
-from sync_platform.warehouse.platform_tables import backups, sync_gaps, sync_runs, webhook_inbox
+from sync_platform.warehouse.platform_tables import backups, sync_gaps, sync_runs
 
 HISTORY = 15  # the latest sync plus its trailing 14
 MIN_HISTORY_FOR_TRENDS = 5
@@ -190,9 +191,7 @@ def backup_missing(connection: sa.Connection, now: datetime) -> list[Condition]:
         )
     )
     inbox_window = timedelta(minutes=BACKUP_INBOX_MAX_AGE_MINUTES.read(connection))
-    first_delivery = _aware(
-        connection.execute(sa.select(sa.func.min(webhook_inbox.c.received_at))).scalar()
-    )
+    first_delivery = _aware(first_received_at(connection))
     latest_inbox = _latest_backup(connection, "inbox", ("created", "verified"))
     waiting = first_delivery is not None and now - first_delivery > inbox_window
     conditions.append(

@@ -23,11 +23,11 @@ from typing import BinaryIO
 
 import sqlalchemy as sa
 
-from sync_platform import settings
+from sync_platform import inbox, settings
 from sync_platform.errors import ConfigurationError, DatabaseError
 from sync_platform.warehouse.connection import normalize_url
 
-INBOX_TABLES = ("webhook_inbox", "webhook_rejections")
+INBOX_TABLES = inbox.TABLES
 CHECKSUM_MODULUS = 2**256
 BATCH = 10_000
 

@@ -12,7 +12,6 @@ from sync_platform.receiver.app import (
     create_app,
     create_app_from_env,
 )
-from sync_platform.receiver.inbox import AFTER_COMMIT, BEFORE_COMMIT, Delivery, Inbox
 from sync_platform.receiver.metrics import Metrics
 from sync_platform.receiver.server import ReceiverServer, serve
 from sync_platform.receiver.settings import (
@@ -24,13 +23,9 @@ from sync_platform.receiver.settings import (
 from sync_platform.receiver.signing import generate_secret, n8n_key_of, sign, signed_headers
 
 __all__ = [
-    "AFTER_COMMIT",
-    "BEFORE_COMMIT",
     "EXECUTION_ID_FIELD",
     "EXECUTION_ID_HEADER",
     "WEBHOOK_PATH",
-    "Delivery",
-    "Inbox",
     "Metrics",
     "ReceiverServer",
     "ReceiverSettings",

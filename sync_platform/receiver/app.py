@@ -46,8 +46,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sync_platform.inbox.store import Delivery, Inbox, Rejection
 from sync_platform.receiver import signing
-from sync_platform.receiver.inbox import Delivery, Inbox, InboxWriter, Rejection
+from sync_platform.receiver.inbox_writer import InboxWriter
 from sync_platform.receiver.metrics import METRICS_DIR_ENV, UNKNOWN_WORKFLOW, Metrics
 from sync_platform.receiver.settings import ReceiverSettings, Workflow
 from sync_platform.warehouse.connection import create_warehouse_engine, redacted

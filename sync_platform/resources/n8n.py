@@ -7,13 +7,26 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
+from sync_platform.config.models import EntityConfig
+from sync_platform.engine.ports import EntitySource
+from sync_platform.engine.scope import Scope
 from sync_platform.errors import ConfigurationError
+from sync_platform.inbox.processing import DEFAULT_BATCH_SIZE, InboxBatch
 from sync_platform.resources.google import optional_env
 from sync_platform.resources.http_source import HttpSourceResource
 from sync_platform.resources.warehouse import WarehouseResource, warehouse_resource
 from sync_platform.settings import N8N_API_KEY_ENV, N8N_BASE_URL_ENV
 from sync_platform.sources.n8n.api import MAX_PAGE, N8nApiClient
-from sync_platform.sources.n8n.inbox_source import DEFAULT_BATCH_SIZE
+
+
+def workflow_key_of(entity: EntityConfig) -> str:
+    key = entity.options.get("workflow_key")
+    if not key:
+        raise ConfigurationError(
+            f"entity {entity.name} has no options.workflow_key",
+            hint="name the webhooks.yaml workflow it reads in config/sources/n8n_events.yaml",
+        )
+    return key
 
 
 class WebhookInboxResource(dg.ConfigurableResource):
@@ -25,6 +38,11 @@ class WebhookInboxResource(dg.ConfigurableResource):
 
     def engine(self) -> sa.Engine:
         return self.warehouse.ready_engine()
+
+    def entity_source(self, entity: EntityConfig, scope: Scope | None = None) -> EntitySource:
+        """The pending deliveries of the entity's workflow, marked in the load transaction."""
+        batch = InboxBatch(self.engine(), workflow_key_of(entity), self.batch_size)
+        return EntitySource(pages=batch.pages, extra_metadata=batch.metadata, on_commit=batch.mark)
 
 
 class N8nApiResource(HttpSourceResource):

@@ -12,11 +12,10 @@ from sync_platform.engine.gaps import GAP_RESYNC_MAX_ATTEMPTS
 from sync_platform.engine.ports import EntitySource
 from sync_platform.orchestration.sync_asset import SOURCE_TAG, build_sync_asset, trigger_of
 from sync_platform.receiver.settings import load_webhooks_config, resolve_workflows
-from sync_platform.resources.n8n import N8nApiResource, WebhookInboxResource
+from sync_platform.resources.n8n import N8nApiResource, WebhookInboxResource, workflow_key_of
 from sync_platform.resources.warehouse import WarehouseResource
 from sync_platform.runtime_config import positive_int, setting
 from sync_platform.sources.n8n.gap_resync import GapTarget, check_workflow
-from sync_platform.sources.n8n.inbox_source import inbox_entity_source, workflow_key_of
 
 N8N_EVENTS = cached_source_config("n8n_events")
 DELIVERY_GAPS = "n8n_delivery_gaps"
@@ -31,9 +30,9 @@ GAP_LOOKBACK_HOURS = setting(
 
 
 def _entity_source(
-    inbox: WebhookInboxResource, entity: EntityConfig, _scope: dict | None
+    inbox: WebhookInboxResource, entity: EntityConfig, scope: dict | None
 ) -> AbstractContextManager[EntitySource]:
-    return nullcontext(inbox_entity_source(inbox.engine(), entity, inbox.batch_size))
+    return nullcontext(inbox.entity_source(entity, scope))
 
 
 event_assets = [

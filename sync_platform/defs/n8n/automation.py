@@ -2,14 +2,12 @@
 for anything left pending, and the hourly delivery-gap resync."""
 
 import dagster as dg
-import sqlalchemy as sa
 
 from sync_platform.defs.n8n.assets import ASSET_BY_WORKFLOW
 from sync_platform.defs.n8n.jobs import n8n_gap_resync, process_webhooks
+from sync_platform.inbox.processing import pending_by_workflow
 from sync_platform.orchestration.sync_asset import TRIGGER_TAG
 from sync_platform.resources.warehouse import WarehouseResource
-from sync_platform.warehouse.connection import READ_ONLY
-from sync_platform.warehouse.platform_tables import webhook_inbox
 
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -17,18 +15,6 @@ IN_PROGRESS = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
-
-
-def pending_by_workflow(warehouse: WarehouseResource, after_id: int = 0) -> dict[str, int]:
-    """Workflow key → highest pending inbox id above `after_id` (read only)."""
-    engine = warehouse.get_engine()
-    with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
-        rows = connection.execute(
-            sa.select(webhook_inbox.c.workflow_key, sa.func.max(webhook_inbox.c.id))
-            .where(webhook_inbox.c.status == "pending", webhook_inbox.c.id > after_id)
-            .group_by(webhook_inbox.c.workflow_key)
-        ).all()
-    return {key: newest for key, newest in rows}
 
 
 def processing_in_progress(instance: dg.DagsterInstance) -> bool:
@@ -61,7 +47,7 @@ def webhook_inbox_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource
 ) -> dg.SensorResult | dg.SkipReason:
     last_seen = int(context.cursor or 0)
-    new = pending_by_workflow(warehouse, after_id=last_seen)
+    new = pending_by_workflow(warehouse.get_engine(), after_id=last_seen)
     if not new:
         return dg.SkipReason(f"no new deliveries after inbox id {last_seen}")
     if processing_in_progress(context.instance):
@@ -96,7 +82,7 @@ def webhook_inbox_sensor(
 def webhook_inbox_safety_net(
     context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource
 ) -> dg.RunRequest | dg.SkipReason:
-    pending = pending_by_workflow(warehouse)
+    pending = pending_by_workflow(warehouse.get_engine())
     if not pending:
         return dg.SkipReason("nothing pending in the webhook inbox")
     if processing_in_progress(context.instance):

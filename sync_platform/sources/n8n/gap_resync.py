@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from sync_platform.alerting.store import raise_alert
 from sync_platform.engine import audit, gaps
+from sync_platform.inbox.queries import received_execution_ids, where_delivery_is
+from sync_platform.inbox.store import store_resynced
 from sync_platform.sources.n8n.api import (
     DEFAULT_SEND_NODE,
     N8nApiClient,
@@ -32,11 +32,9 @@ from sync_platform.sources.n8n.api import (
     sent_payload,
     stopped_at,
 )
-from sync_platform.warehouse.platform_tables import webhook_inbox, webhook_rejections
 
 log = logging.getLogger(__name__)
 GAP_SOURCE = "n8n"  # sync_gaps.source of delivery gaps (resynced here, not by sync_gap_sensor)
-CHUNK = 500
 MAX_IDS_IN_ALERT = 50
 
 
@@ -63,46 +61,6 @@ class WorkflowGaps:
         if self.unrecoverable:
             parts.append(f"{len(self.unrecoverable)} unrecoverable (lost)")
         return ", ".join(parts)
-
-
-def _chunks(items: list[str]) -> Iterable[list[str]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
-
-
-def _received(connection: sa.Connection, workflow_key: str, execution_ids: list[str]) -> set[str]:
-    received: set[str] = set()
-    for chunk in _chunks(execution_ids):
-        received.update(
-            connection.execute(
-                sa.select(webhook_inbox.c.execution_id).where(
-                    webhook_inbox.c.workflow_key == workflow_key,
-                    webhook_inbox.c.execution_id.in_(chunk),
-                )
-            ).scalars()
-        )
-    return received
-
-
-def _already_there(connection: sa.Connection, delivery_id: str) -> str | None:
-    """'inbox' or 'rejected' when the receiver already has this delivery (without its
-    execution id, or refused it and kept it with the reason); None otherwise."""
-    inbox = sa.select(webhook_inbox.c.id).where(webhook_inbox.c.delivery_id == delivery_id)
-    if connection.execute(inbox).first() is not None:
-        return "inbox"
-    rejected = sa.select(webhook_rejections.c.id).where(
-        webhook_rejections.c.delivery_id == delivery_id
-    )
-    return "rejected" if connection.execute(rejected).first() is not None else None
-
-
-def _insert_resynced(connection: sa.Connection, row: dict) -> None:
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    connection.execute(
-        insert(webhook_inbox)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=[webhook_inbox.c.delivery_id])
-    )
 
 
 def _alert_lost(connection: sa.Connection, result: WorkflowGaps, max_attempts: int, now) -> None:
@@ -154,7 +112,7 @@ def resync_workflow(
         listed.append(str(execution["id"]))
     result.listed = len(listed)
     with engine.begin() as connection:
-        received = _received(connection, workflow_key, listed)
+        received = received_execution_ids(connection, workflow_key, listed)
         result.missing = [execution_id for execution_id in listed if execution_id not in received]
         gaps.record_gaps(
             connection,
@@ -211,23 +169,18 @@ def _resync_one(
         log.warning("n8n execution %s: cannot extract its payload: %s", execution_id, exc)
         return
     with engine.begin() as connection:
-        where = _already_there(connection, payload.delivery_id)
+        where = where_delivery_is(connection, payload.delivery_id)
         if where == "rejected":
             result.rejected_at_receiver.append(execution_id)
             return
         if where is None:
-            _insert_resynced(
+            store_resynced(
                 connection,
-                {
-                    "delivery_id": payload.delivery_id,
-                    "workflow_key": result.workflow_key,
-                    "execution_id": execution_id,
-                    "received_at": now,
-                    "origin": "resync",
-                    "headers": {},
-                    "body": payload.body,
-                    "status": "pending",
-                },
+                delivery_id=payload.delivery_id,
+                workflow_key=result.workflow_key,
+                execution_id=execution_id,
+                body=payload.body,
+                now=now,
             )
     result.resynced.append(execution_id)
 

@@ -1,16 +1,10 @@
-"""The receiver's writes: deliveries into `webhook_inbox`, committed before the answer.
+"""Writes into the inbox: deliveries (from the receiver, or resynced from the sender's own
+records) and rejections, each committed before anyone is told it is stored.
 
 Deliveries are stored with `INSERT … ON CONFLICT (delivery_id) DO NOTHING RETURNING
 delivery_id, id`: a row back means the delivery is new, no row means its delivery id was
 already there (a retry, or the same delivery racing itself on another connection). The
 database's unique constraint decides, so there is no read-then-write window.
-
-Group commit (`InboxWriter`): deliveries that arrive while a transaction is in flight wait
-and go into the next one, one multi-row INSERT and one commit (one fsync) for all of them.
-Every request is answered only after the transaction holding its row has committed, so a
-2xx still means "durably stored"; an idle receiver writes a batch of one at once, so nothing
-waits on a timer. A batch the database refuses is retried row by row, so one bad delivery
-cannot fail its neighbours.
 
 SQLite has one writer: writes from this process queue on a lock instead of spinning on the
 busy timeout (which sleeps in growing steps and wrecks latency under load).
@@ -18,7 +12,6 @@ busy timeout (which sleeps in growing steps and wrecks latency under load).
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -28,14 +21,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from starlette.concurrency import run_in_threadpool
 
 from sync_platform.crashpoints import crashpoint
 from sync_platform.warehouse.connection import READ_ONLY
 from sync_platform.warehouse.platform_tables import webhook_inbox, webhook_rejections
 
-MAX_BATCH = 256
-ORIGIN = "receiver"
+RECEIVED = "receiver"  # origin of a delivery the receiver got
+RESYNCED = "resync"  # origin of a delivery put back from the sender's records
 PENDING = "pending"
 # Crash points (SYNC_PLATFORM_CRASHPOINT) the durability tests kill the receiver at.
 BEFORE_COMMIT = "receiver:before_commit"
@@ -67,13 +59,17 @@ class Rejection:
     body: bytes
 
 
-def _insert_new(dialect: str) -> Any:
+def insert_unless_present(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (delivery_id) DO NOTHING: a delivery id is stored once, whoever
+    stores it first (the receiver, or the gap resync)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
-        insert(webhook_inbox)
-        .on_conflict_do_nothing(index_elements=[webhook_inbox.c.delivery_id])
-        .returning(webhook_inbox.c.delivery_id, webhook_inbox.c.id)
+    return insert(webhook_inbox).on_conflict_do_nothing(
+        index_elements=[webhook_inbox.c.delivery_id]
     )
+
+
+def _insert_new(dialect: str) -> Any:
+    return insert_unless_present(dialect).returning(webhook_inbox.c.delivery_id, webhook_inbox.c.id)
 
 
 def _row(delivery: Delivery) -> dict[str, Any]:
@@ -82,7 +78,7 @@ def _row(delivery: Delivery) -> dict[str, Any]:
         "workflow_key": delivery.workflow_key,
         "execution_id": delivery.execution_id,
         "received_at": delivery.received_at,
-        "origin": ORIGIN,
+        "origin": RECEIVED,
         "headers": delivery.headers,
         "body": delivery.body,
         "status": PENDING,
@@ -173,56 +169,26 @@ class Inbox:
             connection.rollback()
 
 
-class InboxWriter:
-    """Group commit in front of an `Inbox`, for one event loop (one receiver process).
-
-    `await store(delivery)` returns once the delivery's transaction has committed. At most
-    `max_inflight` transactions run at once (each in a worker thread on its own pooled
-    connection); deliveries arriving meanwhile queue for the next, up to `max_batch` each.
-    """
-
-    def __init__(
-        self, inbox: Inbox, *, max_batch: int = MAX_BATCH, max_inflight: int | None = None
-    ):
-        self.inbox = inbox
-        self.max_batch = max_batch
-        self.max_inflight = max_inflight or (1 if inbox.dialect == "sqlite" else 2)
-        self._pending: list[tuple[Delivery, asyncio.Future[int | None]]] = []
-        self._inflight = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def store(self, delivery: Delivery) -> int | None:
-        """The new inbox id, or None for a duplicate; raises what kept the delivery out."""
-        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        self._pending.append((delivery, future))
-        if self._inflight < self.max_inflight:
-            self._inflight += 1
-            task = asyncio.create_task(self._drain())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return await future
-
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-                deliveries = [delivery for delivery, _ in batch]
-                try:
-                    results = await run_in_threadpool(self.inbox.store_batch, deliveries)
-                except BaseException as exc:  # even a cancelled drain answers its waiters
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(
-                                exc if isinstance(exc, Exception) else RuntimeError("stopped")
-                            )
-                    raise
-                for (_, future), result in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(result, Exception):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
-        finally:
-            self._inflight -= 1
+def store_resynced(
+    connection: sa.Connection,
+    *,
+    delivery_id: str,
+    workflow_key: str,
+    execution_id: str,
+    body: str,
+    now: datetime,
+) -> None:
+    """Put a delivery the receiver never got back into the inbox, pending (its delivery id
+    unchanged, so a late original is a duplicate, not a second event)."""
+    connection.execute(
+        insert_unless_present(connection.dialect.name).values(
+            delivery_id=delivery_id,
+            workflow_key=workflow_key,
+            execution_id=execution_id,
+            received_at=now,
+            origin=RESYNCED,
+            headers={},
+            body=body,
+            status=PENDING,
+        )
+    )

@@ -1,6 +1,7 @@
-"""The webhook inbox as an engine source: one workflow's pending deliveries go through the
-six-step sync, and are marked processed (or quarantined, with the reason) in the load's own
-transaction, so a delivery is never loaded twice nor marked without being loaded.
+"""Processing the inbox: one workflow's pending deliveries handed over as records (the event
+source of the n8n event assets), then marked processed (or quarantined, with the reason) in
+the load's own transaction, so a delivery is never loaded twice nor marked without being
+loaded; and what is pending, for the sensor that launches processing.
 """
 
 from __future__ import annotations
@@ -8,28 +9,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from sync_platform.config.models import EntityConfig
-from sync_platform.engine.ports import EntitySource, Records, RejectedRecord
-from sync_platform.errors import ConfigurationError
+from sync_platform.warehouse.connection import READ_ONLY
 from sync_platform.warehouse.platform_tables import webhook_inbox
+
+Records = list[dict[str, Any]]
 
 DEFAULT_BATCH_SIZE = 5_000
 PAGE_SIZE = 1_000
 INBOX_FIELD = "_inbox"  # where the inbox row's own columns sit in a record (see n8n_events.yaml)
-
-
-def workflow_key_of(entity: EntityConfig) -> str:
-    key = entity.options.get("workflow_key")
-    if not key:
-        raise ConfigurationError(
-            f"entity {entity.name} has no options.workflow_key",
-            hint="name the webhooks.yaml workflow it reads in config/sources/n8n_events.yaml",
-        )
-    return key
 
 
 def _iso(moment: datetime) -> str:
@@ -41,6 +32,15 @@ def _inbox_id(raw: dict[str, Any]) -> int | None:
     inbox = raw.get(INBOX_FIELD)
     value = inbox.get("id") if isinstance(inbox, dict) else raw.get("inbox_id")
     return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
+
+
+class Rejected(Protocol):
+    """A record the load refused: the raw record it was made from, and why."""
+
+    raw: dict[str, Any]
+
+    @property
+    def reason(self) -> str: ...
 
 
 class InboxBatch:
@@ -96,7 +96,7 @@ class InboxBatch:
         if page:
             yield page
 
-    def mark(self, connection: sa.Connection, sync_run_id: int, rejects: list[RejectedRecord]):
+    def mark(self, connection: sa.Connection, sync_run_id: int, rejects: list[Rejected]) -> None:
         """In the load transaction: what was loaded is processed, what was not is quarantined
         with its reason (the body stays in the inbox, nothing is lost)."""
         reasons = dict(self.unreadable)
@@ -129,8 +129,12 @@ class InboxBatch:
         return {"inbox_deliveries": len(self.taken), "inbox_unreadable": len(self.unreadable)}
 
 
-def inbox_entity_source(
-    engine: sa.Engine, entity: EntityConfig, batch_size: int = DEFAULT_BATCH_SIZE
-) -> EntitySource:
-    batch = InboxBatch(engine, workflow_key_of(entity), batch_size)
-    return EntitySource(pages=batch.pages, extra_metadata=batch.metadata, on_commit=batch.mark)
+def pending_by_workflow(engine: sa.Engine, after_id: int = 0) -> dict[str, int]:
+    """Workflow key → highest pending inbox id above `after_id` (read only)."""
+    with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
+        rows = connection.execute(
+            sa.select(webhook_inbox.c.workflow_key, sa.func.max(webhook_inbox.c.id))
+            .where(webhook_inbox.c.status == "pending", webhook_inbox.c.id > after_id)
+            .group_by(webhook_inbox.c.workflow_key)
+        ).all()
+    return {key: newest for key, newest in rows}
