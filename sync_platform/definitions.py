@@ -1,18 +1,29 @@
-"""The one Definitions entry point: everything under defs/, plus the shared resources."""
+"""The one Definitions entry point: everything under defs/, where each folder brings its own
+assets, checks, jobs, schedules, sensors and resources."""
 
 from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
 
-from sync_platform.resources import all_resources
-
 
 def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Definitions:
-    """The code location's definitions; `resources` replaces some of the defaults by key."""
-    return dg.Definitions.merge(
-        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-        dg.Definitions(resources={**all_resources(), **(resources or {})}),
+    """The code location's definitions; `resources` replaces some of the folders' resources
+    by key (tests point them at other settings)."""
+    loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    if not resources:
+        return loaded
+    return dg.Definitions(
+        assets=loaded.assets,
+        asset_checks=loaded.asset_checks,
+        schedules=loaded.schedules,
+        sensors=loaded.sensors,
+        jobs=loaded.jobs,
+        resources={**(loaded.resources or {}), **resources},
+        executor=loaded.executor,
+        loggers=loaded.loggers,
+        metadata=loaded.metadata,
+        component_tree=loaded.component_tree,
     )
 
 

@@ -1,7 +1,8 @@
-"""Environment settings shared by Dagster, the CLI and the simulator.
+"""Environment settings of the platform itself: where the warehouse and local files are,
+which config overlay applies, the receiver's limits and the backups' location and key.
 
-One place names every environment variable the platform reads, so docs, errors and
-code agree on the spelling.
+A source's own variables live with its client (`sources/<source>/`), next to the errors
+that name them, and are read by its resource (`defs/<source>/resources.py`).
 """
 
 from __future__ import annotations
@@ -14,27 +15,6 @@ HOME_ENV = "SYNC_PLATFORM_HOME"
 ENVIRONMENT_ENV = "SYNC_PLATFORM_ENV"
 CONFIG_DIR_ENV = "SYNC_PLATFORM_CONFIG_DIR"
 CRASHPOINT_ENV = "SYNC_PLATFORM_CRASHPOINT"
-
-DEALER_FEED_BASE_URL_ENV = "DEALER_FEED_BASE_URL"
-DEALER_FEED_API_KEY_ENV = "DEALER_FEED_API_KEY"
-
-LEGACY_ERP_BASE_URL_ENV = "LEGACY_ERP_BASE_URL"
-LEGACY_ERP_USERNAME_ENV = "LEGACY_ERP_USERNAME"
-LEGACY_ERP_PASSWORD_ENV = "LEGACY_ERP_PASSWORD"
-
-SELLER_SHEET_BASE_URL_ENV = "SELLER_SHEET_BASE_URL"
-SELLER_SHEET_ID_ENV = "SELLER_SHEET_ID"
-GOOGLE_SERVICE_ACCOUNT_JSON_ENV = "GOOGLE_SERVICE_ACCOUNT_JSON"
-GA4_PROPERTY_ID_ENV = "GA4_PROPERTY_ID"
-GA4_BASE_URL_ENV = "GA4_BASE_URL"
-GOOGLE_TOKEN_URI_ENV = "GOOGLE_TOKEN_URI"
-
-# n8n webhooks: one secret per workflow (N8N_WEBHOOK_SECRET_<KEY>) unless webhooks.yaml names
-# another variable; the n8n public API (gap resync) and each workflow's id in n8n.
-N8N_WEBHOOK_SECRET_PREFIX = "N8N_WEBHOOK_SECRET_"
-N8N_WORKFLOW_ID_PREFIX = "N8N_WORKFLOW_ID_"
-N8N_BASE_URL_ENV = "N8N_BASE_URL"
-N8N_API_KEY_ENV = "N8N_API_KEY"
 
 # The webhook receiver's limits (defaults in sync_platform/receiver/settings.py).
 RECEIVER_MAX_BODY_BYTES_ENV = "SYNC_PLATFORM_RECEIVER_MAX_BODY_BYTES"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dagster as dg
 
 from sync_platform.definitions import build_definitions
-from sync_platform.resources.dealer_feed import DealerFeedResource
-from sync_platform.resources.ga4 import GA4Resource
-from sync_platform.resources.legacy_erp import LegacyErpResource
-from sync_platform.resources.n8n import N8nApiResource
-from sync_platform.resources.seller_sheet import SellerSheetResource
+from sync_platform.defs.dealer_feed.resources import DealerFeedResource
+from sync_platform.defs.ga4.resources import GA4Resource
+from sync_platform.defs.legacy_erp.resources import LegacyErpResource
+from sync_platform.defs.n8n.resources import N8nApiResource
+from sync_platform.defs.seller_sheet.resources import SellerSheetResource
 
 FAST_RETRIES = {"retry_attempts": 4, "retry_wait_initial": 0.01, "retry_wait_jitter": 0.01}
 

@@ -23,9 +23,9 @@ from sync_platform.backups.restore import drop_pg_database
 from sync_platform.backups.retention import BackupInfo, backups_to_keep
 from sync_platform.cli import app
 from sync_platform.definitions import build_definitions
+from sync_platform.defs.ops.resources import BackupResource
 from sync_platform.errors import ConfigurationError
-from sync_platform.resources.backups import BackupResource
-from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.runtime_config import set_setting
 from sync_platform.warehouse.connection import create_warehouse_engine, normalize_url
 from sync_platform.warehouse.platform_tables import (

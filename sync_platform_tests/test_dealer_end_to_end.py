@@ -148,7 +148,7 @@ def test_source_down_fails_the_run_with_a_message_naming_the_source(source_env, 
 
 def test_breaker_opens_and_later_calls_fail_fast_without_reaching_the_source(source_env):
     from sync_platform.errors import SourceUnavailableError
-    from sync_platform.sources.dealer.client import DealerFeedClient
+    from sync_platform.sources.dealer_feed.client import DealerFeedClient
     from sync_platform.sources.http_session import RetrySettings
 
     source_env.faults(down=True)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sync_platform.defs.ga4.assets import GA4_PARTITIONS
 from sync_platform.defs.ga4.completeness import ga4_missing_partitions_sensor
 from sync_platform.defs.ga4.schedules import ga4_daily_with_lookback
-from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform_tests.dagster_runs import (
     check_results,
     materializations,

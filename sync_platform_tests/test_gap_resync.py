@@ -6,8 +6,9 @@ from __future__ import annotations
 import dagster as dg
 import sqlalchemy as sa
 
+from sync_platform.definitions import build_definitions
 from sync_platform.defs.platform.gap_sensor import sync_gap_sensor
-from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.runtime_config import set_setting
 from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps, sync_runs
 from sync_platform_tests.dagster_runs import materializations, run_job, run_requested
@@ -16,6 +17,7 @@ from sync_platform_tests.dagster_runs import materializations, run_job, run_requ
 def tick(warehouse_url: str) -> dg.SensorResult:
     context = dg.build_sensor_context(
         instance=dg.DagsterInstance.ephemeral(),
+        repository_def=build_definitions().get_repository_def(),
         resources={"warehouse": WarehouseResource(url=warehouse_url)},
     )
     return sync_gap_sensor(context)

@@ -17,7 +17,7 @@ from sync_platform.definitions import build_definitions
 from sync_platform.defs.ops.alerting import alert_rules_sensor, check_failure_alert_sensor
 from sync_platform.defs.platform.sensors import record_run_failures
 from sync_platform.engine import audit
-from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.warehouse.platform_tables import sync_alerts
 from sync_platform_tests.dagster_runs import fast_resources, materializations, run_job
 

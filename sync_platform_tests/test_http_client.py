@@ -7,7 +7,7 @@ import time
 import pytest
 
 from sync_platform.errors import ConfigurationError, SourceUnavailableError
-from sync_platform.sources.dealer.client import DealerFeedClient
+from sync_platform.sources.dealer_feed.client import DealerFeedClient
 from sync_platform.sources.http_session import RetrySettings, parse_retry_after
 
 QUICK = RetrySettings(attempts=4, wait_initial=0.01, wait_jitter=0.0, wait_max=0.05)

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from sync_platform.config.models import EntityConfig
+from sync_platform.defs.legacy_erp.resources import erp_entity_source
 from sync_platform.errors import ConfigurationError
 from sync_platform.sources.http_session import RetrySettings
 from sync_platform.sources.legacy_erp import LegacyErpClient
@@ -316,14 +317,14 @@ def test_entity_source_reads_snapshots_whole_and_deltas_from_the_cursor(erp):
     )
     changed = erp.erp("POST", "/mutate", {"entity": "variants", "change": 2})["changed"]
     erp_client = client(erp)
-    with erp_client.entity_source(products) as source:
+    with erp_entity_source(erp_client, products) as source:
         assert len(records(source.pages(CLOCK_START))) == PRODUCTS  # a snapshot ignores since
         assert records(source.key_listing()) == [
             {"ProductCode": f"P{n:06d}"} for n in range(1, PRODUCTS + 1)
         ]
     with pytest.raises(RuntimeError, match="closed"):  # one client per sync: closed after
         list(erp_client.pages("/api/v1/products"))
-    with client(erp).entity_source(variants) as source:
+    with erp_entity_source(client(erp), variants) as source:
         assert keys(records(source.pages(CLOCK_START)), "VariantCode") == changed
         assert len(records(source.pages(None))) == VARIANTS  # no cursor yet: everything
         assert len(records(source.key_listing())) == VARIANTS

@@ -8,8 +8,9 @@ from __future__ import annotations
 import dagster as dg
 import sqlalchemy as sa
 
+from sync_platform.definitions import build_definitions
 from sync_platform.defs.platform.gap_sensor import sync_gap_sensor
-from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.runtime_config import set_setting
 from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps
 from sync_platform_tests.dagster_runs import (
@@ -25,6 +26,7 @@ INCIDENT = "AA12679"
 def tick(url: str) -> dg.SensorResult:
     context = dg.build_sensor_context(
         instance=dg.DagsterInstance.ephemeral(),
+        repository_def=build_definitions().get_repository_def(),
         resources={"warehouse": WarehouseResource(url=url)},
     )
     return sync_gap_sensor(context)

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from sync_platform.config.models import EntityConfig
+from sync_platform.defs.seller_sheet.resources import sheet_entity_source
 from sync_platform.errors import ConfigurationError
 from sync_platform.sources.google_auth import (
     ANALYTICS_READONLY,
@@ -16,8 +17,8 @@ from sync_platform.sources.google_auth import (
     StaticToken,
 )
 from sync_platform.sources.http_session import RetrySettings
-from sync_platform.sources.sheets import SheetsClient
-from sync_platform.sources.sheets.client import read_limiter
+from sync_platform.sources.seller_sheet import SheetsClient
+from sync_platform.sources.seller_sheet.client import read_limiter
 
 QUICK = RetrySettings(attempts=4, wait_initial=0.01, wait_jitter=0.0, wait_max=0.05)
 SELLERS = 40
@@ -281,7 +282,7 @@ def test_the_client_paces_itself_under_the_quota(sheet):
 def test_a_row_dropped_from_one_full_read_still_shows_in_the_key_listing(sheet):
     sheet.faults(drop_keys=[{"key": "AA12679", "times": 1}])
     reader = client(sheet)
-    with reader.entity_source(seller_entity()) as source:
+    with sheet_entity_source(reader, seller_entity()) as source:
         listed = [r["Seller Number"] for page in source.key_listing() for r in page]
         fetched = [r["Seller Number"] for page in source.pages(None) for r in page]
     assert "AA12679" not in fetched and len(fetched) == SELLERS - 1
@@ -300,14 +301,14 @@ def test_a_row_dropped_from_one_full_read_still_shows_in_the_key_listing(sheet):
 
 def test_a_row_lost_everywhere_is_gone_from_the_listing_too(sheet):
     sheet.faults(drop_keys=[{"key": "AA12679", "times": -1}])
-    with client(sheet).entity_source(seller_entity()) as source:
+    with sheet_entity_source(client(sheet), seller_entity()) as source:
         listed = [r["Seller Number"] for page in source.key_listing() for r in page]
     assert "AA12679" not in listed and len(listed) == SELLERS - 1
 
 
 def test_the_key_listing_finds_its_column_by_header_and_notices_a_moved_column(sheet):
     entity = seller_entity(key=["name"], fields={"name": {"from": "Name", "required": True}})
-    with client(sheet).entity_source(entity) as source:  # no data read first
+    with sheet_entity_source(client(sheet), entity) as source:  # no data read first
         listed = [r["Name"] for page in source.key_listing() for r in page]
     assert len(listed) == SELLERS
     assert ("/sheets/v4/spreadsheets/sim-seller-sheet/values/Sellers!B1:B", 200) in sheet.served()
@@ -317,6 +318,6 @@ def test_the_key_listing_finds_its_column_by_header_and_notices_a_moved_column(s
 
 
 def test_an_entity_fed_by_some_rows_only_can_go_without_a_listing(sheet):
-    with client(sheet).entity_source(seller_entity(), list_keys=False) as source:
+    with sheet_entity_source(client(sheet), seller_entity(), list_keys=False) as source:
         assert source.key_listing is None
         assert sum(len(page) for page in source.pages(None)) == SELLERS

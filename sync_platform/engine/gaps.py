@@ -8,6 +8,7 @@ covers before it starts; a gap still missing after the last allowed attempt beco
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -183,11 +184,13 @@ def resync_candidates(
     max_attempts: int,
     backoff: timedelta,
     now: datetime,
+    entities: Collection[tuple[str, str]],
     max_keys: int = 500,
-    exclude_sources: tuple[str, ...] = (),
 ) -> list[ResyncCandidate]:
-    """Open gaps due for a resync, grouped by entity: never tried, or tried long enough ago
-    (the wait doubles with each attempt), and attempts left."""
+    """Open gaps of these (source, entity) pairs due for a resync, grouped by entity: never
+    tried, or tried long enough ago (the wait doubles with each attempt), and attempts left."""
+    if not entities:
+        return []
     rows = connection.execute(
         sa.select(
             sync_gaps.c.source,
@@ -199,7 +202,7 @@ def resync_candidates(
         .where(
             sync_gaps.c.status == "open",
             sync_gaps.c.attempts < max_attempts,
-            sync_gaps.c.source.not_in(exclude_sources),
+            sa.tuple_(sync_gaps.c.source, sync_gaps.c.entity).in_(sorted(entities)),
         )
         .order_by(sync_gaps.c.source, sync_gaps.c.entity, sync_gaps.c.record_key)
     ).all()

@@ -6,8 +6,7 @@ timings and errors over time, plus the result of the `in_step_with_source` check
 (verification: every source key is in the warehouse).
 """
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+import inspect
 from datetime import date, timedelta
 from typing import Any
 
@@ -16,8 +15,9 @@ from pydantic import Field
 
 from sync_platform.config.models import EntityConfig, SourceConfig
 from sync_platform.engine.pipeline import run_entity_sync
-from sync_platform.engine.ports import EntitySource, SyncReport, SyncRequest
+from sync_platform.engine.ports import SyncReport, SyncRequest
 from sync_platform.errors import ErrorCategory, SyncError
+from sync_platform.orchestration.resources import EntitySourceResource, WarehouseResource
 
 VERIFICATION_CHECK = "in_step_with_source"
 TRIGGER_TAG = "sync_platform/trigger"
@@ -33,11 +33,6 @@ MAX_KEYS_IN_METADATA = 25
 SOURCE_RETRY_POLICY = dg.RetryPolicy(
     max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
-
-# (resource, entity, scope of this run or None) → the engine's view of the source
-EntitySourceFactory = Callable[
-    [Any, EntityConfig, dict[str, Any] | None], AbstractContextManager[EntitySource]
-]
 
 
 class SyncRunConfig(dg.Config):
@@ -150,26 +145,72 @@ def daily_partitions(entity: EntityConfig) -> dg.DailyPartitionsDefinition | Non
 def build_sync_asset(
     source: SourceConfig,
     entity: EntityConfig,
+    resource: type[EntitySourceResource],
     *,
-    resource_key: str,
-    entity_source: EntitySourceFactory,
     retry_policy: dg.RetryPolicy | None = SOURCE_RETRY_POLICY,
     kinds: set[str] | None = None,
     upstream: tuple[str, ...] = (),
 ) -> dg.AssetsDefinition:
-    """One asset per entity; a new source reuses this unchanged. An entity with a
-    `partition_column` becomes a daily-partitioned asset whose backfills run as one run per
-    range (one source request for the whole range, not one per day). `upstream` names
-    assets outside the source config that feed this one (for lineage and run order)."""
+    """One asset per entity, reading the source through its `resource` (registered under
+    `resource.key`); a new source reuses this unchanged. An entity with a `partition_column`
+    becomes a daily-partitioned asset whose backfills run as one run per range (one source
+    request for the whole range, not one per day). `upstream` names assets outside the
+    source config that feed this one (for lineage and run order)."""
     key = dg.AssetKey(entity.name)
     partitions_def = daily_partitions(entity)
 
-    @dg.asset(
+    def _sync(
+        context: dg.AssetExecutionContext,
+        config: SyncRunConfig,
+        warehouse: WarehouseResource,
+        **resources: EntitySourceResource,
+    ) -> dg.MaterializeResult:
+        partition_key, scope = partition_scope(context, entity)
+        request = SyncRequest(
+            source=source.source,
+            entity=entity,
+            trigger=trigger_of(context.run.tags),
+            dagster_run_id=context.run.run_id,
+            partition_key=partition_key,
+            full_refresh=config.full_refresh,
+            allow_mass_delete=config.allow_mass_delete,
+            only_keys=config.resync_keys or None,
+            references=source.reference_targets(entity.name),
+            scope=scope,
+        )
+        extra: dict[str, Any] = {}
+        try:
+            engine = warehouse.ready_engine()
+            with resources[resource.key].entity_source(entity, scope) as reader:
+                report = run_entity_sync(engine, request, reader)
+                extra = reader.extra_metadata() if reader.extra_metadata else {}
+        except SyncError as exc:
+            raise dg.Failure(
+                description=str(exc), metadata={"category": str(exc.category)}, allow_retries=False
+            ) from exc
+        context.log.info(
+            f"{entity.name}: {report.status}; fetched {report.fetched}, inserted "
+            f"{report.merge.inserted}, updated {report.merge.updated}, soft-deleted "
+            f"{report.merge.soft_deleted}, quarantined {report.quarantined}"
+            + (f"; {report.message}" if report.message else "")
+        )
+        return dg.MaterializeResult(
+            metadata={**report_metadata(report), **extra},
+            check_results=[verification_check(report)],
+        )
+
+    # Dagster hands resources to the parameters named by their keys: give the function the
+    # signature a hand-written asset would have (`dealer_feed: DealerFeedResource`).
+    parameters = list(inspect.signature(_sync).parameters.values())[:-1]
+    parameters.append(
+        inspect.Parameter(resource.key, inspect.Parameter.KEYWORD_ONLY, annotation=resource)
+    )
+    _sync.__signature__ = inspect.signature(_sync).replace(parameters=parameters)
+    return dg.asset(
         key=key,
         group_name=source.source,
         description=entity.description or f"{entity.name} from {source.source}",
         deps=[dg.AssetKey(name) for name in [*entity.depends_on, *upstream]],
-        required_resource_keys={"warehouse", resource_key},
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
         retry_policy=retry_policy,
@@ -197,42 +238,4 @@ def build_sync_asset(
                 description="every key the source lists is active in the warehouse",
             )
         ],
-    )
-    def _sync(context: dg.AssetExecutionContext, config: SyncRunConfig) -> dg.MaterializeResult:
-        warehouse = context.resources.warehouse
-        partition_key, scope = partition_scope(context, entity)
-        request = SyncRequest(
-            source=source.source,
-            entity=entity,
-            trigger=trigger_of(context.run.tags),
-            dagster_run_id=context.run.run_id,
-            partition_key=partition_key,
-            full_refresh=config.full_refresh,
-            allow_mass_delete=config.allow_mass_delete,
-            only_keys=config.resync_keys or None,
-            references=source.reference_targets(entity.name),
-            scope=scope,
-        )
-        extra: dict[str, Any] = {}
-        try:
-            engine = warehouse.ready_engine()
-            resource = getattr(context.resources, resource_key)
-            with entity_source(resource, entity, scope) as reader:
-                report = run_entity_sync(engine, request, reader)
-                extra = reader.extra_metadata() if reader.extra_metadata else {}
-        except SyncError as exc:
-            raise dg.Failure(
-                description=str(exc), metadata={"category": str(exc.category)}, allow_retries=False
-            ) from exc
-        context.log.info(
-            f"{entity.name}: {report.status}; fetched {report.fetched}, inserted "
-            f"{report.merge.inserted}, updated {report.merge.updated}, soft-deleted "
-            f"{report.merge.soft_deleted}, quarantined {report.quarantined}"
-            + (f"; {report.message}" if report.message else "")
-        )
-        return dg.MaterializeResult(
-            metadata={**report_metadata(report), **extra},
-            check_results=[verification_check(report)],
-        )
-
-    return _sync
+    )(_sync)

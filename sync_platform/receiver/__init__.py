@@ -14,12 +14,7 @@ from sync_platform.receiver.app import (
 )
 from sync_platform.receiver.metrics import Metrics
 from sync_platform.receiver.server import ReceiverServer, serve
-from sync_platform.receiver.settings import (
-    ReceiverSettings,
-    Workflow,
-    load_webhooks_config,
-    resolve_workflows,
-)
+from sync_platform.receiver.settings import ReceiverSettings, Workflow, resolve_workflows
 from sync_platform.receiver.signing import generate_secret, n8n_key_of, sign, signed_headers
 
 __all__ = [
@@ -33,7 +28,6 @@ __all__ = [
     "create_app",
     "create_app_from_env",
     "generate_secret",
-    "load_webhooks_config",
     "n8n_key_of",
     "resolve_workflows",
     "serve",

@@ -10,22 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
-
-import pydantic
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sync_platform import settings
-from sync_platform.config.loader import load_validated
+from sync_platform.config.webhooks import AuthMode, WebhooksConfig, load_webhooks_config
 from sync_platform.errors import ConfigurationError
 from sync_platform.receiver.signing import SecretFormatError, secret_key
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "webhooks.yaml"
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_BODY_TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
@@ -33,63 +27,9 @@ DEFAULT_TIMESTAMP_TOLERANCE_SECONDS = 300
 DEFAULT_SECRET_HEADER = "X-Webhook-Secret"
 MIN_KEY_BYTES = 24  # Standard Webhooks: a symmetric key of at least 24 bytes
 MIN_SHARED_SECRET_CHARS = 24
-HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-# Headers the protocol itself uses cannot carry a shared secret.
-RESERVED_HEADERS = frozenset(
-    {
-        "host", "content-type", "content-length", "transfer-encoding", "connection",
-        "webhook-id", "webhook-timestamp", "webhook-signature", "x-n8n-execution-id",
-    }
-)  # fmt: skip
-
-AuthMode = Literal["standard_webhooks", "header"]
-WorkflowKey = pydantic.constr(pattern=r"^[a-z][a-z0-9_]{0,99}$")
-
-
-class WorkflowConfig(BaseModel):
-    """One workflow's entry in webhooks.yaml."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    description: str = ""
-    auth: AuthMode = "standard_webhooks"
-    secret_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
-    header_name: str | None = None
-    n8n_workflow_id_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
-    send_node: str = Field(
-        default="Send to warehouse",
-        min_length=1,
-        description="the n8n node that POSTs to the receiver; the gap resync takes the "
-        "payload from its input item",
-    )
-
-    @model_validator(mode="after")
-    def _header_name_fits_mode(self) -> WorkflowConfig:
-        if self.auth == "standard_webhooks" and self.header_name is not None:
-            raise ValueError("header_name applies to auth: header only")
-        if self.header_name is not None:
-            if not HEADER_NAME.match(self.header_name):
-                raise ValueError("header_name must be letters, digits and '-' (at most 64)")
-            if self.header_name.lower() in RESERVED_HEADERS:
-                raise ValueError(f"header_name {self.header_name!r} is used by the protocol")
-        return self
-
-
-class WebhooksConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    workflows: dict[WorkflowKey, WorkflowConfig]  # type: ignore[valid-type]
-
-
-def load_webhooks_config(environment: str | None = None) -> WebhooksConfig:
-    """webhooks.yaml with `environments/<env>/webhooks.yaml` merged over it, validated."""
-    return load_validated(
-        CONFIG_FILE,
-        WebhooksConfig,
-        environment=environment,
-        what="the webhook receiver",
-        docs="docs/sources/n8n.md",
-    )
+# One secret per workflow: N8N_WEBHOOK_SECRET_<KEY IN CAPITALS>, unless webhooks.yaml names
+# another variable (secret_env).
+SECRET_ENV_PREFIX = "N8N_WEBHOOK_SECRET_"
 
 
 @dataclass(frozen=True)
@@ -104,8 +44,6 @@ class Workflow:
     auth: AuthMode
     secret_env: str
     header_name: str | None  # lower case, header mode only
-    n8n_workflow_id_env: str
-    n8n_workflow_id: str | None
     key_bytes: bytes | None = field(repr=False)
     problem: str | None
 
@@ -139,8 +77,7 @@ def resolve_workflows(
     environ = os.environ if environ is None else environ
     workflows = {}
     for key, entry in config.workflows.items():
-        secret_env = entry.secret_env or settings.N8N_WEBHOOK_SECRET_PREFIX + key.upper()
-        id_env = entry.n8n_workflow_id_env or settings.N8N_WORKFLOW_ID_PREFIX + key.upper()
+        secret_env = entry.secret_env or SECRET_ENV_PREFIX + key.upper()
         key_bytes, problem = _resolve_secret(entry.auth, secret_env, environ.get(secret_env, ""))
         header = (entry.header_name or DEFAULT_SECRET_HEADER) if entry.auth == "header" else None
         workflows[key] = Workflow(
@@ -148,8 +85,6 @@ def resolve_workflows(
             auth=entry.auth,
             secret_env=secret_env,
             header_name=header.lower() if header else None,
-            n8n_workflow_id_env=id_env,
-            n8n_workflow_id=environ.get(id_env) or None,
             key_bytes=key_bytes,
             problem=problem,
         )

@@ -21,6 +21,9 @@ from sync_platform.errors import ConfigurationError, SourceUnavailableError
 
 ANALYTICS_READONLY = "https://www.googleapis.com/auth/analytics.readonly"
 SPREADSHEETS_READONLY = "https://www.googleapis.com/auth/spreadsheets.readonly"
+# The environment variables Google credentials come from (GA4 and the seller sheet share them).
+SERVICE_ACCOUNT_JSON_ENV = "GOOGLE_SERVICE_ACCOUNT_JSON"
+TOKEN_URI_ENV = "GOOGLE_TOKEN_URI"
 
 
 class AccessTokenProvider(Protocol):

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.orchestration.sync_asset import SOURCE_TAG
-from sync_platform.resources.warehouse import WarehouseResource
 from sync_platform.runtime_config import non_negative_int, setting
 from sync_platform.warehouse.connection import READ_ONLY
 

@@ -2,18 +2,12 @@
 products, so the graph and every run load parents first)."""
 
 from sync_platform.config import cached_source_config
-from sync_platform.orchestration.checks import entity_checks
+from sync_platform.defs.legacy_erp.resources import LegacyErpResource
 from sync_platform.orchestration.sync_asset import build_sync_asset
 
 LEGACY_ERP = cached_source_config("legacy_erp")
 
 legacy_erp_assets = [
-    build_sync_asset(
-        LEGACY_ERP,
-        entity,
-        resource_key="legacy_erp",
-        entity_source=lambda resource, entity, _scope: resource.client().entity_source(entity),
-    )
+    build_sync_asset(LEGACY_ERP, entity, LegacyErpResource)
     for entity in LEGACY_ERP.entities.values()
 ]
-legacy_erp_checks = entity_checks(LEGACY_ERP)

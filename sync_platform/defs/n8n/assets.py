@@ -2,20 +2,17 @@
 n8n_events.yaml), and `n8n_delivery_gaps`, which puts deliveries that never arrived back
 into the inbox from the n8n executions API."""
 
-from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 
 import dagster as dg
 
-from sync_platform.config import EntityConfig, cached_source_config
+from sync_platform.config import cached_source_config
+from sync_platform.defs.n8n.delivery_gaps import check_workflow, gap_targets
+from sync_platform.defs.n8n.resources import N8nApiResource, WebhookInboxResource, workflow_key_of
 from sync_platform.engine.gaps import GAP_RESYNC_MAX_ATTEMPTS
-from sync_platform.engine.ports import EntitySource
+from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.orchestration.sync_asset import SOURCE_TAG, build_sync_asset, trigger_of
-from sync_platform.receiver.settings import load_webhooks_config, resolve_workflows
-from sync_platform.resources.n8n import N8nApiResource, WebhookInboxResource, workflow_key_of
-from sync_platform.resources.warehouse import WarehouseResource
 from sync_platform.runtime_config import positive_int, setting
-from sync_platform.sources.n8n.gap_resync import GapTarget, check_workflow
 
 N8N_EVENTS = cached_source_config("n8n_events")
 DELIVERY_GAPS = "n8n_delivery_gaps"
@@ -29,18 +26,11 @@ GAP_LOOKBACK_HOURS = setting(
 )
 
 
-def _entity_source(
-    inbox: WebhookInboxResource, entity: EntityConfig, scope: dict | None
-) -> AbstractContextManager[EntitySource]:
-    return nullcontext(inbox.entity_source(entity, scope))
-
-
 event_assets = [
     build_sync_asset(
         N8N_EVENTS,
         entity,
-        resource_key="webhook_inbox",
-        entity_source=_entity_source,
+        WebhookInboxResource,
         retry_policy=None,  # the inbox keeps what a failed run did not mark: re-run safely
         upstream=(DELIVERY_GAPS,),
     )
@@ -49,20 +39,6 @@ event_assets = [
 ASSET_BY_WORKFLOW = {
     workflow_key_of(entity): dg.AssetKey(entity.name) for entity in N8N_EVENTS.entities.values()
 }
-
-
-def gap_targets() -> tuple[list[GapTarget], list[str]]:
-    """Workflows to check, and the problems of those that cannot be (no id in n8n)."""
-    config = load_webhooks_config()
-    targets, problems = [], []
-    for key, workflow in resolve_workflows(config).items():
-        if workflow.n8n_workflow_id:
-            targets.append(
-                GapTarget(key, workflow.n8n_workflow_id, config.workflows[key].send_node)
-            )
-        else:
-            problems.append(f"{key}: set {workflow.n8n_workflow_id_env} to check its deliveries")
-    return targets, problems
 
 
 @dg.asset(

@@ -6,8 +6,8 @@ import dagster as dg
 from sync_platform.defs.n8n.assets import ASSET_BY_WORKFLOW
 from sync_platform.defs.n8n.jobs import n8n_gap_resync, process_webhooks
 from sync_platform.inbox.processing import pending_by_workflow
+from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.orchestration.sync_asset import TRIGGER_TAG
-from sync_platform.resources.warehouse import WarehouseResource
 
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,

@@ -17,7 +17,7 @@ from sync_platform.alerting import rules
 from sync_platform.alerting.channels import configured_channels
 from sync_platform.alerting.store import deliver_pending, raise_alert, resolve_alerts
 from sync_platform.config import all_source_configs
-from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.orchestration.resources import WarehouseResource
 
 CHECK_SEVERITY = {"ERROR": "medium", "WARN": "warning"}
 

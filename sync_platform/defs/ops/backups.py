@@ -20,8 +20,8 @@ from pydantic import Field
 
 from sync_platform.alerting.store import raise_alert, resolve_alerts
 from sync_platform.backups import service
-from sync_platform.resources.backups import BackupResource
-from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.defs.ops.resources import BackupResource
+from sync_platform.orchestration.resources import WarehouseResource
 
 TAGS = {"sync_platform/area": "backups"}
 

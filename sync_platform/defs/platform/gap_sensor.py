@@ -18,10 +18,20 @@ from sync_platform.engine.gaps import (
     GAP_RESYNC_MAX_ATTEMPTS,
     resync_candidates,
 )
+from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.orchestration.sync_asset import RESYNC_TAG, SOURCE_TAG, TRIGGER_TAG
-from sync_platform.resources.warehouse import WarehouseResource
-from sync_platform.sources.n8n.gap_resync import GAP_SOURCE as DELIVERY_GAP_SOURCE
 from sync_platform.warehouse.connection import READ_ONLY
+
+
+def resyncable_entities(repository: dg.RepositoryDefinition) -> set[tuple[str, str]]:
+    """(source, entity) of every asset that resyncs single record keys. Gaps of anything
+    else (e.g. lost n8n deliveries, which `n8n_delivery_gaps` resyncs) are not this
+    sensor's to act on."""
+    return {
+        (node.tags[SOURCE_TAG], node.key.to_user_string())
+        for node in repository.asset_graph.asset_nodes
+        if node.tags.get(RESYNC_TAG) == "keys" and SOURCE_TAG in node.tags
+    }
 
 
 def resync_run_key(source: str, entity: str, attempt: int, keys: tuple[str, ...]) -> str:
@@ -47,8 +57,7 @@ def sync_gap_sensor(
             max_attempts=GAP_RESYNC_MAX_ATTEMPTS.read(connection),
             backoff=timedelta(minutes=GAP_RESYNC_BACKOFF_MINUTES.read(connection)),
             now=now,
-            # delivery gaps are resynced by the n8n_delivery_gaps asset, not by record key
-            exclude_sources=(DELIVERY_GAP_SOURCE,),
+            entities=resyncable_entities(context.repository_def),
         )
     requests = [
         dg.RunRequest(

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from sync_platform.alerting.rules import CONSECUTIVE_FAILURES
 from sync_platform.alerting.store import raise_alert
-from sync_platform.resources.warehouse import WarehouseResource
+from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.warehouse.platform_tables import sync_errors
 
 

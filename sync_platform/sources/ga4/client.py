@@ -36,6 +36,10 @@ from sync_platform.sources.google_auth import ANALYTICS_READONLY, AccessTokenPro
 from sync_platform.sources.http_session import HttpStatusError, RetrySettings, SourceHttpClient
 
 SOURCE = "ga4"
+# The environment variables GA4 is configured from (defs/ga4/resources.py); the Google
+# credentials come from sources/google_auth.py's variables.
+PROPERTY_ID_ENV = "GA4_PROPERTY_ID"
+BASE_URL_ENV = "GA4_BASE_URL"
 DEFAULT_BASE_URL = "https://analyticsdata.googleapis.com"
 DEFAULT_PAGE_SIZE = 100_000
 MAX_PAGE_SIZE = 250_000  # GA4 returns at most this many rows per request

@@ -18,21 +18,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from sync_platform.config.models import EntityConfig
-from sync_platform.engine.ports import EntitySource
 from sync_platform.errors import ConfigurationError
-from sync_platform.settings import (
-    LEGACY_ERP_BASE_URL_ENV,
-    LEGACY_ERP_PASSWORD_ENV,
-    LEGACY_ERP_USERNAME_ENV,
-)
 from sync_platform.sources.http_session import HttpStatusError, RetrySettings, SourceHttpClient
 
 SOURCE = "legacy_erp"
+# The environment variables the ERP is configured from (defs/legacy_erp/resources.py).
+BASE_URL_ENV = "LEGACY_ERP_BASE_URL"
+USERNAME_ENV = "LEGACY_ERP_USERNAME"
+PASSWORD_ENV = "LEGACY_ERP_PASSWORD"
 LOGIN_PATH = "/api/v1/login"
 SESSION_HEADER = "X-Session-Token"
 
@@ -94,14 +90,14 @@ class LegacyErpClient:
                 if exc.status in (401, 403):
                     raise ConfigurationError(
                         f"{SOURCE} refused the login ({exc.status}): wrong user name or password",
-                        hint=f"check {LEGACY_ERP_USERNAME_ENV} and {LEGACY_ERP_PASSWORD_ENV}",
+                        hint=f"check {USERNAME_ENV} and {PASSWORD_ENV}",
                     ) from None
                 raise
             token = body.get("session_token") if isinstance(body, dict) else None
             if not isinstance(token, str) or not token:
                 raise ConfigurationError(
                     f"{SOURCE}: the login answer holds no session_token",
-                    hint=f"check that {LEGACY_ERP_BASE_URL_ENV} points at the ERP's REST API",
+                    hint=f"check that {BASE_URL_ENV} points at the ERP's REST API",
                 )
             self._session = token
             self.logins += 1
@@ -125,7 +121,7 @@ class LegacyErpClient:
             if exc.status == 401:
                 raise ConfigurationError(
                     f"{SOURCE}: GET {path} refused a session opened a moment before (401)",
-                    hint=f"check that the ERP user in {LEGACY_ERP_USERNAME_ENV} may read {path}",
+                    hint=f"check that the ERP user in {USERNAME_ENV} may read {path}",
                 ) from None
             self._raise_for(exc, path)
 
@@ -137,13 +133,12 @@ class LegacyErpClient:
         if exc.status == 403:
             raise ConfigurationError(
                 f"{SOURCE}: the ERP user may not read {path} (403)",
-                hint=f"grant the user in {LEGACY_ERP_USERNAME_ENV} read access to it",
+                hint=f"grant the user in {USERNAME_ENV} read access to it",
             ) from None
         if exc.status == 404:
             raise ConfigurationError(
                 f"{SOURCE}: the ERP has no endpoint {path} (404)",
-                hint="check the entity's endpoint in its source config "
-                f"and {LEGACY_ERP_BASE_URL_ENV}",
+                hint=f"check the entity's endpoint in its source config and {BASE_URL_ENV}",
             ) from None
         raise exc
 
@@ -174,7 +169,7 @@ class LegacyErpClient:
             if not isinstance(data, list):
                 raise ConfigurationError(
                     f"{SOURCE}: {endpoint} page {page} has no 'data' list",
-                    hint=f"check that {LEGACY_ERP_BASE_URL_ENV} points at the ERP's REST API",
+                    hint=f"check that {BASE_URL_ENV} points at the ERP's REST API",
                 )
             if data:
                 yield data
@@ -184,23 +179,3 @@ class LegacyErpClient:
             if (page >= int(total_pages)) if total_pages is not None else not data:
                 return
             page += 1
-
-    @contextmanager
-    def entity_source(self, entity: EntityConfig) -> Iterator[EntitySource]:
-        """The engine's view of one ERP entity. Incremental entities read by ModifiedDate
-        from the cursor on; every entity can list its keys (`fields=<key>`), which a full
-        read (snapshot, or an incremental entity's full refresh) is verified against.
-        The client is closed when the block ends: one client per sync."""
-        key_fields = [entity.fields[column].source for column in entity.key]
-
-        def pages(since: datetime | None) -> Iterator[Records]:
-            if entity.sync_mode == "incremental":
-                return self.pages(entity.endpoint, modified_since=since)
-            return self.pages(entity.endpoint)
-
-        try:
-            yield EntitySource(
-                pages=pages, key_listing=lambda: self.pages(entity.endpoint, fields=key_fields)
-            )
-        finally:
-            self.close()

@@ -1,1 +1,1 @@
-"""n8n: the webhook inbox as a source of events, and the executions API the gap resync reads."""
+"""n8n's public REST API: the executions the delivery-gap resync compares with the inbox."""

@@ -17,12 +17,16 @@ from typing import Any
 import httpx
 
 from sync_platform.errors import ConfigurationError, ValidationError
-from sync_platform.settings import N8N_API_KEY_ENV, N8N_BASE_URL_ENV
 from sync_platform.sources.http_session import HttpStatusError, RetrySettings, SourceHttpClient
 
 SOURCE = "n8n"
+# The environment variables the n8n API is configured from (defs/n8n/resources.py); each
+# checked workflow's id in n8n comes from N8N_WORKFLOW_ID_<KEY> unless webhooks.yaml names
+# another variable.
+BASE_URL_ENV = "N8N_BASE_URL"
+API_KEY_ENV = "N8N_API_KEY"
+WORKFLOW_ID_ENV_PREFIX = "N8N_WORKFLOW_ID_"
 MAX_PAGE = 250
-DEFAULT_SEND_NODE = "Send to warehouse"
 
 
 class N8nApiClient:
@@ -62,8 +66,8 @@ class N8nApiClient:
             if exc.status in (401, 403):
                 raise ConfigurationError(
                     f"n8n refused the API key ({exc.status})",
-                    hint=f"check {N8N_API_KEY_ENV} (an n8n API key, Settings → n8n API) and "
-                    f"{N8N_BASE_URL_ENV}",
+                    hint=f"check {API_KEY_ENV} (an n8n API key, Settings → n8n API) and "
+                    f"{BASE_URL_ENV}",
                 ) from None
             raise
 
@@ -83,7 +87,7 @@ class N8nApiClient:
             if not isinstance(data, list):
                 raise ValidationError(
                     "n8n: GET /api/v1/executions answered without a `data` list",
-                    hint=f"check that {N8N_BASE_URL_ENV} is the n8n base URL (no /api/v1)",
+                    hint=f"check that {BASE_URL_ENV} is the n8n base URL (no /api/v1)",
                 )
             yield from data
             cursor = page.get("nextCursor")
@@ -117,7 +121,7 @@ class SentPayload:
     body: str
 
 
-def sent_payload(execution: dict[str, Any], send_node: str = DEFAULT_SEND_NODE) -> SentPayload:
+def sent_payload(execution: dict[str, Any], send_node: str) -> SentPayload:
     """What the execution's HTTP Request node sent (or would have sent): the first item that
     entered `send_node`, whose `webhookId` and `body` are the delivery's id and exact JSON."""
     try:

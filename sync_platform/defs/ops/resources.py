@@ -1,4 +1,5 @@
-"""Backups as a Dagster resource: where they go and the key that encrypts them (EnvVar)."""
+"""Backups as a Dagster resource, registered under `backups`: where they go and the key that
+encrypts them (EnvVar)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pydantic import Field
 
 from sync_platform import settings
 from sync_platform.backups.service import BackupConfig
-from sync_platform.resources.google import optional_env
+from sync_platform.orchestration.resources import optional_env
 
 
 class BackupResource(dg.ConfigurableResource):
@@ -31,12 +32,14 @@ class BackupResource(dg.ConfigurableResource):
         return BackupConfig.from_values(self.directory, self.key, self.allow_unencrypted)
 
 
-def backup_resource() -> BackupResource:
+@dg.definitions
+def resources() -> dg.Definitions:
     import os
 
     allow = os.environ.get(settings.BACKUP_ALLOW_UNENCRYPTED_ENV, "").lower() in ("1", "true")
-    return BackupResource(
+    backups = BackupResource(
         directory=optional_env(settings.BACKUP_DIR_ENV, str(settings.backup_dir())),
         key=optional_env(settings.BACKUP_KEY_ENV, None),
         allow_unencrypted=allow,
     )
+    return dg.Definitions(resources={"backups": backups})

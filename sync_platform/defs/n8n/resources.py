@@ -1,7 +1,11 @@
-"""n8n for Dagster: the webhook inbox the event assets read, and the executions API the
-delivery-gap check reads (both configured from the environment)."""
+"""n8n for Dagster: the webhook inbox the event assets read (`webhook_inbox`), and the
+executions API the delivery-gap check reads (`n8n_api`), both configured from the
+environment and registered here."""
 
 from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import ClassVar
 
 import dagster as dg
 import sqlalchemy as sa
@@ -12,11 +16,13 @@ from sync_platform.engine.ports import EntitySource
 from sync_platform.engine.scope import Scope
 from sync_platform.errors import ConfigurationError
 from sync_platform.inbox.processing import DEFAULT_BATCH_SIZE, InboxBatch
-from sync_platform.resources.google import optional_env
-from sync_platform.resources.http_source import HttpSourceResource
-from sync_platform.resources.warehouse import WarehouseResource, warehouse_resource
-from sync_platform.settings import N8N_API_KEY_ENV, N8N_BASE_URL_ENV
-from sync_platform.sources.n8n.api import MAX_PAGE, N8nApiClient
+from sync_platform.orchestration.resources import (
+    EntitySourceResource,
+    HttpSourceResource,
+    WarehouseResource,
+    optional_env,
+)
+from sync_platform.sources.n8n.api import API_KEY_ENV, BASE_URL_ENV, MAX_PAGE, N8nApiClient
 
 
 def workflow_key_of(entity: EntityConfig) -> str:
@@ -29,9 +35,11 @@ def workflow_key_of(entity: EntityConfig) -> str:
     return key
 
 
-class WebhookInboxResource(dg.ConfigurableResource):
+class WebhookInboxResource(EntitySourceResource):
     """The receiver's inbox in the warehouse; each processing run takes at most
     `batch_size` pending deliveries per workflow (the sensor launches another for the rest)."""
+
+    key: ClassVar[str] = "webhook_inbox"
 
     warehouse: WarehouseResource
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1)
@@ -39,18 +47,24 @@ class WebhookInboxResource(dg.ConfigurableResource):
     def engine(self) -> sa.Engine:
         return self.warehouse.ready_engine()
 
-    def entity_source(self, entity: EntityConfig, scope: Scope | None = None) -> EntitySource:
+    def entity_source(
+        self, entity: EntityConfig, scope: Scope | None
+    ) -> AbstractContextManager[EntitySource]:
         """The pending deliveries of the entity's workflow, marked in the load transaction."""
         batch = InboxBatch(self.engine(), workflow_key_of(entity), self.batch_size)
-        return EntitySource(pages=batch.pages, extra_metadata=batch.metadata, on_commit=batch.mark)
+        return nullcontext(
+            EntitySource(pages=batch.pages, extra_metadata=batch.metadata, on_commit=batch.mark)
+        )
 
 
 class N8nApiResource(HttpSourceResource):
+    key: ClassVar[str] = "n8n_api"
+
     base_url: str | None = Field(
-        default=None, description=f"n8n base URL, without /api/v1 ({N8N_BASE_URL_ENV})"
+        default=None, description=f"n8n base URL, without /api/v1 ({BASE_URL_ENV})"
     )
     api_key: str | None = Field(
-        default=None, description=f"n8n API key ({N8N_API_KEY_ENV}); never logged"
+        default=None, description=f"n8n API key ({API_KEY_ENV}); never logged"
     )
     page_size: int = Field(default=MAX_PAGE, ge=1, le=MAX_PAGE)
 
@@ -58,7 +72,7 @@ class N8nApiResource(HttpSourceResource):
         if not self.base_url or not self.api_key:
             raise ConfigurationError(
                 "the n8n delivery-gap check needs the n8n API",
-                hint=f"set {N8N_BASE_URL_ENV} and {N8N_API_KEY_ENV} (docs/sources/n8n.md)",
+                hint=f"set {BASE_URL_ENV} and {API_KEY_ENV} (docs/sources/n8n.md)",
             )
         return N8nApiClient(
             self.base_url,
@@ -69,11 +83,13 @@ class N8nApiResource(HttpSourceResource):
         )
 
 
-def webhook_inbox_resource() -> WebhookInboxResource:
-    return WebhookInboxResource(warehouse=warehouse_resource())
-
-
-def n8n_api_resource() -> N8nApiResource:
-    return N8nApiResource(
-        base_url=optional_env(N8N_BASE_URL_ENV, None), api_key=optional_env(N8N_API_KEY_ENV, None)
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(
+        resources={
+            WebhookInboxResource.key: WebhookInboxResource(warehouse=WarehouseResource.from_env()),
+            N8nApiResource.key: N8nApiResource(
+                base_url=optional_env(BASE_URL_ENV, None), api_key=optional_env(API_KEY_ENV, None)
+            ),
+        }
     )

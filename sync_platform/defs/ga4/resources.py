@@ -1,6 +1,7 @@
-"""The engine's view of a GA4 report: one runReport over the run's date range.
+"""GA4 as a Dagster resource, configured from the environment and registered under `ga4`.
 
-A report is an entity in config/sources/ga4.yaml: `options.dimensions` and
+The engine's view of a GA4 report is one runReport over the run's date range. A report is
+an entity in config/sources/ga4.yaml: `options.dimensions` and
 `options.metrics` are what is requested, `partition_column` (date) what the range slices.
 The whole range is fetched before the engine sees a row (the client pages to `rowCount`
 first), so a failure mid-pagination writes nothing.
@@ -9,20 +10,32 @@ first), so a failure mid-pagination writes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date
-from typing import Any
+from typing import Any, ClassVar
+
+import dagster as dg
+from pydantic import Field
 
 from sync_platform.config.models import EntityConfig
 from sync_platform.engine.ports import EntitySource
+from sync_platform.engine.scope import Scope
 from sync_platform.errors import ConfigurationError
-from sync_platform.sources.ga4.client import GA4Client
+from sync_platform.orchestration.resources import GoogleSourceResource, optional_env
+from sync_platform.sources.ga4.client import (
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    PROPERTY_ID_ENV,
+    GA4Client,
+    QuotaFloor,
+)
 from sync_platform.sources.ga4.report import ReportResult
+from sync_platform.sources.google_auth import ANALYTICS_READONLY
 
 ROWS_PER_PAGE = 10_000
 
 
-def date_range(entity: EntityConfig, scope: dict[str, Any] | None) -> tuple[date, date]:
+def date_range(entity: EntityConfig, scope: Scope | None) -> tuple[date, date]:
     value = (scope or {}).get(entity.partition_column) if entity.partition_column else None
     if value is None:
         raise ConfigurationError(
@@ -51,7 +64,7 @@ def report_metadata(report: ReportResult) -> dict[str, Any]:
 
 @contextmanager
 def ga4_entity_source(
-    client: GA4Client, entity: EntityConfig, scope: dict[str, Any] | None
+    client: GA4Client, entity: EntityConfig, scope: Scope | None
 ) -> Iterator[EntitySource]:
     first, last = date_range(entity, scope)
     fetched: list[ReportResult] = []
@@ -73,3 +86,44 @@ def ga4_entity_source(
         )
     finally:
         client.close()
+
+
+class GA4Resource(GoogleSourceResource):
+    key: ClassVar[str] = "ga4"
+
+    property_id: str = Field(description=f"the GA4 property id ({PROPERTY_ID_ENV})")
+    base_url: str = DEFAULT_BASE_URL
+    page_size: int = Field(default=100_000, ge=1, le=250_000)
+    min_tokens_per_hour: int = Field(
+        default=50, description="stop before the hourly token quota falls below this"
+    )
+    min_tokens_per_day: int = Field(
+        default=500, description="stop before the daily token quota falls below this"
+    )
+
+    def client(self) -> GA4Client:
+        return GA4Client(
+            self.token_provider(scope=ANALYTICS_READONLY, what=f"GA4 property {self.property_id}"),
+            property_id=self.property_id,
+            base_url=self.base_url,
+            page_size=self.page_size,
+            min_remaining_tokens=QuotaFloor(self.min_tokens_per_hour, self.min_tokens_per_day),
+        )
+
+    def entity_source(
+        self, entity: EntityConfig, scope: Scope | None
+    ) -> AbstractContextManager[EntitySource]:
+        return ga4_entity_source(self.client(), entity, scope)
+
+    @classmethod
+    def from_env(cls) -> GA4Resource:
+        return cls(
+            property_id=dg.EnvVar(PROPERTY_ID_ENV),
+            base_url=optional_env(BASE_URL_ENV, DEFAULT_BASE_URL),
+            **cls.credentials_from_env(),
+        )
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources={GA4Resource.key: GA4Resource.from_env()})

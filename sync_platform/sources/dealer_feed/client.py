@@ -8,17 +8,16 @@ the source independently of the pages that were fetched.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sync_platform.config.models import EntityConfig
-from sync_platform.engine.ports import EntitySource
 from sync_platform.errors import ConfigurationError
-from sync_platform.settings import DEALER_FEED_API_KEY_ENV, DEALER_FEED_BASE_URL_ENV
 from sync_platform.sources.http_session import HttpStatusError, RetrySettings, SourceHttpClient
 
 SOURCE = "dealer_feed"
+# The environment variables the dealer feed is configured from (defs/dealer_feed/resources.py).
+BASE_URL_ENV = "DEALER_FEED_BASE_URL"
+API_KEY_ENV = "DEALER_FEED_API_KEY"
 Records = list[dict[str, Any]]
 
 
@@ -57,14 +56,14 @@ class DealerFeedClient:
                 if exc.status in (401, 403):
                     raise ConfigurationError(
                         f"{SOURCE} refused the API key ({exc.status})",
-                        hint=f"check {DEALER_FEED_API_KEY_ENV} (and {DEALER_FEED_BASE_URL_ENV})",
+                        hint=f"check {API_KEY_ENV} (and {BASE_URL_ENV})",
                     ) from None
                 raise
             items = body.get("items") if isinstance(body, dict) else None
             if not isinstance(items, list):
                 raise ConfigurationError(
                     f"{SOURCE}: {endpoint} page {page} has no 'items' list",
-                    hint=f"check that {DEALER_FEED_BASE_URL_ENV} points at the dealer API",
+                    hint=f"check that {BASE_URL_ENV} points at the dealer API",
                 )
             if items:
                 yield items
@@ -84,21 +83,3 @@ class DealerFeedClient:
             moment = updated_since.astimezone(UTC).isoformat().replace("+00:00", "Z")
             params["updated_since"] = moment
         return self.pages(endpoint, **params)
-
-
-@contextmanager
-def dealer_entity_source(client: DealerFeedClient, entity: EntityConfig) -> Iterator[EntitySource]:
-    """The engine's view of one dealer entity: pages by sync mode, keys for snapshots."""
-    key_fields = ",".join(entity.fields[column].source for column in entity.key)
-    try:
-        if entity.sync_mode == "incremental":
-            yield EntitySource(
-                pages=lambda since: client.pages_updated_since(since, entity.endpoint)
-            )
-        else:
-            yield EntitySource(
-                pages=lambda since: client.pages(entity.endpoint),
-                key_listing=lambda: client.pages(entity.endpoint, fields=key_fields),
-            )
-    finally:
-        client.close()

@@ -8,25 +8,29 @@ second event). Gaps are kept in `sync_gaps` (source `n8n`, entity = workflow key
 execution id) so attempts are counted across runs; a delivery that cannot be recovered, or
 that n8n has already pruned, raises one high alert naming the executions.
 
-This runs as a scheduled asset, never in a sensor: it writes, and a failed sensor tick drops
-its cursor.
+This runs as a scheduled asset (`n8n_delivery_gaps`), never in a sensor: it writes, and a
+failed sensor tick drops its cursor. It is plain Python over the n8n client, the inbox and
+the engine's gap and audit records; the asset around it lives in assets.py.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from sync_platform.alerting.store import raise_alert
+from sync_platform.config.webhooks import DEFAULT_SEND_NODE, load_webhooks_config
 from sync_platform.engine import audit, gaps
 from sync_platform.inbox.queries import received_execution_ids, where_delivery_is
 from sync_platform.inbox.store import store_resynced
 from sync_platform.sources.n8n.api import (
-    DEFAULT_SEND_NODE,
+    WORKFLOW_ID_ENV_PREFIX,
     N8nApiClient,
     PayloadNotFound,
     sent_payload,
@@ -253,3 +257,17 @@ def check_workflow(
             message=result.summary(),
         )
     return result
+
+
+def gap_targets(environ: Mapping[str, str] | None = None) -> tuple[list[GapTarget], list[str]]:
+    """Workflows to check (webhooks.yaml, their n8n ids from the environment), and the
+    problems of those that cannot be (no id in n8n)."""
+    environ = os.environ if environ is None else environ
+    targets, problems = [], []
+    for key, workflow in load_webhooks_config().workflows.items():
+        id_env = workflow.n8n_workflow_id_env or WORKFLOW_ID_ENV_PREFIX + key.upper()
+        if workflow_id := environ.get(id_env):
+            targets.append(GapTarget(key, workflow_id, workflow.send_node))
+        else:
+            problems.append(f"{key}: set {id_env} to check its deliveries")
+    return targets, problems

@@ -1,6 +1,6 @@
 """Google Sheets API v4 (`spreadsheets.values.get`): a sheet's rows keyed by its header."""
 
-from sync_platform.sources.sheets.client import (
+from sync_platform.sources.seller_sheet.client import (
     DEFAULT_BASE_URL,
     SHEET_ROW,
     SheetsClient,

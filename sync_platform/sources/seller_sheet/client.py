@@ -26,21 +26,19 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime
 from typing import Any, NoReturn
 from urllib.parse import quote
 
 from pyrate_limiter import Duration, InMemoryBucket, Limiter, Rate
 
-from sync_platform.config.models import EntityConfig
-from sync_platform.engine.ports import EntitySource
 from sync_platform.errors import ConfigurationError
-from sync_platform.settings import SELLER_SHEET_BASE_URL_ENV, SELLER_SHEET_ID_ENV
 from sync_platform.sources.google_auth import SPREADSHEETS_READONLY, AccessTokenProvider
 from sync_platform.sources.http_session import HttpStatusError, RetrySettings, SourceHttpClient
 
 SOURCE = "sheets"
+# The environment variables the seller sheet is configured from (defs/seller_sheet/resources.py).
+BASE_URL_ENV = "SELLER_SHEET_BASE_URL"
+SHEET_ID_ENV = "SELLER_SHEET_ID"
 DEFAULT_BASE_URL = "https://sheets.googleapis.com"
 READS_PER_MINUTE = 60
 SHEET_ROW = "_sheet_row"
@@ -239,7 +237,7 @@ class SheetsClient:
         if not isinstance(body, dict) or not isinstance(body.get("values", []), list):
             raise ConfigurationError(
                 f"{SOURCE}: reading {cell_range} did not return a ValueRange",
-                hint=f"check {SELLER_SHEET_BASE_URL_ENV} (unset means {DEFAULT_BASE_URL})",
+                hint=f"check {BASE_URL_ENV} (unset means {DEFAULT_BASE_URL})",
             )
         return body
 
@@ -260,7 +258,7 @@ class SheetsClient:
         if exc.status == 404:
             raise ConfigurationError(
                 f"Google Sheets found no {where} (404)",
-                hint=f"check {SELLER_SHEET_ID_ENV}: it is the part of the sheet's URL "
+                hint=f"check {SHEET_ID_ENV}: it is the part of the sheet's URL "
                 "between /d/ and /edit",
             ) from None
         if exc.status == 401:
@@ -332,29 +330,3 @@ class SheetsClient:
             for record in records
         ]
         return [record for record in listed if any(record[field] != "" for field in key_fields)]
-
-    @contextmanager
-    def entity_source(
-        self, entity: EntityConfig, *, key_range: str | None = None, list_keys: bool = True
-    ) -> Iterator[EntitySource]:
-        """The engine's view of a sheet entity: `entity.endpoint` is the A1 range (header row
-        first), read whole every sync (a full snapshot). The key listing is a second read of
-        just the key column(s), `key_range` or found by header name; `list_keys=False` leaves
-        it out, for an entity that only some rows feed (its key column lists every row).
-        The client is closed when the block ends: one client per sync."""
-        key_fields = [entity.fields[column].source for column in entity.key]
-
-        def pages(_since: datetime | None) -> Iterator[Records]:
-            return self.pages(entity.endpoint)
-
-        def key_listing() -> Iterator[Records]:
-            listed = self.key_records(
-                key_range or self.key_range(entity.endpoint, key_fields), key_fields
-            )
-            for start in range(0, len(listed), PAGE_ROWS):
-                yield listed[start : start + PAGE_ROWS]
-
-        try:
-            yield EntitySource(pages=pages, key_listing=key_listing if list_keys else None)
-        finally:
-            self.close()

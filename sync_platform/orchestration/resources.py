@@ -1,0 +1,153 @@
+"""What the defs folders' resources are built from: the warehouse, the base of every source
+resource (one typed way to open an `EntitySource`), and the settings HTTP and Google sources
+share. Each `defs/<source>/resources.py` registers its own resource; this module registers
+none.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager
+from functools import cache
+from typing import ClassVar
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import Field
+
+from sync_platform import settings
+from sync_platform.config.models import EntityConfig
+from sync_platform.engine.ports import EntitySource
+from sync_platform.engine.scope import Scope
+from sync_platform.errors import ConfigurationError
+from sync_platform.sources.google_auth import (
+    SERVICE_ACCOUNT_JSON_ENV,
+    TOKEN_URI_ENV,
+    AccessTokenProvider,
+    ServiceAccountToken,
+    StaticToken,
+    load_service_account_info,
+)
+from sync_platform.sources.http_session import RetrySettings
+from sync_platform.warehouse.connection import create_warehouse_engine, redacted
+from sync_platform.warehouse.schema import VERSION_TABLE, current_revision, head_revision
+
+
+def optional_env(name: str, default: str | None) -> str | dg.EnvVar | None:
+    """An EnvVar when the variable is set (its value stays out of the UI), else a default."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+# -- the warehouse ---------------------------------------------------------------------------
+
+
+@cache
+def _engine(url: str) -> sa.Engine:
+    return create_warehouse_engine(url)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Where synced data and the platform's own tables live (SQLite file or PostgreSQL).
+
+    The URL comes from SYNC_PLATFORM_WAREHOUSE_URL through `EnvVar` (so a password in it
+    never shows in the UI); without it, the embedded SQLite file is used.
+    """
+
+    url: str
+
+    def get_engine(self) -> sa.Engine:
+        return _engine(self.url)
+
+    def ready_engine(self) -> sa.Engine:
+        """The engine, after checking the schema is migrated (a clear error if not)."""
+        engine = self.get_engine()
+        try:
+            with engine.connect() as connection:
+                revision = current_revision(connection)
+        except sa.exc.OperationalError as exc:
+            raise ConfigurationError(
+                f"cannot reach the warehouse at {redacted(self.url)}: {exc.orig}",
+                hint=f"check {settings.WAREHOUSE_URL_ENV} and that the database is up",
+            ) from None
+        if revision != head_revision():
+            raise ConfigurationError(
+                f"warehouse at {redacted(self.url)} is at schema revision {revision or 'none'} "
+                f"(table {VERSION_TABLE}); this code needs {head_revision()}",
+                hint="run `sync-platform db upgrade` against it",
+            )
+        return engine
+
+    @classmethod
+    def from_env(cls) -> WarehouseResource:
+        if os.environ.get(settings.WAREHOUSE_URL_ENV):
+            return cls(url=dg.EnvVar(settings.WAREHOUSE_URL_ENV))
+        return cls(url=settings.default_warehouse_url())
+
+
+# -- sources ---------------------------------------------------------------------------------
+
+
+class EntitySourceResource(dg.ConfigurableResource):
+    """A source system as the sync engine reads it: the one seam between a source's plain
+    client and the engine. `key` is the resource key the source's folder registers it under
+    (and the name of the sync assets' parameter that receives it)."""
+
+    key: ClassVar[str]
+
+    def entity_source(
+        self, entity: EntityConfig, scope: Scope | None
+    ) -> AbstractContextManager[EntitySource]:
+        """Open the engine's view of one entity (for one partition scope, if any); the
+        client behind it is closed when the block ends."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement entity_source")
+
+
+class HttpSourceResource(dg.ConfigurableResource):
+    """What every HTTP source resource shares: paging, timeouts and the retry budget."""
+
+    page_size: int = Field(default=500, ge=1, description="records asked for per page")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="per request")
+    retry_attempts: int = Field(default=5, ge=1, description="attempts per request")
+    retry_wait_initial: float = Field(default=0.5, ge=0, description="first backoff, seconds")
+    retry_wait_jitter: float = Field(default=1.0, ge=0, description="random extra backoff")
+
+    def retry_settings(self) -> RetrySettings:
+        return RetrySettings(
+            attempts=self.retry_attempts,
+            wait_initial=self.retry_wait_initial,
+            wait_jitter=self.retry_wait_jitter,
+        )
+
+
+class GoogleSourceResource(EntitySourceResource):
+    """A Google API source (GA4, Sheets): a service-account key from the environment, or a
+    static token for tests, turned into an access-token provider."""
+
+    service_account_json: str | None = Field(
+        default=None,
+        description=f"service-account key JSON or path ({SERVICE_ACCOUNT_JSON_ENV})",
+    )
+    token_uri: str | None = Field(
+        default=None, description=f"override of the key's token URI ({TOKEN_URI_ENV})"
+    )
+    access_token: str | None = Field(
+        default=None, description="a static bearer token instead of a service account (tests)"
+    )
+
+    def token_provider(self, *, scope: str, what: str) -> AccessTokenProvider:
+        if self.access_token:
+            return StaticToken(self.access_token)
+        if not self.service_account_json:
+            raise ConfigurationError(
+                f"no Google credentials for {what}: {SERVICE_ACCOUNT_JSON_ENV} is unset",
+                hint="set it to the service account's JSON key (or the key file's path)",
+            )
+        info = load_service_account_info(self.service_account_json, SERVICE_ACCOUNT_JSON_ENV)
+        return ServiceAccountToken(info, [scope], token_uri=self.token_uri)
+
+    @staticmethod
+    def credentials_from_env() -> dict[str, str | dg.EnvVar | None]:
+        return {
+            "service_account_json": optional_env(SERVICE_ACCOUNT_JSON_ENV, None),
+            "token_uri": optional_env(TOKEN_URI_ENV, None),
+        }

@@ -1,0 +1,1 @@
+"""An EasyCars-style dealer API: paged stock (vehicles) and leads."""
