@@ -232,10 +232,12 @@ def alerts_ack(
 def health(as_json: bool = typer.Option(False, "--json")) -> None:
     """The platform's health; exits 1 when any entity is unhealthy (for probes and cron)."""
     from sync_platform.alerting.health import as_markdown, health_report
-    from sync_platform.defs.ops.health import code_location_schedules
+    from sync_platform.definitions import build_definitions
+    from sync_platform.defs.ops.health import schedules_by_source
 
+    schedules = schedules_by_source(build_definitions().get_repository_def())
     with _engine().connect() as connection:
-        report = health_report(connection, all_source_configs(), code_location_schedules())
+        report = health_report(connection, all_source_configs(), schedules)
     typer.echo(json.dumps(report, indent=2, default=str) if as_json else as_markdown(report))
     raise typer.Exit(code=0 if report["healthy"] else 1)
 

@@ -9,8 +9,8 @@ import dagster as dg
 import sqlalchemy as sa
 
 from sync_platform.defs.ga4.assets import GA4_PARTITIONS
-from sync_platform.defs.ga4.completeness import ga4_missing_partitions_sensor
 from sync_platform.defs.ga4.schedules import ga4_daily_with_lookback
+from sync_platform.defs.ga4.sensors import ga4_missing_partitions_sensor
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform_tests.dagster_runs import (
     check_results,

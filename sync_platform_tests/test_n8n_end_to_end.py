@@ -9,7 +9,8 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from sync_platform.defs.n8n.automation import webhook_inbox_safety_net, webhook_inbox_sensor
+from sync_platform.defs.n8n.schedules import webhook_inbox_safety_net
+from sync_platform.defs.n8n.sensors import webhook_inbox_sensor
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps, webhook_inbox
 from sync_platform_tests.dagster_runs import materializations, run_job, run_requested
@@ -300,8 +301,8 @@ def _n8n_without_data(execution_ids: list[str]):
 def test_a_delivery_without_payload_is_retried_then_declared_lost(engine):
     from datetime import UTC, datetime, timedelta
 
-    from sync_platform.engine import audit
     from sync_platform.defs.n8n.delivery_gaps import resync_workflow
+    from sync_platform.engine import audit
 
     now = datetime(2026, 11, 30, 9, tzinfo=UTC)
     with _n8n_without_data(["101", "102"]) as client:

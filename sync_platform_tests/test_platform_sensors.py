@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from sync_platform.defs.platform.sensors import record_run_failures
 from sync_platform.orchestration.resources import WarehouseResource
-from sync_platform.orchestration.sync_asset import trigger_of
+from sync_platform.orchestration.tags import trigger_of
 from sync_platform.warehouse.platform_tables import sync_errors
 from sync_platform_tests.dagster_runs import run_job
 

@@ -9,7 +9,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from sync_platform.definitions import build_definitions
-from sync_platform.defs.platform.gap_sensor import sync_gap_sensor
+from sync_platform.defs.platform.sensors import sync_gap_sensor
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.runtime_config import set_setting
 from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps

@@ -154,6 +154,30 @@ def record_error(
     return category
 
 
+def record_run_failure(
+    connection: sa.Connection, *, dagster_run_id: str, source: str | None, message: str
+) -> bool:
+    """Record a failed run as a whole (it may have died before any sync started, so without
+    an audit row of its own), once per run; False when it was already recorded."""
+    already = connection.execute(
+        sa.select(sa.func.count())
+        .select_from(sync_errors)
+        .where(sync_errors.c.dagster_run_id == dagster_run_id, sync_errors.c.entity.is_(None))
+    ).scalar()
+    if already:
+        return False
+    connection.execute(
+        sa.insert(sync_errors).values(
+            dagster_run_id=dagster_run_id,
+            source=source,
+            category="unknown",
+            message=message,
+            occurred_at=utcnow(),
+        )
+    )
+    return True
+
+
 def write_conflicts(
     connection: sa.Connection,
     conflicts: list[dict],

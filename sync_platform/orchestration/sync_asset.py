@@ -18,13 +18,15 @@ from sync_platform.engine.pipeline import run_entity_sync
 from sync_platform.engine.ports import SyncReport, SyncRequest
 from sync_platform.errors import ErrorCategory, SyncError
 from sync_platform.orchestration.resources import EntitySourceResource, WarehouseResource
+from sync_platform.orchestration.tags import (
+    LAYER_TAG,
+    PARTITIONING_TAG,
+    RESYNC_TAG,
+    SOURCE_TAG,
+    trigger_of,
+)
 
 VERIFICATION_CHECK = "in_step_with_source"
-TRIGGER_TAG = "sync_platform/trigger"
-SOURCE_TAG = "sync_platform/source"
-LAYER_TAG = "sync_platform/layer"
-RESYNC_TAG = "sync_platform/resync"  # "keys": the asset can resync single record keys
-PARTITIONING_TAG = "sync_platform/partitioning"  # "daily": a daily-partitioned source asset
 MAX_KEYS_IN_METADATA = 25
 
 # For transient infrastructure failures (a dropped database connection, a killed worker).
@@ -47,19 +49,6 @@ class SyncRunConfig(dg.Config):
     resync_keys: list[str] = Field(
         default=[], description="targeted resync of these record keys (set by sync_gap_sensor)"
     )
-
-
-def trigger_of(tags: dict[str, str]) -> str:
-    """How this run started, for the audit table (resync/backfill/sensor/scheduled/manual)."""
-    if tags.get(TRIGGER_TAG):
-        return tags[TRIGGER_TAG]
-    if tags.get("dagster/backfill"):
-        return "backfill"
-    if tags.get("dagster/sensor_name"):
-        return "sensor"
-    if tags.get("dagster/schedule_name"):
-        return "scheduled"
-    return "manual"
 
 
 def report_metadata(report: SyncReport) -> dict[str, Any]:

@@ -1,10 +1,12 @@
+"""`dealer_sync`: stock (full snapshot) and leads (incremental)."""
+
 import dagster as dg
 
-from sync_platform.orchestration.sync_asset import SOURCE_TAG
+from sync_platform.orchestration.automation import source_job
 
-dealer_sync = dg.define_asset_job(
+dealer_sync = source_job(
     "dealer_sync",
-    selection=dg.AssetSelection.groups("dealer_feed"),
+    dg.AssetSelection.groups("dealer_feed"),
+    source="dealer_feed",
     description="Sync dealer stock (full snapshot) and leads (incremental) into the warehouse.",
-    tags={SOURCE_TAG: "dealer_feed"},
 )

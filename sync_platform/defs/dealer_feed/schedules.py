@@ -1,11 +1,6 @@
-import dagster as dg
+"""The dealer feed every 15 minutes."""
 
 from sync_platform.defs.dealer_feed.jobs import dealer_sync
+from sync_platform.orchestration.automation import utc_schedule
 
-dealer_sync_schedule = dg.ScheduleDefinition(
-    name="dealer_sync_every_15_minutes",
-    job=dealer_sync,
-    cron_schedule="*/15 * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
+dealer_sync_schedule = utc_schedule("dealer_sync_every_15_minutes", dealer_sync, "*/15 * * * *")

@@ -6,18 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from sync_platform.defs.ga4.jobs import ga4_daily
+from sync_platform.orchestration.automation import RUNNING_IN_UTC
 from sync_platform.orchestration.resources import WarehouseResource
-from sync_platform.orchestration.sync_asset import SOURCE_TAG
 from sync_platform.runtime_config import non_negative_int, setting
 from sync_platform.warehouse.connection import READ_ONLY
-
-ga4_daily = dg.define_asset_job(
-    "ga4_daily",
-    selection=dg.AssetSelection.groups("ga4") | dg.AssetSelection.groups("ga4").downstream(),
-    description="GA4 reports for a day or a range of days, then the marts built on them.",
-    tags={SOURCE_TAG: "ga4"},
-)
-
 
 LOOKBACK_DAYS = setting(
     "ga4_lookback_days",
@@ -44,8 +37,7 @@ def range_request(days_back: int, now: datetime, kind: str) -> dg.RunRequest:
     name="ga4_daily_with_lookback",
     job=ga4_daily,
     cron_schedule="0 2 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    **RUNNING_IN_UTC,
     description="02:00 UTC: yesterday and the ga4_lookback_days before it.",
 )
 def ga4_daily_with_lookback(
@@ -61,23 +53,8 @@ def ga4_daily_with_lookback(
     name="ga4_weekly_repull_30_days",
     job=ga4_daily,
     cron_schedule="0 3 * * 1",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    **RUNNING_IN_UTC,
     description="Mondays 03:00 UTC: the last 30 days again, for late revisions.",
 )
 def ga4_weekly_repull(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     return range_request(29, context.scheduled_execution_time or datetime.now(UTC), "weekly")
-
-
-ga4_freshness_checks = dg.build_time_partition_freshness_checks(
-    assets=[dg.AssetKey(name) for name in ("ga4_daily_traffic", "ga4_daily_totals")],
-    deadline_cron="0 4 * * *",
-    timezone="UTC",
-    severity=dg.AssetCheckSeverity.ERROR,
-)
-ga4_freshness_sensor = dg.build_sensor_for_freshness_checks(
-    freshness_checks=ga4_freshness_checks,
-    name="ga4_freshness_sensor",
-    minimum_interval_seconds=600,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)

@@ -11,7 +11,8 @@ from sync_platform.defs.n8n.delivery_gaps import check_workflow, gap_targets
 from sync_platform.defs.n8n.resources import N8nApiResource, WebhookInboxResource, workflow_key_of
 from sync_platform.engine.gaps import GAP_RESYNC_MAX_ATTEMPTS
 from sync_platform.orchestration.resources import WarehouseResource
-from sync_platform.orchestration.sync_asset import SOURCE_TAG, build_sync_asset, trigger_of
+from sync_platform.orchestration.sync_asset import build_sync_asset
+from sync_platform.orchestration.tags import SOURCE_TAG, trigger_of
 from sync_platform.runtime_config import positive_int, setting
 
 N8N_EVENTS = cached_source_config("n8n_events")

@@ -1,21 +1,51 @@
+"""`process_webhooks` types pending deliveries into the event tables; `n8n_gap_resync` first
+puts back deliveries that never arrived. Both are safe to re-run."""
+
 import dagster as dg
 
 from sync_platform.defs.n8n.assets import ASSET_BY_WORKFLOW, DELIVERY_GAPS
-from sync_platform.orchestration.sync_asset import SOURCE_TAG
+from sync_platform.orchestration.automation import source_job
 
 EVENT_ASSETS = dg.AssetSelection.assets(*ASSET_BY_WORKFLOW.values())
 
-process_webhooks = dg.define_asset_job(
+process_webhooks = source_job(
     "process_webhooks",
-    selection=EVENT_ASSETS,
+    EVENT_ASSETS,
+    source="n8n_events",
     description="Type, validate and load pending webhook deliveries from the inbox into the "
     "event tables (launched by webhook_inbox_sensor; safe to re-run).",
-    tags={SOURCE_TAG: "n8n_events"},
 )
 
-n8n_gap_resync = dg.define_asset_job(
+n8n_gap_resync = source_job(
     "n8n_gap_resync",
-    selection=dg.AssetSelection.assets(DELIVERY_GAPS) | EVENT_ASSETS,
+    dg.AssetSelection.assets(DELIVERY_GAPS) | EVENT_ASSETS,
+    source="n8n_events",
     description="Resync deliveries n8n ran but the receiver never got, then process them.",
-    tags={SOURCE_TAG: "n8n_events"},
 )
+
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def processing_in_progress(instance: dg.DagsterInstance) -> bool:
+    """A processing run already queued or running takes what is pending when it starts."""
+    runs = instance.get_run_records(
+        filters=dg.RunsFilter(job_name=process_webhooks.name, statuses=IN_PROGRESS), limit=1
+    )
+    return bool(runs)
+
+
+def event_assets_for(workflows: dict[str, int], log) -> list[dg.AssetKey]:
+    """The event assets of these workflows; pending deliveries of a workflow without an
+    event table are logged (they wait in the inbox until one is configured)."""
+    unknown = sorted(set(workflows) - set(ASSET_BY_WORKFLOW))
+    if unknown:
+        log.warning(
+            f"pending deliveries of workflows with no event table: {', '.join(unknown)} "
+            "(add an entity for them to config/sources/n8n_events.yaml)"
+        )
+    return [ASSET_BY_WORKFLOW[key] for key in sorted(workflows) if key in ASSET_BY_WORKFLOW]

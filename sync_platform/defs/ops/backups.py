@@ -21,6 +21,7 @@ from pydantic import Field
 from sync_platform.alerting.store import raise_alert, resolve_alerts
 from sync_platform.backups import service
 from sync_platform.defs.ops.resources import BackupResource
+from sync_platform.orchestration.automation import utc_schedule
 from sync_platform.orchestration.resources import WarehouseResource
 
 TAGS = {"sync_platform/area": "backups"}
@@ -233,27 +234,17 @@ def restore_drill():
     run_restore_drill()
 
 
-backup_warehouse_nightly = dg.ScheduleDefinition(
-    name="backup_warehouse_nightly",
-    job=backup_warehouse,
-    cron_schedule="0 3 * * *",
-    execution_timezone="UTC",
+backup_warehouse_nightly = utc_schedule(
+    "backup_warehouse_nightly",
+    backup_warehouse,
+    "0 3 * * *",
     run_config={"ops": {"create_backup": {"config": {"kind": "full"}}}},
-    default_status=dg.DefaultScheduleStatus.RUNNING,
 )
-backup_webhook_inbox_hourly = dg.ScheduleDefinition(
-    name="backup_webhook_inbox_hourly",
-    job=backup_warehouse,
-    cron_schedule="30 * * * *",
-    execution_timezone="UTC",
+backup_webhook_inbox_hourly = utc_schedule(
+    "backup_webhook_inbox_hourly",
+    backup_warehouse,
+    "30 * * * *",
     run_config={"ops": {"create_backup": {"config": {"kind": "inbox"}}}},
     tags={"sync_platform/backup_kind": "inbox"},
-    default_status=dg.DefaultScheduleStatus.RUNNING,
 )
-restore_drill_weekly = dg.ScheduleDefinition(
-    name="restore_drill_weekly",
-    job=restore_drill,
-    cron_schedule="0 5 * * 0",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
+restore_drill_weekly = utc_schedule("restore_drill_weekly", restore_drill, "0 5 * * 0")

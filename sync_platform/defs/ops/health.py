@@ -2,21 +2,13 @@
 shows it (markdown) and plots its numbers over time."""
 
 from datetime import UTC, datetime
-from functools import cache
 
 import dagster as dg
 
 from sync_platform.alerting.health import as_markdown, health_report
 from sync_platform.config import all_source_configs
+from sync_platform.orchestration.automation import utc_schedule
 from sync_platform.warehouse.connection import READ_ONLY
-
-
-@cache
-def code_location_schedules() -> dict[str, list[tuple[str, str]]]:
-    """The schedules of this code location, by source (loaded once per process)."""
-    from sync_platform.definitions import build_definitions
-
-    return schedules_by_source(build_definitions().get_repository_def())
 
 
 def schedules_by_source(repository: dg.RepositoryDefinition) -> dict[str, list[tuple[str, str]]]:
@@ -41,7 +33,7 @@ def schedules_by_source(repository: dg.RepositoryDefinition) -> dict[str, list[t
 )
 def sync_health(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     engine = context.resources.warehouse.ready_engine()
-    schedules = code_location_schedules()
+    schedules = schedules_by_source(context.repository_def)
     with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
         report = health_report(connection, all_source_configs(), schedules, datetime.now(UTC))
     entities = report["entities"]
@@ -59,10 +51,4 @@ def sync_health(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
 
 sync_health_job = dg.define_asset_job("sync_health_report", selection=[dg.AssetKey("sync_health")])
-sync_health_schedule = dg.ScheduleDefinition(
-    name="sync_health_every_15_minutes",
-    job=sync_health_job,
-    cron_schedule="*/15 * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
+sync_health_schedule = utc_schedule("sync_health_every_15_minutes", sync_health_job, "*/15 * * * *")

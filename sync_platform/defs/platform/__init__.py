@@ -1,1 +1,2 @@
-"""Platform-wide definitions: the full sync job and run-failure recording."""
+"""Platform-wide definitions across sources: the warehouse resource, the full sync job, the gap
+resync sensor and run-failure recording."""

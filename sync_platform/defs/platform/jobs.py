@@ -1,6 +1,8 @@
+"""`full_sync`: every unpartitioned source entity, the demo's main job."""
+
 import dagster as dg
 
-from sync_platform.orchestration.sync_asset import LAYER_TAG, PARTITIONING_TAG
+from sync_platform.orchestration.tags import LAYER_TAG, PARTITIONING_TAG
 
 full_sync = dg.define_asset_job(
     "full_sync",
