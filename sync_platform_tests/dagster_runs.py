@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 
 from sync_platform.definitions import build_definitions
@@ -102,3 +107,29 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
         f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}": evaluation.passed
         for evaluation in result.get_asset_check_evaluations()
     }
+
+
+def execute_as_operator(job: str, dagster_home: Path) -> dg.DagsterInstance:
+    """`dagster job execute -m sync_platform.definitions -j <job>` in a subprocess, as an
+    operator runs it (the code location loaded as a repository, the environment of this
+    process), on an instance in `dagster_home`; the instance, to read what the run did."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    command = [str(Path(sys.executable).parent / "dagster"), "job", "execute"]
+    completed = subprocess.run(
+        [*command, "-m", "sync_platform.definitions", "-j", job],
+        env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    return dg.DagsterInstance.from_config(str(dagster_home))
+
+
+def latest_materialization(instance: dg.DagsterInstance, asset: str) -> dict:
+    """The metadata of an asset's latest materialization, as plain values."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    assert event is not None, f"{asset} was never materialized"
+    metadata = event.asset_materialization.metadata
+    return {key: value.value for key, value in metadata.items()}

@@ -19,7 +19,12 @@ from sync_platform.defs.platform.sensors import record_run_failures
 from sync_platform.engine import audit
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.warehouse.platform_tables import sync_alerts
-from sync_platform_tests.dagster_runs import fast_resources, materializations, run_job
+from sync_platform_tests.dagster_runs import (
+    execute_as_operator,
+    fast_resources,
+    latest_materialization,
+    run_job,
+)
 
 CLI = str(Path(sys.executable).parent / "sync-platform")
 
@@ -103,13 +108,18 @@ def test_health_report_counts_success_rates_gaps_and_quarantine(source_env, ware
     assert all(i["action"] for i in report["quality_issues"])
 
 
-def test_sync_health_asset_reports_in_markdown_and_numbers(source_env, warehouse_url):
+def test_sync_health_asset_reports_in_markdown_and_numbers(source_env, warehouse_url, tmp_path):
     run_job()
-    result = run_job("sync_health_report")
-    assert result.success
-    metadata = materializations(result)["sync_health"]
+    # The report reads the schedules from the running code location, as under the daemon.
+    instance = execute_as_operator("sync_health_report", tmp_path / "dagster_home")
+    metadata = latest_materialization(instance, "sync_health")
     assert "| dealer_feed.dealer_stock | ✓ |" in metadata["report"]
     assert metadata["healthy_entities"] >= 2 and metadata["open_gaps"] == 0
+    stock_row = next(
+        line for line in metadata["report"].splitlines() if "dealer_feed.dealer_stock" in line
+    )
+    next_run = stock_row.split("|")[4].strip()
+    assert next_run.startswith("20"), stock_row  # dealer_sync_every_15_minutes was found
 
 
 def test_a_failed_check_raises_an_alert_until_it_passes(source_env, warehouse_url):
