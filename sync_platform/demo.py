@@ -27,10 +27,10 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import sqlalchemy as sa
+from sync_platform_simulator.environment import simulator_environment
 
 from sync_platform import settings
 from sync_platform.config import all_source_configs
-from sync_platform.simulator.environment import simulator_environment
 from sync_platform.warehouse.connection import create_warehouse_engine, redacted
 from sync_platform.warehouse.mart_tables import mart_daily_kpis
 from sync_platform.warehouse.platform_tables import (
@@ -334,7 +334,7 @@ def _backup(env: dict[str, str], home: Path) -> bool:
 
 
 def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
-    from sync_platform.simulator.server import SimulatorServer
+    from sync_platform_simulator.server import SimulatorServer
 
     url = settings.warehouse_url()
     home = settings.platform_home()

@@ -12,9 +12,9 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from sync_platform_simulator.n8n import SEND_NODE, default_workflow_id
 
 from sync_platform.receiver.signing import secret_key, verify
-from sync_platform.simulator.n8n import SEND_NODE, default_workflow_id
 from sync_platform.warehouse.platform_tables import webhook_inbox
 
 API = "/n8n/api/v1"
