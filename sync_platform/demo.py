@@ -27,7 +27,6 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import sqlalchemy as sa
-from sync_platform_simulator.environment import simulator_environment
 
 from sync_platform import settings
 from sync_platform.config import all_source_configs
@@ -40,6 +39,7 @@ from sync_platform.warehouse.platform_tables import (
     webhook_inbox,
 )
 from sync_platform.warehouse.schema import upgrade_warehouse
+from sync_platform_simulator.environment import simulator_environment
 
 MAIN_JOB = "full_sync"
 BIN = Path(sys.executable).parent

@@ -235,9 +235,8 @@ def source_env(simulator, warehouse_url, monkeypatch):
 def n8n_receiver(simulator, warehouse_url):
     """The webhook receiver on this test's warehouse, accepting the simulator's n8n workflows
     (their secrets from the simulator's environment). `.url` is its base URL."""
-    from sync_platform_simulator.environment import simulator_environment
-
     from sync_platform.receiver import ReceiverServer, ReceiverSettings
+    from sync_platform_simulator.environment import simulator_environment
 
     environment = simulator_environment(simulator.url)
     settings = ReceiverSettings.from_env(environment, warehouse_url=warehouse_url)
