@@ -235,10 +235,11 @@ def source_env(simulator, warehouse_url, monkeypatch):
 def n8n_receiver(simulator, warehouse_url):
     """The webhook receiver on this test's warehouse, accepting the simulator's n8n workflows
     (their secrets from the simulator's environment). `.url` is its base URL."""
-    from sync_platform.receiver import ReceiverServer, ReceiverSettings
+    from sync_platform.receiver import ReceiverSettings
     from sync_platform_simulator.environment import simulator_environment
+    from sync_platform_tests.servers import receiver_server
 
     environment = simulator_environment(simulator.url)
     settings = ReceiverSettings.from_env(environment, warehouse_url=warehouse_url)
-    with ReceiverServer(settings) as server:
+    with receiver_server(settings) as server:
         yield server

@@ -1,7 +1,7 @@
 """The n8n webhook receiver: signed deliveries into the durable `webhook_inbox`.
 
 `create_app(settings)` builds the FastAPI app; `sync-platform receiver` serves it (uvicorn,
-one or more workers); `ReceiverServer` runs it on a background thread for tests and the demo.
+one or more workers).
 Reference: docs/sources/n8n.md.
 """
 
@@ -14,7 +14,7 @@ from sync_platform.receiver.app import (
 )
 from sync_platform.receiver.inbox import AFTER_COMMIT, BEFORE_COMMIT, Delivery, Inbox
 from sync_platform.receiver.metrics import Metrics
-from sync_platform.receiver.server import ReceiverServer, serve
+from sync_platform.receiver.server import serve
 from sync_platform.receiver.settings import (
     ReceiverSettings,
     Workflow,
@@ -32,7 +32,6 @@ __all__ = [
     "Delivery",
     "Inbox",
     "Metrics",
-    "ReceiverServer",
     "ReceiverSettings",
     "Workflow",
     "create_app",

@@ -6,6 +6,7 @@ docs/sources/dealer_feed_api.md.
 """
 
 from sync_platform_simulator.app import create_app
+from sync_platform_simulator.background_server import BackgroundServer
 from sync_platform_simulator.dealer import DealerData, DealerSettings
 from sync_platform_simulator.faults import DroppedKey, FaultInjector, FaultPlan
 from sync_platform_simulator.ga4 import GA4Data, GA4Property, GA4Settings
@@ -17,6 +18,7 @@ from sync_platform_simulator.sheets import SheetsData, SheetsSettings
 from sync_platform_simulator.state import SimulatorSettings, SimulatorState
 
 __all__ = [
+    "BackgroundServer",
     "DealerData",
     "DealerSettings",
     "DroppedKey",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uvicorn
 
-from sync_platform.background_server import BackgroundServer
 from sync_platform_simulator.app import create_app
+from sync_platform_simulator.background_server import BackgroundServer
 from sync_platform_simulator.dealer import DEFAULT_API_KEY, DealerSettings
 from sync_platform_simulator.state import SimulatorSettings, SimulatorState
 
