@@ -1,4 +1,4 @@
-"""Environment settings shared by Dagster, the CLI and the simulator.
+"""Environment settings shared by Dagster, the CLI and the receiver.
 
 One place names every environment variable the platform reads, so docs, errors and
 code agree on the spelling.
