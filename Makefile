@@ -12,7 +12,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 .PHONY: demo test bench lint dev env
 
 demo: env
-	$(VENV)/bin/sync-platform demo
+	$(VENV)/bin/python -m demo
 
 test: env
 	$(VENV)/bin/python -m pytest

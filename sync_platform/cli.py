@@ -1,6 +1,6 @@
 """`sync-platform`: the operator's command line.
 
-Warehouse schema, runtime config, recent syncs, the simulator and the demo.
+Warehouse schema, runtime config, recent syncs, alerts, health, the webhook receiver, backups.
 """
 
 from __future__ import annotations
@@ -153,33 +153,6 @@ def runs(limit: int = 20, as_json: bool = typer.Option(False, "--json")) -> None
             f"fetched {row['fetched']}, +{row['inserted']} ~{row['updated']} ={row['unchanged']} "
             f"-{row['soft_deleted']}, quarantined {row['quarantined']}, gaps {row['gap_count']}"
         )
-
-
-@app.command("demo")
-def demo(
-    stock: int = typer.Option(300, help="vehicles in the simulated dealer feed"),
-    leads: int = typer.Option(120, help="leads in the simulated dealer feed"),
-    seed: int = typer.Option(42, help="simulator seed (same seed, same data)"),
-) -> None:
-    """Run the main job on the embedded default against the source simulator, twice."""
-    from sync_platform.demo import run_demo
-
-    raise typer.Exit(code=run_demo(stock=stock, leads=leads, seed=seed))
-
-
-@app.command("simulator")
-def simulator(
-    host: str = typer.Option("127.0.0.1", help="interface to listen on"),
-    port: int = typer.Option(8765, help="port to listen on"),
-    seed: int = typer.Option(42, help="same seed, same data"),
-    stock: int = typer.Option(500, help="vehicles in the dealer feed"),
-    leads: int = typer.Option(200, help="leads in the dealer feed"),
-) -> None:
-    """Serve the source simulator (dealer API under /dealer, control API under /_sim)."""
-    from sync_platform.simulator.server import serve
-
-    typer.echo(f"source simulator on http://{host}:{port} (dealer API: /dealer, control: /_sim)")
-    serve(host=host, port=port, seed=seed, stock=stock, leads=leads)
 
 
 alerts_app = typer.Typer(help="Alerts: list and acknowledge.", no_args_is_help=True)

@@ -124,7 +124,7 @@ def engine(warehouse_url: str) -> Iterator[sa.Engine]:
 @pytest.fixture(scope="session")
 def simulator_server():
     """One simulator for the session, served over real loopback HTTP."""
-    from sync_platform.simulator.server import SimulatorServer
+    from sync_platform_simulator.server import SimulatorServer
 
     with SimulatorServer() as server:
         yield server
@@ -223,7 +223,7 @@ def simulator(simulator_server) -> SimulatorControl:
 @pytest.fixture
 def source_env(simulator, warehouse_url, monkeypatch):
     """Environment for running the code location against the simulator and this warehouse."""
-    from sync_platform.simulator.environment import simulator_environment
+    from sync_platform_simulator.environment import simulator_environment
 
     monkeypatch.setenv("SYNC_PLATFORM_WAREHOUSE_URL", warehouse_url)
     for name, value in simulator_environment(simulator.url).items():
@@ -235,10 +235,11 @@ def source_env(simulator, warehouse_url, monkeypatch):
 def n8n_receiver(simulator, warehouse_url):
     """The webhook receiver on this test's warehouse, accepting the simulator's n8n workflows
     (their secrets from the simulator's environment). `.url` is its base URL."""
-    from sync_platform.receiver import ReceiverServer, ReceiverSettings
-    from sync_platform.simulator.environment import simulator_environment
+    from sync_platform.receiver import ReceiverSettings
+    from sync_platform_simulator.environment import simulator_environment
+    from sync_platform_tests.servers import receiver_server
 
     environment = simulator_environment(simulator.url)
     settings = ReceiverSettings.from_env(environment, warehouse_url=warehouse_url)
-    with ReceiverServer(settings) as server:
+    with receiver_server(settings) as server:
         yield server

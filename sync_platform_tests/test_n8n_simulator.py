@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from sync_platform.receiver.signing import secret_key, verify
-from sync_platform.simulator.n8n import SEND_NODE, default_workflow_id
 from sync_platform.warehouse.platform_tables import webhook_inbox
+from sync_platform_simulator.n8n import SEND_NODE, default_workflow_id
 
 API = "/n8n/api/v1"
 KEY = {"X-N8N-API-KEY": "sim-n8n-key"}

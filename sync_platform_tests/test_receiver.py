@@ -23,9 +23,11 @@ import pytest
 import sqlalchemy as sa
 
 from sync_platform.inbox.store import AFTER_COMMIT, BEFORE_COMMIT, Delivery, Inbox
-from sync_platform.receiver import ReceiverServer, ReceiverSettings, signed_headers
+from sync_platform.receiver import ReceiverSettings, signed_headers
 from sync_platform.settings import CRASHPOINT_ENV, WAREHOUSE_URL_ENV
 from sync_platform.warehouse.platform_tables import webhook_inbox, webhook_rejections
+from sync_platform_simulator.background_server import BackgroundServer
+from sync_platform_tests.servers import receiver_server
 
 SECRET = "whsec_" + base64.b64encode(b"test-form-submission-signing-key-0123").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"somebody-else-entirely-signing-key-99").decode()
@@ -78,13 +80,13 @@ def settings_for(warehouse_url: str, **changes) -> ReceiverSettings:
 
 
 @pytest.fixture
-def receiver(warehouse_url: str) -> Iterator[ReceiverServer]:
-    with ReceiverServer(settings_for(warehouse_url)) as server:
+def receiver(warehouse_url: str) -> Iterator[BackgroundServer]:
+    with receiver_server(settings_for(warehouse_url)) as server:
         yield server
 
 
 @pytest.fixture
-def client(receiver: ReceiverServer) -> Iterator[httpx.Client]:
+def client(receiver: BackgroundServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=receiver.url, timeout=30) as http:
         yield http
 
@@ -451,7 +453,7 @@ def _unreachable(warehouse_url: str, tmp_path: Path) -> str:
 
 def test_healthz_down_says_the_warehouse_does_not_answer(warehouse_url, tmp_path):
     with (
-        ReceiverServer(settings_for(_unreachable(warehouse_url, tmp_path))) as server,
+        receiver_server(settings_for(_unreachable(warehouse_url, tmp_path))) as server,
         httpx.Client(base_url=server.url, timeout=30) as http,
     ):
         health = http.get("/healthz")
@@ -468,7 +470,7 @@ def test_healthz_down_says_the_warehouse_does_not_answer(warehouse_url, tmp_path
 
 def test_healthz_down_when_the_inbox_table_is_missing(tmp_path):
     with (
-        ReceiverServer(settings_for(f"sqlite:///{tmp_path / 'empty.db'}")) as server,
+        receiver_server(settings_for(f"sqlite:///{tmp_path / 'empty.db'}")) as server,
         httpx.Client(base_url=server.url, timeout=30) as http,
     ):
         health = http.get("/healthz")

@@ -26,7 +26,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from sync_platform.receiver import ReceiverServer, ReceiverSettings, signed_headers
+from sync_platform.receiver import ReceiverSettings, signed_headers
+from sync_platform_simulator.background_server import BackgroundServer
+from sync_platform_tests.servers import receiver_server
 
 SECRET = "whsec_" + base64.b64encode(b"fuzz-form-submission-signing-key-0123").decode()
 SHARED = "fuzz-order-update-shared-secret-0123456789"
@@ -41,13 +43,13 @@ CHECKS = [
 
 
 @pytest.fixture
-def receiver(warehouse_url: str) -> Iterator[ReceiverServer]:
-    with ReceiverServer(ReceiverSettings.from_env(ENV, warehouse_url=warehouse_url)) as server:
+def receiver(warehouse_url: str) -> Iterator[BackgroundServer]:
+    with receiver_server(ReceiverSettings.from_env(ENV, warehouse_url=warehouse_url)) as server:
         yield server
 
 
 @pytest.fixture
-def http(receiver: ReceiverServer) -> Iterator[httpx.Client]:
+def http(receiver: BackgroundServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=receiver.url, timeout=30) as client:
         yield client
 

@@ -1,7 +1,7 @@
 """The n8n webhook receiver: signed deliveries into the durable `webhook_inbox`.
 
 `create_app(settings)` builds the FastAPI app; `sync-platform receiver` serves it (uvicorn,
-one or more workers); `ReceiverServer` runs it on a background thread for tests and the demo.
+one or more workers).
 Reference: docs/sources/n8n.md.
 """
 
@@ -13,7 +13,7 @@ from sync_platform.receiver.app import (
     create_app_from_env,
 )
 from sync_platform.receiver.metrics import Metrics
-from sync_platform.receiver.server import ReceiverServer, serve
+from sync_platform.receiver.server import serve
 from sync_platform.receiver.settings import ReceiverSettings, Workflow, resolve_workflows
 from sync_platform.receiver.signing import generate_secret, n8n_key_of, sign, signed_headers
 
@@ -22,7 +22,6 @@ __all__ = [
     "EXECUTION_ID_HEADER",
     "WEBHOOK_PATH",
     "Metrics",
-    "ReceiverServer",
     "ReceiverSettings",
     "Workflow",
     "create_app",

@@ -1,5 +1,6 @@
-"""Run the receiver with uvicorn: in the foreground (`sync-platform receiver`, one or more worker
-processes) or on a background thread (tests, demo).
+"""Run the receiver with uvicorn in the foreground (`sync-platform receiver`, one or more worker
+processes). Tests and the demo serve `create_app(settings)` on a background thread with the
+same keep-alive.
 
 uvicorn limits neither the body size nor how long a body may take; the app does both (see
 app.py). What it cannot do from inside — slow headers, connection floods, TLS — belongs to a
@@ -14,8 +15,6 @@ import tempfile
 
 import uvicorn
 
-from sync_platform.background_server import BackgroundServer
-from sync_platform.receiver.app import create_app
 from sync_platform.receiver.metrics import METRICS_DIR_ENV
 from sync_platform.receiver.settings import ReceiverSettings
 
@@ -51,23 +50,3 @@ def serve(
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
-
-
-class ReceiverServer(BackgroundServer):
-    """The receiver on a background thread, on a free loopback port unless one is given.
-
-    `with ReceiverServer(settings) as receiver: receiver.url`. `app` is the live FastAPI app
-    (its counters are `app.state.receiver.metrics`).
-    """
-
-    name = "receiver"
-
-    def __init__(self, settings: ReceiverSettings, *, host: str = "127.0.0.1", port: int = 0):
-        self.app = create_app(settings)
-        super().__init__(
-            self.app,
-            host=host,
-            port=port,
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
-            timeout_graceful_shutdown=1,
-        )

@@ -1,5 +1,5 @@
-"""Standard Webhooks symmetric signatures (HMAC-SHA256), shared by the receiver and the n8n
-simulator's sender.
+"""Standard Webhooks symmetric signatures (HMAC-SHA256): the receiver verifies with them (the
+simulated n8n signs with its own, independent code).
 
 Scheme (https://www.standardwebhooks.com, spec "Signature scheme"): the signed content is
 `{webhook-id}.{webhook-timestamp}.{raw body}`; the key is the base64 text after the `whsec_`

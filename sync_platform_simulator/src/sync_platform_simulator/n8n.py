@@ -55,7 +55,12 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sync_platform.receiver.signing import SECRET_PREFIX, signed_headers
+from sync_platform_simulator.environment import (
+    N8N_API_KEY_ENV,
+    N8N_WEBHOOK_SECRET_PREFIX,
+    N8N_WORKFLOW_ID_PREFIX,
+)
+from sync_platform_simulator.signing import SECRET_PREFIX, signed_headers
 
 DEFAULT_API_KEY = "sim-n8n-key"
 API_PREFIX = "/n8n/api/v1"
@@ -431,11 +436,11 @@ class N8nData:
     def environment(self) -> dict[str, str]:
         """What the platform needs to receive these workflows and list their executions
         (N8N_BASE_URL is added by `simulator_environment`, which knows the address)."""
-        env = {"N8N_API_KEY": self.settings.api_key}
+        env = {N8N_API_KEY_ENV: self.settings.api_key}
         for workflow in self.settings.workflows:
             name = workflow.key.upper()
-            env["N8N_WEBHOOK_SECRET_" + name] = workflow.secret or ""
-            env["N8N_WORKFLOW_ID_" + name] = workflow.id or ""
+            env[N8N_WEBHOOK_SECRET_PREFIX + name] = workflow.secret or ""
+            env[N8N_WORKFLOW_ID_PREFIX + name] = workflow.id or ""
         return env
 
 

@@ -26,8 +26,8 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Requ
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from sync_platform.simulator.faults import FaultInjector, fault_injector
-from sync_platform.simulator.google_oauth import GoogleApiError, require_bearer
+from sync_platform_simulator.faults import FaultInjector, fault_injector
+from sync_platform_simulator.google_oauth import GoogleApiError, require_bearer
 
 DEFAULT_TOKEN = "sim-sheets-token"
 DEFAULT_SPREADSHEET_ID = "sim-seller-sheet"

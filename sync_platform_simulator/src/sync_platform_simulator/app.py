@@ -16,9 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sync_platform.simulator import dealer, ga4, google_oauth, legacy_erp, n8n, sheets
-from sync_platform.simulator.faults import CONTROL_PREFIX, FaultMiddleware, FaultPlan
-from sync_platform.simulator.state import SimulatorSettings, SimulatorState, simulator_state
+from sync_platform_simulator import dealer, ga4, google_oauth, legacy_erp, n8n, sheets
+from sync_platform_simulator.faults import CONTROL_PREFIX, FaultMiddleware, FaultPlan
+from sync_platform_simulator.state import SimulatorSettings, SimulatorState, simulator_state
 
 State = Annotated[SimulatorState, Depends(simulator_state)]
 control_router = APIRouter(prefix=CONTROL_PREFIX)
@@ -73,7 +73,7 @@ def create_app(state: SimulatorState | None = None) -> FastAPI:
     """The simulator app serving `state` (a fresh default state if none is given)."""
     state = state or SimulatorState()
     app = FastAPI(
-        title="sync_platform source simulator", docs_url=None, redoc_url=None, openapi_url=None
+        title="sync-platform source simulator", docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.simulator = state
     app.add_exception_handler(StarletteHTTPException, _error_body)

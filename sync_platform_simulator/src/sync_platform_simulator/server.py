@@ -1,14 +1,14 @@
 """Run the simulator with uvicorn: on a background thread (tests, demo) or in the foreground
-(`sync-platform simulator`)."""
+(`sync-platform-simulator serve`)."""
 
 from __future__ import annotations
 
 import uvicorn
 
-from sync_platform.background_server import BackgroundServer
-from sync_platform.simulator.app import create_app
-from sync_platform.simulator.dealer import DEFAULT_API_KEY, DealerSettings
-from sync_platform.simulator.state import SimulatorSettings, SimulatorState
+from sync_platform_simulator.app import create_app
+from sync_platform_simulator.background_server import BackgroundServer
+from sync_platform_simulator.dealer import DEFAULT_API_KEY, DealerSettings
+from sync_platform_simulator.state import SimulatorSettings, SimulatorState
 
 # A request still stalled by an injected hang when the server stops is cancelled after this.
 SHUTDOWN_GRACE_SECONDS = 1

@@ -30,7 +30,7 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from sync_platform.simulator.faults import FaultInjector, fault_injector
+from sync_platform_simulator.faults import FaultInjector, fault_injector
 
 DEFAULT_USERNAME = "sim-user"
 DEFAULT_PASSWORD = "sim-pass"

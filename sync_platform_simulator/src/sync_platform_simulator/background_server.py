@@ -1,5 +1,6 @@
-"""An ASGI app served by uvicorn on a background thread (the simulator and the receiver in
-tests and the demo), on a free loopback port unless one is given."""
+"""An ASGI app served by uvicorn on a background thread, on a free loopback port unless one is
+given: the simulator itself, and any app a test or demo serves beside it (the platform's
+webhook receiver)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,26 @@ STARTUP_TIMEOUT_SECONDS = 30
 
 
 class BackgroundServer:
-    """`with Server(...) as server: server.url`, or `start()` / `stop()`."""
+    """`with BackgroundServer(app) as server: server.url`, or `start()` / `stop()`.
+
+    `app` is the live ASGI app; `name` names the thread and the errors; other keyword
+    arguments go to `uvicorn.Config` (e.g. `timeout_keep_alive`, `timeout_graceful_shutdown`).
+    """
 
     name = "server"
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, **options: Any):
+    def __init__(
+        self,
+        app: Any,
+        *,
+        name: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        **options: Any,
+    ):
+        if name is not None:
+            self.name = name
+        self.app = app
         config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, **options
         )

@@ -9,13 +9,13 @@ from __future__ import annotations
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from sync_platform.simulator.dealer import DealerData, DealerSettings
-from sync_platform.simulator.faults import FaultInjector, RequestStats
-from sync_platform.simulator.ga4 import GA4Data, GA4Settings
-from sync_platform.simulator.google_oauth import GoogleOAuth, GoogleOAuthSettings
-from sync_platform.simulator.legacy_erp import ErpData, ErpSettings
-from sync_platform.simulator.n8n import N8nData, N8nSettings
-from sync_platform.simulator.sheets import SheetsData, SheetsSettings
+from sync_platform_simulator.dealer import DealerData, DealerSettings
+from sync_platform_simulator.faults import FaultInjector, RequestStats
+from sync_platform_simulator.ga4 import GA4Data, GA4Settings
+from sync_platform_simulator.google_oauth import GoogleOAuth, GoogleOAuthSettings
+from sync_platform_simulator.legacy_erp import ErpData, ErpSettings
+from sync_platform_simulator.n8n import N8nData, N8nSettings
+from sync_platform_simulator.sheets import SheetsData, SheetsSettings
 
 
 class SimulatorSettings(BaseModel):

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 
-from sync_platform.simulator import DealerSettings, SimulatorServer
+from sync_platform_simulator import DealerSettings, SimulatorServer
 
 SEED = 42
 STOCK = 120

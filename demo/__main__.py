@@ -1,15 +1,18 @@
-"""`sync-platform demo`: the main job on the embedded default, against the simulator.
+"""`python -m demo` (`make demo`): the main job on the embedded default, against the simulator.
 
-It starts the bundled source simulator on a free loopback port, plants realistic faults
-(malformed vehicles, a 429 with Retry-After, a truncated response, a 503, dirty ERP values,
-seller AA12679 silently dropped from one sheet read), runs `dagster job execute … -j
-full_sync` exactly as an operator would, lets the Dagster daemon's `sync_gap_sensor` heal
-the missing seller, changes the sources and runs the job again, printing what each sync
-did (from the audit tables) and which checks passed. In between, simulated n8n workflows
-send webhooks (with duplicates and drops) to the receiver: the daemon's
-`webhook_inbox_sensor` processes them into event tables and `n8n_gap_resync` brings back
-the dropped ones. It ends with a verified, encrypted `backup_warehouse` run and the health
-report.
+It starts the source simulator (sync_platform_simulator) on a free loopback port, plants
+realistic faults (malformed vehicles, a 429 with Retry-After, a truncated response, a 503,
+dirty ERP values, seller AA12679 silently dropped from one sheet read), runs `dagster job
+execute … -j full_sync` exactly as an operator would, lets the Dagster daemon's
+`sync_gap_sensor` heal the missing seller, changes the sources and runs the job again,
+printing what each sync did (from the audit tables) and which checks passed. In between,
+simulated n8n workflows send webhooks (with duplicates and drops) to the receiver: the
+daemon's `webhook_inbox_sensor` processes them into event tables and `n8n_gap_resync` brings
+back the dropped ones. It ends with a verified, encrypted `backup_warehouse` run and the
+health report.
+
+It imports both the platform and the simulator, so it lives in neither package: run it from
+the repository root, as `bench/` is run.
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import sqlalchemy as sa
+import typer
 
 from sync_platform import settings
 from sync_platform.config import all_source_configs
-from sync_platform.simulator.environment import simulator_environment
 from sync_platform.warehouse.connection import create_warehouse_engine, redacted
 from sync_platform.warehouse.mart_tables import mart_daily_kpis
 from sync_platform.warehouse.platform_tables import (
@@ -40,6 +43,7 @@ from sync_platform.warehouse.platform_tables import (
     webhook_inbox,
 )
 from sync_platform.warehouse.schema import upgrade_warehouse
+from sync_platform_simulator.environment import simulator_environment
 
 MAIN_JOB = "full_sync"
 BIN = Path(sys.executable).parent
@@ -284,13 +288,20 @@ def _alert_summary(engine: sa.Engine) -> None:
 
 @contextmanager
 def _receiver(simulator_url: str, warehouse_url: str) -> Iterator:
-    """The webhook receiver (what `sync-platform receiver` serves), accepting the simulated
-    n8n workflows with their secrets."""
-    from sync_platform.receiver import ReceiverServer, ReceiverSettings
+    """The webhook receiver (what `sync-platform receiver` serves, with its keep-alive) on a
+    background thread, accepting the simulated n8n workflows with their secrets."""
+    from sync_platform.receiver import ReceiverSettings, create_app
+    from sync_platform.receiver.server import KEEP_ALIVE_SECONDS
+    from sync_platform_simulator.background_server import BackgroundServer
 
     environment = simulator_environment(simulator_url)
     receiver_settings = ReceiverSettings.from_env(environment, warehouse_url=warehouse_url)
-    with ReceiverServer(receiver_settings) as server:
+    with BackgroundServer(
+        create_app(receiver_settings),
+        name="receiver",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=1,
+    ) as server:
         yield server
 
 
@@ -334,7 +345,7 @@ def _backup(env: dict[str, str], home: Path) -> bool:
 
 
 def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
-    from sync_platform.simulator.server import SimulatorServer
+    from sync_platform_simulator.server import SimulatorServer
 
     url = settings.warehouse_url()
     home = settings.platform_home()
@@ -401,3 +412,16 @@ def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
         "materializations, checks, sensors); `.venv/bin/sync-platform runs` lists the audit."
     )
     return 0
+
+
+def main(
+    stock: int = typer.Option(300, help="vehicles in the simulated dealer feed"),
+    leads: int = typer.Option(120, help="leads in the simulated dealer feed"),
+    seed: int = typer.Option(42, help="simulator seed (same seed, same data)"),
+) -> None:
+    """Run the main job on the embedded default against the source simulator, twice."""
+    raise typer.Exit(code=run_demo(stock=stock, leads=leads, seed=seed))
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -37,7 +37,7 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from sync_platform.simulator.google_oauth import GoogleApiError, google_oauth, require_bearer
+from sync_platform_simulator.google_oauth import GoogleApiError, google_oauth, require_bearer
 
 DEFAULT_TOKEN = "sim-ga4-token"
 DEFAULT_PROPERTY_ID = "123456789"

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from sync_platform.simulator.faults import FaultInjector, fault_injector
+from sync_platform_simulator.faults import FaultInjector, fault_injector
 
 DEFAULT_API_KEY = "sim-dealer-key"
 CLOCK_START = datetime(2026, 1, 1, tzinfo=UTC)
