@@ -14,7 +14,9 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 demo: env
 	$(VENV)/bin/python -m demo
 
+# The layer contracts first (pyproject.toml, [tool.importlinter]), then the suite.
 test: env
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest
 
 bench: env
@@ -29,7 +31,7 @@ dev: env
 
 env: $(VENV)/.synced $(DAGSTER_HOME)/dagster.yaml
 
-$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+$(VENV)/.synced: uv.lock pyproject.toml sync_platform_simulator/pyproject.toml | $(UV)
 	$(UV) sync --locked --python $(PYTHON)
 	@touch $@
 
@@ -37,6 +39,7 @@ $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
 	$(CURDIR)/.tools/bin/python -m pip install --quiet uv==$(UV_VERSION)
 
-$(DAGSTER_HOME)/dagster.yaml: deploy/embedded/dagster.yaml
+# The embedded default instance (the repo-root dagster.yaml); production: deploy/production/.
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
-	cp deploy/embedded/dagster.yaml $@
+	cp dagster.yaml $@

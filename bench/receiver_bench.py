@@ -310,9 +310,10 @@ per-request latencies as it saw them. Median of {repeats} runs, each against a f
 warehouse after {WARMUP} warm-up deliveries. The target is PostgreSQL's (≥ 2,000/s on 2
 cores); SQLite, the embedded default, has none.
 
-Where the speed comes from: group commit (`receiver/inbox.py`): deliveries that arrive while
-a transaction is in flight go into the next one — one multi-row `INSERT … ON CONFLICT
-(delivery_id) DO NOTHING RETURNING` and one fsync for all of them, each request answered only
+Where the speed comes from: group commit (`receiver/inbox_writer.py`, over
+`inbox/store.py`): deliveries that arrive while a transaction is in flight go into the next
+one — one multi-row `INSERT … ON CONFLICT (delivery_id) DO NOTHING RETURNING` and one fsync
+for all of them, each request answered only
 after its own row is committed — with at most two transactions in flight per worker on
 PostgreSQL (one on SQLite, whose writes queue on an in-process lock instead of the busy
 timeout). One request per transaction, the first version, managed about 750/s here: a commit

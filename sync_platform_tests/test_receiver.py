@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from sync_platform.inbox.store import AFTER_COMMIT, BEFORE_COMMIT, Delivery, Inbox
 from sync_platform.receiver import ReceiverSettings, signed_headers
+from sync_platform.receiver.signing import secret_key, verify
 from sync_platform.settings import CRASHPOINT_ENV, WAREHOUSE_URL_ENV
 from sync_platform.warehouse.platform_tables import webhook_inbox, webhook_rejections
 from sync_platform_simulator.background_server import BackgroundServer
@@ -601,3 +602,13 @@ def test_receiver_killed_mid_body_stores_nothing_and_the_retry_once(warehouse_ur
 
     assert (first.status_code, again.status_code) == (202, 200)
     assert len(inbox_rows(engine)) == 1
+
+
+def test_the_receiver_verifies_the_standard_webhooks_published_test_vector():
+    """The specification's own vector (standard-webhooks reference libraries'
+    `test_sign_function`), independently of the simulator that signs the tests' deliveries."""
+    key = secret_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    header = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    body = b'{"test": 2432232314}'
+    assert verify(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, header)
+    assert not verify(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265331", body, header)

@@ -189,7 +189,7 @@ def build_sync_asset(
         )
 
     # Dagster hands resources to the parameters named by their keys: give the function the
-    # signature a hand-written asset would have (`dealer_feed: DealerFeedResource`).
+    # signature a hand-written asset would have (`<resource.key>: <the resource class>`).
     parameters = list(inspect.signature(_sync).parameters.values())[:-1]
     parameters.append(
         inspect.Parameter(resource.key, inspect.Parameter.KEYWORD_ONLY, annotation=resource)
