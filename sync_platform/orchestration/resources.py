@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from contextlib import AbstractContextManager
 from functools import cache
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import dagster as dg
 import sqlalchemy as sa
@@ -117,6 +117,14 @@ class HttpSourceResource(dg.ConfigurableResource):
             wait_initial=self.retry_wait_initial,
             wait_jitter=self.retry_wait_jitter,
         )
+
+    def http_options(self) -> dict[str, Any]:
+        """The keyword arguments every HTTP client takes: page size, timeout, retries."""
+        return {
+            "page_size": self.page_size,
+            "timeout_seconds": self.timeout_seconds,
+            "retry": self.retry_settings(),
+        }
 
 
 class GoogleSourceResource(EntitySourceResource):

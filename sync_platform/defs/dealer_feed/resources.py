@@ -47,9 +47,7 @@ class DealerFeedResource(HttpSourceResource, EntitySourceResource):
         return DealerFeedClient(
             self.base_url,
             self.api_key,
-            page_size=self.page_size,
-            timeout_seconds=self.timeout_seconds,
-            retry=self.retry_settings(),
+            **self.http_options(),
         )
 
     def entity_source(

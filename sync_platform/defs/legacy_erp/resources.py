@@ -56,9 +56,7 @@ class LegacyErpResource(HttpSourceResource, EntitySourceResource):
             self.base_url,
             self.username,
             self.password,
-            page_size=self.page_size,
-            timeout_seconds=self.timeout_seconds,
-            retry=self.retry_settings(),
+            **self.http_options(),
         )
 
     def entity_source(

@@ -77,9 +77,7 @@ class N8nApiResource(HttpSourceResource):
         return N8nApiClient(
             self.base_url,
             self.api_key,
-            page_size=self.page_size,
-            timeout_seconds=self.timeout_seconds,
-            retry=self.retry_settings(),
+            **self.http_options(),
         )
 
 
