@@ -1,1 +1,1 @@
-"""Platform operations: alerting, health, backups, retention."""
+"""Platform operations: alerting sensors, the health report, backups (and their resource)."""
