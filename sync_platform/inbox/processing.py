@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from sync_platform.inbox.store import PENDING
 from sync_platform.warehouse.connection import READ_ONLY
 from sync_platform.warehouse.platform_tables import webhook_inbox
 
@@ -66,7 +67,7 @@ class InboxBatch:
                 )
                 .where(
                     webhook_inbox.c.workflow_key == self.workflow_key,
-                    webhook_inbox.c.status == "pending",
+                    webhook_inbox.c.status == PENDING,
                 )
                 .order_by(webhook_inbox.c.id)
                 .limit(self.batch_size)
@@ -105,7 +106,7 @@ class InboxBatch:
             if inbox_id is not None:
                 reasons[inbox_id] = reject.reason
         now = datetime.now(UTC)
-        pending = webhook_inbox.c.status == "pending"
+        pending = webhook_inbox.c.status == PENDING
         processed = [inbox_id for inbox_id in self.taken if inbox_id not in reasons]
         for start in range(0, len(processed), PAGE_SIZE):
             connection.execute(
@@ -134,7 +135,7 @@ def pending_by_workflow(engine: sa.Engine, after_id: int = 0) -> dict[str, int]:
     with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
         rows = connection.execute(
             sa.select(webhook_inbox.c.workflow_key, sa.func.max(webhook_inbox.c.id))
-            .where(webhook_inbox.c.status == "pending", webhook_inbox.c.id > after_id)
+            .where(webhook_inbox.c.status == PENDING, webhook_inbox.c.id > after_id)
             .group_by(webhook_inbox.c.workflow_key)
         ).all()
     return {key: newest for key, newest in rows}
