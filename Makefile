@@ -8,6 +8,8 @@ VENV := $(CURDIR)/.venv
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export SYNC_PLATFORM_HOME ?= $(CURDIR)/.sync_platform
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+HOST ?= 127.0.0.1
+PORT ?= 3000
 
 .PHONY: demo test bench lint dev env
 
@@ -26,8 +28,10 @@ lint: env
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The Dagster UI and daemon on the embedded default, with the simulator serving the demo's
+# sources and the demo's settings (`make dev HOST=0.0.0.0 PORT=3001` to listen elsewhere).
 dev: env
-	$(VENV)/bin/dagster dev -m sync_platform.definitions
+	$(VENV)/bin/python -m demo.dev --host $(HOST) --port $(PORT)
 
 env: $(VENV)/.synced $(DAGSTER_HOME)/dagster.yaml
 

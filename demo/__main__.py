@@ -51,6 +51,12 @@ INCIDENT_SELLER = "AA12679"
 DEALER_FAULTS = {"rate_limit_next": 1, "retry_after": 1, "truncate_next": 1, "fail_next": 1}
 MALFORMED_VEHICLES = {"STK000007": {"VIN": "NOT-A-VIN"}, "STK000011": {"Price": -100}}
 DAEMON_WAIT_SECONDS = 180
+UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 WEBHOOKS = {"new_lead": 200, "form_submission": 60, "order_update": 40}
 EVENT_TABLES = {
     "new_lead": "webhook_new_leads",
@@ -63,7 +69,8 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _prepare_sources(control: httpx.Client, seed: int, stock: int, leads: int) -> None:
+def reset_sources(control: httpx.Client, seed: int, stock: int, leads: int) -> None:
+    """The demo's sources, from the seed, before any fault is planted."""
     control.post(
         "/_sim/reset",
         json={
@@ -73,6 +80,33 @@ def _prepare_sources(control: httpx.Client, seed: int, stock: int, leads: int) -
             "sheets": {"sellers": 80},
         },
     ).raise_for_status()
+
+
+def demo_key(home: Path) -> str:
+    """The demo's age identity for encrypted backups (made once, kept beside the warehouse,
+    never in the repository)."""
+    import pyrage
+
+    key_file = home / "demo-backup-key.txt"
+    if not key_file.exists():
+        key_file.write_text(str(pyrage.x25519.Identity.generate()))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def demo_environment(warehouse_url: str, simulator_url: str, home: Path) -> dict[str, str]:
+    """This process's environment plus what points the platform at the simulator and this
+    warehouse, with the demo's backup key: what the demo's runs and `make dev` get."""
+    return {
+        **os.environ,
+        settings.WAREHOUSE_URL_ENV: warehouse_url,
+        settings.BACKUP_KEY_ENV: demo_key(home),
+        **simulator_environment(simulator_url),
+    }
+
+
+def _prepare_sources(control: httpx.Client, seed: int, stock: int, leads: int) -> None:
+    reset_sources(control, seed, stock, leads)
     items = httpx.get(
         f"{control.base_url}/dealer/api/v1/stock",
         params={"page": 1, "page_size": 1000},
@@ -260,6 +294,7 @@ def _heal_with_the_daemon(engine: sa.Engine, env: dict[str, str], home: Path) ->
                 time.monotonic() < deadline
             ):
                 time.sleep(2)
+            left = _finish_launched_runs(deadline + DAEMON_WAIT_SECONDS)
         finally:
             daemon.terminate()
             daemon.wait(timeout=60)
@@ -267,7 +302,29 @@ def _heal_with_the_daemon(engine: sa.Engine, env: dict[str, str], home: Path) ->
         _say(f"  still open/pending after {DAEMON_WAIT_SECONDS}s (see {log_path})")
     else:
         _say("  resolved by sensor-launched runs:")
-        _summarize(engine, since)
+    _summarize(engine, since)
+    if left:
+        _say(
+            f"  {len(left)} run(s) the daemon launched were still going and were cancelled, so "
+            f"nothing starts later without the simulator: {', '.join(left)}"
+        )
+
+
+def _finish_launched_runs(deadline: float) -> list[str]:
+    """Wait (until `deadline`) for the runs the daemon launched; cancel what is still
+    queued or going then. Returns "job (status)" of the cancelled ones."""
+    with dg.DagsterInstance.get() as instance:
+        while time.monotonic() < deadline:
+            if not instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED), limit=1):
+                return []
+            time.sleep(2)
+        left = instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED))
+        for run in left:
+            if run.status in (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED):
+                instance.report_run_canceled(run, message="the demo ended")
+            else:
+                instance.run_launcher.terminate(run.run_id)
+        return [f"{run.job_name} ({run.status.value.lower()})" for run in left]
 
 
 def _alert_summary(engine: sa.Engine) -> None:
@@ -320,15 +377,9 @@ def _gap_resync(engine: sa.Engine, env: dict[str, str], home: Path, sent: dict) 
 
 
 def _backup(env: dict[str, str], home: Path) -> bool:
-    """A verified, encrypted backup of the warehouse, as the nightly schedule takes it. The
-    demo makes its own age key (kept beside the warehouse, never in the repo)."""
-    import pyrage
-
+    """A verified, encrypted backup of the warehouse, as the nightly schedule takes it, with
+    the demo's own age key (`demo_key`)."""
     key_file = home / "demo-backup-key.txt"
-    if not key_file.exists():
-        key_file.write_text(str(pyrage.x25519.Identity.generate()))
-        key_file.chmod(0o600)
-    env = {**env, settings.BACKUP_KEY_ENV: key_file.read_text().strip()}
     log_path = home / "demo-backup.log"
     _say(
         "\n$ dagster job execute -m sync_platform.definitions -j backup_warehouse   "
@@ -365,11 +416,7 @@ def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
             f"{DEALER_FAULTS}, malformed vehicles {', '.join(MALFORMED_VEHICLES)}, NaN ERP "
             f"prices, seller {INCIDENT_SELLER} dropped from one sheet read"
         )
-        env = {
-            **os.environ,
-            settings.WAREHOUSE_URL_ENV: url,
-            **simulator_environment(simulator.url),
-        }
+        env = demo_environment(url, simulator.url, home)
         for attempt, title in enumerate(("first sync", "after the sources changed")):
             if attempt:
                 _say(f"\nwebhooks: simulated n8n → receiver {receiver.url}")

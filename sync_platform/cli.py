@@ -207,10 +207,16 @@ def health(as_json: bool = typer.Option(False, "--json")) -> None:
     from sync_platform.alerting.health import as_markdown, health_report
     from sync_platform.definitions import build_definitions
     from sync_platform.defs.ops.health import schedules_by_source
+    from sync_platform.orchestration.configuration import unconfigured_sources
 
-    schedules = schedules_by_source(build_definitions().get_repository_def())
+    repository = build_definitions().get_repository_def()
     with _engine().connect() as connection:
-        report = health_report(connection, all_source_configs(), schedules)
+        report = health_report(
+            connection,
+            all_source_configs(),
+            schedules_by_source(repository),
+            not_configured=unconfigured_sources(repository),
+        )
     typer.echo(json.dumps(report, indent=2, default=str) if as_json else as_markdown(report))
     raise typer.Exit(code=0 if report["healthy"] else 1)
 

@@ -211,10 +211,12 @@ class SimulatorControl:
 @pytest.fixture
 def simulator(simulator_server) -> SimulatorControl:
     """The session simulator, reset to a known state (seed 42, 200 vehicles, 100 leads)."""
+    from sync_platform.sources import shared_state
     from sync_platform.sources.http_session import reset_breakers
 
     control = SimulatorControl(simulator_server.url)
     control.reset()
+    shared_state.unbind()  # a sync asset of an earlier test bound it to that test's warehouse
     reset_breakers()
     yield control
     control.http.close()

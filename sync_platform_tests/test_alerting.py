@@ -7,6 +7,7 @@ import datetime as dt
 import ipaddress
 import ssl
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -21,7 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from sync_platform.alerting import rules
 from sync_platform.alerting.channels import EmailChannel, WebhookChannel, configured_channels
-from sync_platform.alerting.store import acknowledge, deliver_pending, raise_alert
+from sync_platform.alerting.store import acknowledge, deliver_due, deliveries_due, raise_alert
 from sync_platform.config import cached_source_config
 from sync_platform.engine.pipeline import run_entity_sync
 from sync_platform.engine.ports import EntitySource, SyncRequest
@@ -179,13 +180,15 @@ def test_a_repeating_condition_is_sent_once_until_the_renotify_interval(engine, 
     channel = Recorder()
     start = datetime.now(UTC)
     first = raise_it(engine, monkeypatch, start)
-    deliver_pending(engine, [channel])
-    second = raise_it(engine, monkeypatch, start + timedelta(minutes=5))
-    deliver_pending(engine, [channel])
+    deliver_due(engine, [channel], now=start)
+    later = start + timedelta(minutes=5)
+    second = raise_it(engine, monkeypatch, later)
+    deliver_due(engine, [channel], now=later)
     assert first.new and not second.new and first.id == second.id
     assert channel.sent == [first.id]  # one message for a persisting condition
-    raise_it(engine, monkeypatch, start + timedelta(minutes=241))  # default interval: 240
-    deliver_pending(engine, [channel])
+    again = start + timedelta(minutes=241)  # default interval: 240
+    raise_it(engine, monkeypatch, again)
+    deliver_due(engine, [channel], now=again)
     assert channel.sent == [first.id, first.id]
     (row,) = alerts(engine)
     assert row["occurrences"] == 3 and row["delivered_channels"] == ["log", "recorder"]
@@ -195,26 +198,61 @@ def test_an_acknowledged_alert_is_not_sent_again(engine, monkeypatch):
     channel = Recorder()
     start = datetime.now(UTC)
     alert = raise_it(engine, monkeypatch, start)
-    deliver_pending(engine, [channel])
+    deliver_due(engine, [channel], now=start)
     with engine.begin() as connection:
         assert acknowledge(connection, alert.id, "dana")
-    raise_it(engine, monkeypatch, start + timedelta(hours=10))
-    deliver_pending(engine, [channel])
+    later = start + timedelta(hours=10)
+    raise_it(engine, monkeypatch, later)
+    deliver_due(engine, [channel], now=later)
     assert channel.sent == [alert.id]
     assert alerts(engine)[0]["acknowledged_by"] == "dana"
 
 
-def test_a_failing_channel_keeps_the_alert_pending_until_it_works(engine, monkeypatch):
+def test_a_failing_channel_keeps_the_alert_pending_and_is_tried_later_each_time(
+    engine, monkeypatch
+):
     down = Recorder(fail=True)
-    raise_it(engine, monkeypatch, datetime.now(UTC))
-    assert deliver_pending(engine, [down]) == {"sent": 0, "failed": 1}
+    start = datetime.now(UTC)
+    raise_it(engine, monkeypatch, start)
+    assert deliver_due(engine, [down], now=start) == {"sent": 0, "failed": 1, "left": 0}
     (row,) = alerts(engine)
     assert row["pending_channels"] == ["recorder"]
     assert "channel down" in row["details"]["delivery_errors"]["recorder"]
+    # Tried again after a minute, then after two more: not on every round.
+    assert deliver_due(engine, [down], now=start + timedelta(seconds=30))["failed"] == 0
+    assert deliver_due(engine, [down], now=start + timedelta(minutes=1))["failed"] == 1
+    assert deliver_due(engine, [down], now=start + timedelta(minutes=2))["failed"] == 0
+    with engine.connect() as connection:
+        assert deliveries_due(connection, start + timedelta(minutes=2)) == 0
+        assert deliveries_due(connection, start + timedelta(minutes=3)) == 1
     up = Recorder()
-    assert deliver_pending(engine, [up]) == {"sent": 1, "failed": 0}
+    assert deliver_due(engine, [up], now=start + timedelta(minutes=3)) == {
+        "sent": 1,
+        "failed": 0,
+        "left": 0,
+    }
     (row,) = alerts(engine)
     assert row["pending_channels"] == [] and "delivery_errors" not in (row["details"] or {})
+    assert row["delivery_due_at"] is None and row["delivery_attempts"] == 0
+
+
+def test_a_slow_channel_cannot_hold_a_delivery_round_past_its_budget(engine, monkeypatch):
+    class Slow(Recorder):
+        def send(self, alert):
+            time.sleep(0.3)
+            super().send(alert)
+
+    monkeypatch.setattr("sync_platform.alerting.store._channel_names", lambda: ["recorder"])
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        for number in range(5):
+            raise_alert(
+                connection, severity="high", type="t", message="m", dedup_key=f"k{number}", now=now
+            )
+    counts = deliver_due(engine, [Slow()], now=now, budget_seconds=0.5)
+    assert counts["sent"] == 2 and counts["left"] == 3
+    with engine.connect() as connection:
+        assert deliveries_due(connection, now) == 3  # the rest wait for the next round
 
 
 # --- real channels --------------------------------------------------------------------------------
@@ -309,7 +347,7 @@ def test_email_goes_out_over_starttls_with_a_login(engine, monkeypatch, tls_cert
                 message="AA12679 is missing",
                 dedup_key="gap",
             )
-        assert deliver_pending(engine, [email]) == {"sent": 1, "failed": 0}
+        assert deliver_due(engine, [email]) == {"sent": 1, "failed": 0, "left": 0}
     finally:
         controller.stop()
     (message,) = inbox.messages
@@ -350,7 +388,7 @@ def test_a_refused_login_keeps_the_email_pending(engine, monkeypatch, tls_certif
         monkeypatch.setattr("sync_platform.alerting.store._channel_names", lambda: ["email"])
         with engine.begin() as connection:
             raise_alert(connection, severity="high", type="t", message="m", dedup_key="k")
-        assert deliver_pending(engine, [channel]) == {"sent": 0, "failed": 1}
+        assert deliver_due(engine, [channel]) == {"sent": 0, "failed": 1, "left": 0}
     finally:
         controller.stop()
     (alert,) = alerts(engine)
@@ -385,8 +423,10 @@ def test_the_webhook_channel_posts_to_a_real_endpoint_and_retries_after_a_500(en
                 message="2 rows quarantined",
                 dedup_key="q",
             )
-        assert deliver_pending(engine, [hook]) == {"sent": 0, "failed": 1}
-        assert deliver_pending(engine, [hook]) == {"sent": 1, "failed": 0}
+        now = datetime.now(UTC)
+        assert deliver_due(engine, [hook], now=now) == {"sent": 0, "failed": 1, "left": 0}
+        retry = now + timedelta(minutes=1)
+        assert deliver_due(engine, [hook], now=retry) == {"sent": 1, "failed": 0, "left": 0}
     finally:
         server.shutdown()
     assert len(received) == 2 and b"2 rows quarantined" in received[-1]

@@ -69,3 +69,17 @@ def test_dagster_definitions_validate_and_dg_check_defs_pass():
     check = _cli(str(bin_dir / "dg"), "check", "defs")
     assert check.returncode == 0, check.stderr[-2000:]
     assert "All definitions loaded successfully" in check.stdout + check.stderr
+
+
+def test_both_instances_free_the_pool_slots_of_runs_that_died(tmp_path):
+    """A run killed mid-sync keeps its pool slot (one per entity) unless run monitoring
+    frees it: without this, a kill -9 blocks that entity's syncs for good."""
+    import shutil
+
+    import yaml
+
+    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 300
+    production = yaml.safe_load((REPO / "deploy" / "production" / "dagster.yaml").read_text())
+    assert production["run_monitoring"]["free_slots_after_run_end_seconds"] == 300

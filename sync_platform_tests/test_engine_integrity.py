@@ -73,7 +73,8 @@ def test_a_second_sync_of_the_same_entity_is_refused_with_the_first_ones_status(
         release.set()
         first.join()
     # Other entities are not affected, and once the first is done the entity is free again.
-    assert run_entity_sync(engine, SyncRequest("dealer_feed", STOCK), in_memory_source(fleet(60)))
+    report = run_entity_sync(engine, SyncRequest("dealer_feed", STOCK), in_memory_source(fleet(60)))
+    assert report.status == "succeeded" and report.merge.unchanged == 60
     assert rows(engine, "SELECT count(*) FROM sync_runs")[0][0] == 2  # the refusal left no run
 
 

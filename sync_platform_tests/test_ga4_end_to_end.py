@@ -3,6 +3,7 @@ and the KPI mart, against the simulated Data API, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 
 from sync_platform.defs.ga4.assets import GA4_PARTITIONS
 from sync_platform.defs.ga4.schedules import ga4_daily_with_lookback
-from sync_platform.defs.ga4.sensors import ga4_missing_partitions_sensor
+from sync_platform.defs.ga4.sensors import ga4_missing_partitions_sensor, missing_block_request
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform_tests.dagster_runs import (
     check_results,
@@ -130,7 +131,9 @@ def test_the_mart_never_sums_non_additive_metrics(source_env, warehouse_url):
     assert mart_organic == organic  # sessions are additive and may be summed
 
 
-def test_the_nightly_schedule_asks_for_yesterday_and_the_lookback(warehouse_url):
+def test_the_nightly_schedule_asks_for_yesterday_and_the_lookback(warehouse_url, monkeypatch):
+    monkeypatch.setenv("GA4_PROPERTY_ID", "123")
+    monkeypatch.setenv("GOOGLE_SERVICE_ACCOUNT_JSON", "{}")
     context = dg.build_schedule_context(
         scheduled_execution_time=datetime(2026, 11, 24, 2, 0, tzinfo=UTC),
         resources={"warehouse": WarehouseResource(url=warehouse_url)},
@@ -138,6 +141,9 @@ def test_the_nightly_schedule_asks_for_yesterday_and_the_lookback(warehouse_url)
     request = ga4_daily_with_lookback(context)
     assert request.tags["dagster/asset_partition_range_start"] == "2026-11-20"
     assert request.tags["dagster/asset_partition_range_end"] == "2026-11-23"
+    monkeypatch.delenv("GA4_PROPERTY_ID")
+    skip = ga4_daily_with_lookback(context)  # no property configured: skip, saying what to set
+    assert isinstance(skip, dg.SkipReason) and "GA4_PROPERTY_ID" in skip.skip_message
 
 
 def test_missing_days_are_found_from_the_data_and_requested(source_env, warehouse_url):
@@ -150,9 +156,56 @@ def test_missing_days_are_found_from_the_data_and_requested(source_env, warehous
                 dg.AssetMaterialization(asset_key=report, partition=day)
             )
     run_job("ga4_daily", instance=instance, partition_key="2026-11-23")
-    result = ga4_missing_partitions_sensor(dg.build_sensor_context(instance=instance))
-    by_report = {r.asset_selection[0].to_user_string(): r for r in result.run_requests}
-    assert set(by_report) == set(REPORTS)
-    request = by_report["ga4_daily_traffic"]
+    request = ga4_missing_partitions_sensor(dg.build_sensor_context(instance=instance))
+    # One run of ga4_daily (every report and the marts built on them), for the first block.
+    assert isinstance(request, dg.RunRequest) and request.asset_selection is None
+    assert ga4_missing_partitions_sensor.job_name == "ga4_daily"
     assert request.tags["dagster/asset_partition_range_start"] == "2026-11-21"
     assert request.tags["dagster/asset_partition_range_end"] == "2026-11-22"
+
+
+def _all_synced_until(instance: dg.DagsterInstance, last: str) -> None:
+    for report in REPORTS:
+        for day in GA4_PARTITIONS.get_partition_keys():
+            if day <= last:
+                instance.report_runless_asset_event(
+                    dg.AssetMaterialization(asset_key=report, partition=day)
+                )
+
+
+def test_yesterday_is_not_missing_until_the_nightly_run_has_had_its_chance():
+    instance = dg.DagsterInstance.ephemeral()
+    _all_synced_until(instance, "2026-11-22")
+    at_one = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # before the 02:00 run
+    assert isinstance(missing_block_request(instance, at_one), dg.SkipReason)
+    at_three = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # the 02:00 run may still be going
+    assert isinstance(missing_block_request(instance, at_three), dg.SkipReason)
+    at_five = datetime(2026, 11, 24, 5, 0, tzinfo=UTC)
+    request = missing_block_request(instance, at_five)
+    assert isinstance(request, dg.RunRequest)
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-11-23"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-23"
+
+
+def test_a_missing_block_is_asked_for_once_at_a_time_and_a_bounded_number_of_times():
+    instance = dg.DagsterInstance.ephemeral()
+    _all_synced_until(instance, "2026-11-20")
+    now = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    first = missing_block_request(instance, now)
+    later = missing_block_request(instance, now + timedelta(hours=5))
+    assert first.run_key == later.run_key  # the key does not change with the clock
+
+    def launched(status: dg.DagsterRunStatus) -> None:
+        tags = {**first.tags, "dagster/sensor_name": "ga4_missing_partitions_sensor"}
+        run = dg.DagsterRun(job_name="ga4_daily", run_id=str(uuid.uuid4()), tags=tags)
+        instance.add_run(run._replace(status=status))
+
+    launched(dg.DagsterRunStatus.STARTED)
+    assert "not finished" in missing_block_request(instance, now).skip_message
+    (started,) = instance.get_runs(limit=1)
+    instance.report_run_failed(started)
+    retry = missing_block_request(instance, now)
+    assert retry.run_key != first.run_key and retry.run_key.endswith("run-2")
+    launched(dg.DagsterRunStatus.FAILURE)
+    launched(dg.DagsterRunStatus.FAILURE)
+    assert "still missing after 3 runs" in missing_block_request(instance, now).skip_message

@@ -76,6 +76,19 @@ def test_a_record_lost_for_good_is_retried_with_backoff_then_alerted(source_env,
     assert alert["severity"] == "high" and "STK000042" in alert["message"]
     assert tick(warehouse_url).run_requests == []  # attempts used up: no more runs
 
+    # The next scheduled sync still misses it: known lost, not a new gap to resync again.
+    assert materializations(run_job())["dealer_stock"]["gap_count"] == 1
+    (gap,) = query(warehouse_url, sa.select(sync_gaps))
+    assert gap["status"] == "unrecoverable"
+    assert tick(warehouse_url).run_requests == []
+    # The record comes back: the lost gap is resolved, and so is the alert.
+    source_env.faults()
+    assert materializations(run_job())["dealer_stock"]["gap_count"] == 0
+    (gap,) = query(warehouse_url, sa.select(sync_gaps))
+    assert gap["status"] == "resolved"
+    (alert,) = query(warehouse_url, sa.select(sync_alerts))
+    assert alert["status"] == "resolved"
+
 
 def test_backoff_holds_back_the_next_attempt(source_env, warehouse_url):
     engine = WarehouseResource(url=warehouse_url).get_engine()
@@ -86,3 +99,26 @@ def test_backoff_holds_back_the_next_attempt(source_env, warehouse_url):
     (request,) = tick(warehouse_url).run_requests  # the first attempt is immediate
     run_requested(request)
     assert tick(warehouse_url).run_requests == []  # the second waits an hour
+    with engine.begin() as connection:
+        set_setting(connection, "gap_resync_backoff_minutes", "0")
+    (second,) = tick(warehouse_url).run_requests  # and nothing else was holding it back
+    assert second.run_key != request.run_key and "attempt-2" in second.run_key
+
+
+def test_a_lost_record_the_source_then_deletes_is_no_longer_lost(source_env, warehouse_url):
+    engine = WarehouseResource(url=warehouse_url).get_engine()
+    with engine.begin() as connection:
+        set_setting(connection, "gap_resync_max_attempts", "1")
+        set_setting(connection, "gap_resync_backoff_minutes", "0")
+    source_env.faults(drop_keys=[{"key": "STK000042", "times": 100}])
+    run_job()
+    assert run_requested(tick(warehouse_url).run_requests[0]).success
+    (gap,) = query(warehouse_url, sa.select(sync_gaps))
+    assert gap["status"] == "unrecoverable"
+
+    source_env.http.delete("/_sim/dealer/stock/STK000042").raise_for_status()
+    assert materializations(run_job())["dealer_stock"]["gap_count"] == 0
+    (gap,) = query(warehouse_url, sa.select(sync_gaps))
+    assert gap["status"] == "resolved"
+    (alert,) = query(warehouse_url, sa.select(sync_alerts))
+    assert alert["status"] == "resolved"

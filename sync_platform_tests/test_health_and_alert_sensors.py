@@ -11,14 +11,17 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
-from sync_platform.alerting.health import health_report
+from sync_platform.alerting.health import as_markdown, health_report
 from sync_platform.config import all_source_configs, cached_source_config
 from sync_platform.definitions import build_definitions
-from sync_platform.defs.ops.alerting import alert_rules_sensor, check_failure_alert_sensor
+from sync_platform.defs.ops.alerting import alert_rules_sensor, apply_alert_work
 from sync_platform.defs.platform.sensors import record_run_failures
+from sync_platform.defs.seller_sheet.resources import SellerSheetResource
 from sync_platform.engine import audit
+from sync_platform.orchestration.configuration import unconfigured_sources
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.warehouse.platform_tables import sync_alerts
+from sync_platform_simulator.environment import simulator_environment
 from sync_platform_tests.dagster_runs import (
     execute_as_operator,
     fast_resources,
@@ -65,11 +68,12 @@ def health_cli(url: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_health_cli_exit_codes_and_json_shape(warehouse_url):
+def test_health_cli_exit_codes_and_json_shape(source_env, warehouse_url):
     never = health_cli(warehouse_url, "--json")
     assert never.returncode == 1, never.stderr
     report = json.loads(never.stdout)
     assert set(report) >= {"healthy", "entities", "recent_alerts", "quality_issues", "generated_at"}
+    assert report["not_configured"] == {}  # the simulator's environment configures every source
     assert report["healthy"] is False
     stock = next(e for e in report["entities"] if e["entity"] == "dealer_stock")
     assert set(stock) >= {
@@ -122,6 +126,18 @@ def test_sync_health_asset_reports_in_markdown_and_numbers(source_env, warehouse
     assert next_run.startswith("20"), stock_row  # dealer_sync_every_15_minutes was found
 
 
+def alert_tick(instance, repository, warehouse_url):
+    """One tick of the rules sensor, then the run it asked for, as the daemon would."""
+    warehouse = WarehouseResource(url=warehouse_url)
+    context = dg.build_sensor_context(
+        instance=instance, repository_def=repository, resources={"warehouse": warehouse}
+    )
+    decision = alert_rules_sensor(context)
+    if isinstance(decision, dg.RunRequest):
+        apply_alert_work(warehouse.get_engine(), instance, repository)
+    return decision
+
+
 def test_a_failed_check_raises_an_alert_until_it_passes(source_env, warehouse_url):
     instance = dg.DagsterInstance.ephemeral()
     repository = build_definitions(fast_resources()).get_repository_def()
@@ -137,31 +153,69 @@ def test_a_failed_check_raises_an_alert_until_it_passes(source_env, warehouse_ur
     source_env.sheets("PUT", "/sellers/AA99999", seller)
     run_job("seller_sheet_sync", instance=instance)
 
-    def tick():
-        context = dg.build_sensor_context(
-            instance=instance,
-            repository_def=repository,
-            resources={"warehouse": WarehouseResource(url=warehouse_url)},
-        )
-        return check_failure_alert_sensor(context)
-
-    tick()
+    decision = alert_tick(instance, repository, warehouse_url)
+    assert isinstance(decision, dg.RunRequest)
     key = "check_failed:sheet_seller_properties:property_records_exist"
     alert = open_alerts(warehouse_url)[key]
-    assert (alert["type"] == "data_integrity" and "AA99999" not in alert["message"]) or True
+    assert alert["type"] == "data_integrity" and alert["severity"] == "medium"
     assert "property_records_exist failed on sheet_seller_properties" in alert["message"]
+    assert "1 seller(s) have property data but no property record" in alert["message"]
+
+    # A run that dies before its checks run leaves them planned, not evaluated: the sensor
+    # keeps judging by the last evaluation instead of failing its ticks.
+    source_env.faults(down=True)
+    assert not run_job("seller_sheet_sync", instance=instance).success
+    latest = instance.get_latest_asset_check_evaluation_record(
+        dg.AssetCheckKey(dg.AssetKey("sheet_seller_properties"), "property_records_exist")
+    )
+    assert not isinstance(latest.evaluation, dg.AssetCheckEvaluation)  # only planned
+    alert_tick(instance, repository, warehouse_url)
+    assert key in open_alerts(warehouse_url)
+
+    source_env.faults()
     source_env.sheets("PUT", "/sellers/AA99999", seller | {"Asking Price": "$500,000"})
     run_job("seller_sheet_sync", instance=instance)
-    tick()
+    alert_tick(instance, repository, warehouse_url)
     assert key not in open_alerts(warehouse_url)
 
 
-def test_three_failed_runs_of_a_job_raise_one_alert(source_env, warehouse_url):
-    instance = dg.DagsterInstance.ephemeral()
+def test_the_rules_sensor_decides_and_the_run_raises(source_env, warehouse_url):
     source_env.faults(down=True)
-    warehouse = WarehouseResource(url=warehouse_url)
+    instance = dg.DagsterInstance.ephemeral()
+    repository = build_definitions(fast_resources()).get_repository_def()
     for _ in range(3):
-        result = run_job(instance=instance)
+        run_job(instance=instance)
+    warehouse = WarehouseResource(url=warehouse_url)
+    context = dg.build_sensor_context(
+        instance=instance, repository_def=repository, resources={"warehouse": warehouse}
+    )
+    decision = alert_rules_sensor(context)
+    assert isinstance(decision, dg.RunRequest) and decision.run_key.startswith("alerts:")
+    assert open_alerts(warehouse_url) == {}  # the sensor itself writes nothing
+    assert alert_rules_sensor(context).run_key == decision.run_key  # same work, same key
+
+    counts, _ = apply_alert_work(warehouse.get_engine(), instance, repository)
+    assert counts["raised"] >= 1
+    assert "consecutive_failures:dealer_feed:dealer_stock" in open_alerts(warehouse_url)
+    again = alert_rules_sensor(context)
+    assert isinstance(again, dg.SkipReason) and "nothing to" in again.skip_message
+
+
+def test_runs_that_die_before_their_sync_count_per_entity_not_per_job(source_env, warehouse_url):
+    """A sheet run that fails on its credentials never starts a sync: each failure is still
+    counted against the sheet's entities, and the alert names them, not a job."""
+    instance = dg.DagsterInstance.ephemeral()
+    broken = SellerSheetResource(
+        spreadsheet_id=dg.EnvVar("SELLER_SHEET_ID"),
+        base_url=dg.EnvVar("SELLER_SHEET_BASE_URL"),
+        service_account_json="not a key and not a file",
+    )
+    definitions = build_definitions({**fast_resources(), "seller_sheet": broken})
+    recorder = definitions.resolve_job_def("record_run_failure")
+    for _ in range(3):
+        job = definitions.resolve_job_def("seller_sheet_sync")
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        assert not result.success
         failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
         context = dg.build_run_status_sensor_context(
             sensor_name="record_run_failures",
@@ -169,19 +223,49 @@ def test_three_failed_runs_of_a_job_raise_one_alert(source_env, warehouse_url):
             dagster_instance=instance,
             dagster_run=result.dagster_run,
         ).for_run_failure()
-        record_run_failures(context, warehouse=warehouse)
-    alert = open_alerts(warehouse_url)["job_failures:dealer_sync"]
-    assert alert["severity"] == "high" and "the last 3 runs failed" in alert["message"]
+        request = record_run_failures(context)
+        assert request.run_key == f"failed-run:{result.run_id}"
+        recorded = recorder.execute_in_process(run_config=request.run_config, instance=instance)
+        assert recorded.success
+    repository = definitions.get_repository_def()
+    apply_alert_work(WarehouseResource(url=warehouse_url).get_engine(), instance, repository)
+    alerts = open_alerts(warehouse_url)
+    for entity in ("sheet_sellers", "sheet_seller_properties"):
+        alert = alerts[f"consecutive_failures:seller_sheet:{entity}"]
+        assert "the last 3 syncs failed" in alert["message"]
+        assert "GOOGLE_SERVICE_ACCOUNT_JSON" in alert["message"]
+    assert not [key for key in alerts if key.startswith("job_failures:")]
 
 
-def test_the_rules_sensor_raises_and_delivers(source_env, warehouse_url, monkeypatch):
-    source_env.faults(down=True)
-    for _ in range(3):
-        run_job()
-    context = dg.build_sensor_context(
-        instance=dg.DagsterInstance.ephemeral(),
-        resources={"warehouse": WarehouseResource(url=warehouse_url)},
+def test_a_first_start_with_one_source_configured_raises_nothing(
+    warehouse_url, monkeypatch, simulator
+):
+    """Production's first start: only the dealer feed is configured. Nothing is stale yet
+    (the dealer feed gets one freshness window), and nothing at all is said about the sources
+    that are not configured, except in the health report."""
+    for name, value in simulator_environment(simulator.url).items():
+        monkeypatch.delenv(name, raising=False)
+        if name.startswith("DEALER_FEED"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SYNC_PLATFORM_WAREHOUSE_URL", warehouse_url)
+    instance = dg.DagsterInstance.ephemeral()
+    repository = build_definitions().get_repository_def()
+    assert alert_tick(instance, repository, warehouse_url).skip_message  # nothing to do...
+    counts, _ = apply_alert_work(  # ...and a run would have raised nothing either
+        WarehouseResource(url=warehouse_url).get_engine(), instance, repository
     )
-    skip = alert_rules_sensor(context)
-    assert "alerting" in skip.skip_message
-    assert "consecutive_failures:dealer_feed:dealer_stock" in open_alerts(warehouse_url)
+    assert counts["raised"] == 0 and open_alerts(warehouse_url) == {}
+
+    schedule = repository.get_schedule_def("seller_sheet_every_10_minutes")
+    skip = schedule.evaluate_tick(dg.build_schedule_context(instance=instance)).skip_message
+    assert "not configured: set" in skip and "SELLER_SHEET_ID" in skip
+    dealer = repository.get_schedule_def("dealer_sync_every_15_minutes")
+    assert dealer.evaluate_tick(dg.build_schedule_context(instance=instance)).run_requests
+
+    with WarehouseResource(url=warehouse_url).get_engine().connect() as connection:
+        report = health_report(
+            connection, all_source_configs(), {}, not_configured=unconfigured_sources(repository)
+        )
+    assert set(report["not_configured"]) == {"ga4", "legacy_erp", "n8n", "seller_sheet"}
+    assert {entity["source"] for entity in report["entities"]} == {"dealer_feed", "n8n_events"}
+    assert "**Not configured**" in as_markdown(report)

@@ -142,3 +142,53 @@ def test_dirty_legacy_values_are_cleaned_by_rule_and_the_rest_quarantined(
     assert all(names[key] == names[key].strip() for key in padded if key not in zero)
     assert [key for key, _ in quarantined] == zero
     assert "modified_at: required value is missing" in quarantined[0][1]
+
+
+def test_the_full_sync_stays_full_when_a_run_config_confirms_a_mass_delete(
+    source_env, warehouse_url
+):
+    """A person confirms a refused mass delete as the docs say (run config holding only
+    `allow_mass_delete`): the job is still a full sync, and the deletions happen."""
+    small_erp(source_env)
+    run_job("legacy_erp_sync")
+    removed = source_env.erp("POST", "/mutate", {"entity": "customers", "remove": 20})["removed"]
+
+    refused = run_job("legacy_erp_full_sync")
+    customers = materializations(refused)["legacy_customers"]
+    assert customers["soft_deleted"] == 0 and "refused to soft-delete 20" in customers["notes"]
+    check = {
+        evaluation.check_name: evaluation
+        for evaluation in refused.get_asset_check_evaluations()
+        if evaluation.asset_key.to_user_string() == "legacy_customers"
+    }["in_step_with_source"]
+    assert not check.passed
+    assert check.metadata["unexpected_in_warehouse"].value == 20
+    named = check.metadata["unexpected_keys"].value.split(", ")
+    assert sorted(named) == sorted(str(key) for key in removed)
+
+    confirm = {"ops": {"legacy_customers": {"config": {"allow_mass_delete": True}}}}
+    confirmed = run_job("legacy_erp_full_sync", run_config=confirm)
+    assert confirmed.success
+    assert materializations(confirmed)["legacy_customers"]["soft_deleted"] == 20
+    assert check_results(confirmed)["legacy_customers:in_step_with_source"]
+
+
+def test_a_stale_source_row_is_one_conflict_not_one_per_run(source_env, warehouse_url):
+    """The ERP serves an older version of rows the warehouse has newer (it was restored from
+    a backup): newest wins, the conflict is logged once, and re-runs that change nothing
+    log nothing."""
+    small_erp(source_env)
+    source_env.erp("POST", "/mutate", {"entity": "products", "change": 5})
+    run_job("legacy_erp_full_sync")  # the warehouse holds the newer versions
+    small_erp(source_env)  # same seed: the ERP is back to the older versions of those rows
+
+    first = materializations(run_job("legacy_erp_full_sync"))["legacy_products"]
+    assert first["conflicts"] == 5
+    for _ in range(2):
+        again = materializations(run_job("legacy_erp_full_sync"))["legacy_products"]
+        assert again["conflicts"] == 0 and again["updated"] == 0
+    engine = create_warehouse_engine(warehouse_url)
+    with engine.connect() as connection:
+        logged = connection.execute(sa.text("SELECT count(*) FROM sync_conflicts")).scalar()
+    engine.dispose()
+    assert logged == 5

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dagster as dg
 import sqlalchemy as sa
 
+from sync_platform.definitions import build_definitions
 from sync_platform.defs.platform.sensors import record_run_failures
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.orchestration.tags import trigger_of
 from sync_platform.warehouse.platform_tables import sync_errors
-from sync_platform_tests.dagster_runs import run_job
+from sync_platform_tests.dagster_runs import fast_resources, run_job
 
 
 def test_trigger_is_read_from_run_tags():
@@ -35,9 +36,18 @@ def test_a_failed_run_is_recorded_once_with_its_reason(source_env, warehouse_url
         dagster_instance=instance,
         dagster_run=result.dagster_run,
     ).for_run_failure()
+    request = record_run_failures(context)  # decides only: a run to record it
+    assert request.run_key == f"failed-run:{result.run_id}"
     warehouse = WarehouseResource(url=warehouse_url)
-    record_run_failures(context, warehouse=warehouse)
-    record_run_failures(context, warehouse=warehouse)  # a re-evaluated tick adds nothing
+    with warehouse.get_engine().connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(sync_errors)).scalar()
+        before = connection.execute(
+            sa.select(sa.func.count()).where(sync_errors.c.sync_run_id.is_(None))
+        ).scalar()
+    assert before == 0  # nothing written by the sensor
+    recorder = build_definitions(fast_resources()).resolve_job_def("record_run_failure")
+    for _ in range(2):  # a second run for the same failure (a retry) adds nothing
+        assert recorder.execute_in_process(run_config=request.run_config, instance=instance).success
 
     with warehouse.get_engine().connect() as connection:
         rows = (
@@ -48,3 +58,22 @@ def test_a_failed_run_is_recorded_once_with_its_reason(source_env, warehouse_url
     assert len(rows) == 1
     assert rows[0]["dagster_run_id"] == result.run_id
     assert "dealer_sync" in rows[0]["message"] and rows[0]["source"] == "dealer_feed"
+
+
+def test_the_recorder_does_not_record_its_own_failures():
+    instance = dg.DagsterInstance.ephemeral()
+    recorder = build_definitions().resolve_job_def("record_run_failure")
+    result = recorder.execute_in_process(
+        run_config={"ops": {"record_failure": {"config": {"run_id": "no-such-run"}}}},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
+    context = dg.build_run_status_sensor_context(
+        sensor_name="record_run_failures",
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    ).for_run_failure()
+    assert isinstance(record_run_failures(context), dg.SkipReason)  # no loop of recorders

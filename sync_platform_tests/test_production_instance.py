@@ -122,9 +122,11 @@ def _wait_for_port(port: int, seconds: float) -> None:
     raise AssertionError(f"code server did not listen on {port} within {seconds} s")
 
 
-def test_the_daemon_records_sensor_ticks_through_the_production_workspace(
-    production_home, pg_database
+def test_the_daemon_ticks_every_sensor_through_the_production_workspace_without_errors(
+    production_home, pg_database, monkeypatch
 ):
+    """A first start of production with no source configured: every sensor ticks (skipping,
+    or deciding), and none of them errors."""
     home, dagster_url = production_home
     port = _free_port()
     env = _environment(
@@ -152,6 +154,9 @@ def test_the_daemon_records_sensor_ticks_through_the_production_workspace(
         stderr=subprocess.DEVNULL,
     )
     daemon = None
+    watched = {"alert_rules_sensor", "sync_gap_sensor", "webhook_inbox_sensor"}
+    for name, value in _pg_variables(dagster_url).items():
+        monkeypatch.setenv(name, value)
     try:
         _wait_for_port(port, 90)
         daemon = subprocess.Popen(
@@ -161,17 +166,21 @@ def test_the_daemon_records_sensor_ticks_through_the_production_workspace(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        engine = sa.create_engine(dagster_url.replace("postgresql://", "postgresql+psycopg://", 1))
-        ticks: list = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not ticks:
-            time.sleep(2)
-            with engine.connect() as connection:
-                if "job_ticks" in sa.inspect(connection).get_table_names():
-                    ticks = connection.execute(sa.text("SELECT type, status FROM job_ticks")).all()
-        engine.dispose()
-        assert ticks, "no schedule or sensor tick was recorded within 120 s"
-        assert any(tick.type == "SENSOR" for tick in ticks)
+        ticks: dict[str, list[str]] = {}
+        deadline = time.monotonic() + 150
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            while time.monotonic() < deadline and not watched <= set(ticks):
+                time.sleep(3)
+                ticks = {
+                    state.instigator_name: [
+                        tick.status.value
+                        for tick in instance.get_ticks(
+                            state.instigator_origin_id, state.selector_id
+                        )
+                    ]
+                    for state in instance.all_instigator_state()
+                }
+                ticks = {name: statuses for name, statuses in ticks.items() if statuses}
     finally:
         for process in (daemon, code_server):
             if process is not None:
@@ -180,3 +189,6 @@ def test_the_daemon_records_sensor_ticks_through_the_production_workspace(
                     process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     process.kill()
+    assert watched <= set(ticks), f"sensors that never ticked in 150 s: {watched - set(ticks)}"
+    failed = {name: statuses for name, statuses in ticks.items() if "FAILURE" in statuses}
+    assert not failed, failed

@@ -60,6 +60,8 @@ CREATE TABLE sync_alerts (
 	resolved_at TIMESTAMP WITH TIME ZONE, 
 	acknowledged_at TIMESTAMP WITH TIME ZONE, 
 	acknowledged_by VARCHAR(100), 
+	delivery_due_at TIMESTAMP WITH TIME ZONE, 
+	delivery_attempts INTEGER DEFAULT '0' NOT NULL, 
 	PRIMARY KEY (id), 
 	CONSTRAINT ck_sync_alerts_severity CHECK (severity IN ('high', 'medium', 'warning', 'low')), 
 	CONSTRAINT ck_sync_alerts_status CHECK (status IN ('open', 'resolved'))
@@ -67,7 +69,19 @@ CREATE TABLE sync_alerts (
 
 CREATE INDEX ix_sync_alerts_created ON sync_alerts (created_at);
 
+CREATE INDEX ix_sync_alerts_delivery_due ON sync_alerts (delivery_due_at);
+
 CREATE UNIQUE INDEX uq_sync_alerts_open_dedup ON sync_alerts (dedup_key) WHERE status = 'open';
+
+CREATE TABLE sync_circuit_breakers (
+	name VARCHAR(100) NOT NULL, 
+	state VARCHAR(20) NOT NULL, 
+	fail_counter INTEGER DEFAULT '0' NOT NULL, 
+	success_counter INTEGER DEFAULT '0' NOT NULL, 
+	opened_at TIMESTAMP WITH TIME ZONE, 
+	updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (name)
+);
 
 CREATE TABLE sync_config (
 	key VARCHAR(100) NOT NULL, 
@@ -122,6 +136,13 @@ CREATE TABLE sync_runs (
 CREATE INDEX ix_sync_runs_dagster_run ON sync_runs (dagster_run_id);
 
 CREATE INDEX ix_sync_runs_entity_started ON sync_runs (source, entity, started_at);
+
+CREATE TABLE sync_sources (
+	source VARCHAR(100) NOT NULL, 
+	configured_since TIMESTAMP WITH TIME ZONE NOT NULL, 
+	checked_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (source)
+);
 
 CREATE TABLE webhook_rejections (
 	id BIGSERIAL NOT NULL, 

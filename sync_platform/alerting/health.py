@@ -3,11 +3,14 @@ success rates, open gaps, quarantined rows and duration trend; the recent alerts
 quality report of the top issues with what to do about each.
 
 The same report feeds `sync-platform health [--json]` (exit code 1 when anything is
-unhealthy, for cron and monitoring probes) and the `sync_health` asset's metadata.
+unhealthy, for cron and monitoring probes) and the `sync_health` asset's metadata. A source
+that is not configured is listed once with the variables to set, and its entities neither
+count as unhealthy nor as healthy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -147,12 +150,16 @@ def health_report(
     sources: list[SourceConfig],
     schedules: dict[str, list[tuple[str, str]]],
     now: datetime | None = None,
+    not_configured: Mapping[str, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """`schedules`: source name → [(cron, timezone)] of the schedules that sync it."""
+    """`schedules`: source name → [(cron, timezone)] of the schedules that sync it;
+    `not_configured`: source name → the environment variables it lacks."""
     now = now or datetime.now(UTC)
+    not_configured = dict(not_configured or {})
     entities = [
         entity_health(connection, source, name, schedules.get(source.source, []), now)
         for source in sources
+        if source.source not in not_configured
         for name in source.entities
     ]
     alerts = (
@@ -191,6 +198,7 @@ def health_report(
         "generated_at": now.isoformat(),
         "healthy": all(e.healthy for e in entities) and not open_high,
         "entities": [asdict(e) for e in entities],
+        "not_configured": not_configured,
         "recent_alerts": [
             {
                 **dict(a),
@@ -221,6 +229,12 @@ def as_markdown(report: dict[str, Any]) -> str:
             f"{rate(e['success_rate_24h'])} | {rate(e['success_rate_7d'])} | {e['open_gaps']} | "
             f"{e['quarantined_24h']} |"
         )
+    if report.get("not_configured"):
+        lines += ["", "**Not configured** (no runs, no alerts until set)", ""]
+        lines += [
+            f"- {source}: set {', '.join(names)}"
+            for source, names in report["not_configured"].items()
+        ]
     if report["quality_issues"]:
         lines += ["", "**Top issues**", ""]
         lines += [

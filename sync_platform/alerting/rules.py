@@ -1,24 +1,35 @@
 """The alert rules over the warehouse's audit tables. Each returns conditions that either
 hold (raise, deduplicated) or not (resolve), so an alert closes itself when things recover.
 
+Evaluating is read only (`evaluate`, `changes`: what applying would change, so a sensor can
+decide whether there is anything to do); `apply` writes, in the alerting run. A source that
+is not configured raises nothing (its conditions never hold), and one configured recently is
+given its freshness window from the moment it was configured before it counts as stale.
+
 Thresholds are runtime settings, read at every evaluation: `sync-platform config set
-alert_consecutive_failures 5` applies at the next sensor tick, no restart.
+alert_consecutive_failures 5` applies at the next evaluation, no restart.
 """
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from sync_platform.alerting.store import raise_alert, resolve_alerts
+from sync_platform.alerting.store import (
+    raise_alert,
+    renotify_due,
+    renotify_interval,
+    resolve_alerts,
+)
 from sync_platform.config.models import SourceConfig
 from sync_platform.inbox.queries import first_received_at
 from sync_platform.runtime_config import factor, positive_int, setting
-from sync_platform.warehouse.platform_tables import backups, sync_gaps, sync_runs
+from sync_platform.warehouse.platform_tables import backups, sync_alerts, sync_gaps, sync_runs
 
 HISTORY = 15  # the latest sync plus its trailing 14
 MIN_HISTORY_FOR_TRENDS = 5
@@ -61,6 +72,7 @@ class Condition:
     type: str = ""
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None  # the source it concerns, if any
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -101,10 +113,20 @@ def consecutive_failures(source: str, entity: str, runs: list[sa.Row], limit: in
     )
 
 
-def stale(source: str, entity: str, runs: list[sa.Row], minutes: int, now: datetime) -> Condition:
+def stale(
+    source: str,
+    entity: str,
+    runs: list[sa.Row],
+    minutes: int,
+    now: datetime,
+    configured_since: datetime | None = None,
+) -> Condition:
+    """No successful sync within `minutes`. An entity that never synced is measured from when
+    its source was configured (a grace of one freshness window), when that is known."""
     ok = [run for run in runs if run.status in OK_STATUSES and run.finished_at]
     last = _aware(ok[0].finished_at) if ok else None
-    holds = last is None or now - last > timedelta(minutes=minutes)
+    reference = last or _aware(configured_since)
+    holds = reference is None or now - reference > timedelta(minutes=minutes)
     when = f"since {last:%Y-%m-%d %H:%M} UTC" if last else "ever"
     return Condition(
         f"stale_sync:{source}:{entity}",
@@ -210,30 +232,66 @@ def backup_missing(connection: sa.Connection, now: datetime) -> list[Condition]:
 
 
 def evaluate(
-    connection: sa.Connection, sources: list[SourceConfig], now: datetime
+    connection: sa.Connection,
+    sources: list[SourceConfig],
+    now: datetime,
+    *,
+    unconfigured: Collection[str] = (),
+    configured_since: Mapping[str, datetime] | None = None,
 ) -> list[Condition]:
-    """Every rule over every entity, with the thresholds in force right now."""
+    """Every rule over every entity, with the thresholds in force right now. Conditions of
+    `unconfigured` sources never hold (their open alerts resolve); `configured_since` gives
+    never-synced entities their grace."""
     failures = CONSECUTIVE_FAILURES.read(connection)
     factor = SLOW_FACTOR.read(connection)
     gap_limit = OPEN_GAPS.read(connection)
     gaps = open_gap_counts(connection)
+    since = configured_since or {}
     conditions = []
     for source in sources:
+        name = source.source
         for entity in source.entities.values():
-            runs = recent_runs(connection, source.source, entity.name)
-            conditions.append(consecutive_failures(source.source, entity.name, runs, failures))
-            conditions.append(slow(source.source, entity.name, runs, factor))
-            conditions.append(
-                too_many_gaps(
-                    source.source, entity.name, gaps.get((source.source, entity.name), 0), gap_limit
-                )
-            )
+            runs = recent_runs(connection, name, entity.name)
+            found = [
+                consecutive_failures(name, entity.name, runs, failures),
+                slow(name, entity.name, runs, factor),
+                too_many_gaps(name, entity.name, gaps.get((name, entity.name), 0), gap_limit),
+            ]
             if entity.freshness_minutes:
-                conditions.append(
-                    stale(source.source, entity.name, runs, entity.freshness_minutes, now)
+                found.append(
+                    stale(name, entity.name, runs, entity.freshness_minutes, now, since.get(name))
                 )
+            conditions += [
+                replace(c, source=name, holds=c.holds and name not in unconfigured) for c in found
+            ]
     conditions.extend(backup_missing(connection, now))
     return conditions
+
+
+def changes(connection: sa.Connection, conditions: list[Condition], now: datetime) -> list[str]:
+    """What `apply` would change (read only): alerts to raise, to send again, to resolve."""
+    open_alerts = {
+        row.dedup_key: row
+        for row in connection.execute(
+            sa.select(
+                sync_alerts.c.dedup_key,
+                sync_alerts.c.created_at,
+                sync_alerts.c.last_notified_at,
+                sync_alerts.c.acknowledged_at,
+            ).where(sync_alerts.c.status == "open")
+        )
+    }
+    interval = renotify_interval(connection)
+    found = []
+    for condition in conditions:
+        alert = open_alerts.get(condition.dedup_key)
+        if condition.holds and alert is None:
+            found.append(f"raise {condition.dedup_key}")
+        elif condition.holds and renotify_due(alert, now, interval):
+            found.append(f"renotify {condition.dedup_key}")
+        elif not condition.holds and alert is not None:
+            found.append(f"resolve {condition.dedup_key}")
+    return found
 
 
 def apply(connection: sa.Connection, conditions: list[Condition], now: datetime) -> dict[str, int]:

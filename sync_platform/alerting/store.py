@@ -4,14 +4,18 @@ always logged.
 Raising an alert whose condition is already open bumps its count instead of creating
 another, so a persisting condition tells a person once; it is sent again only after
 `alert_renotify_minutes` (unless acknowledged), and a new alert after it was resolved.
-Delivery to e-mail/chat is a separate step (`deliver_pending`) that keeps an alert pending
-for every channel that failed, so nothing is lost when a mail server is down.
+Delivery to e-mail/chat is a separate step (`deliver_due`, run by the alerting job, never in
+a sensor) that keeps an alert pending for every channel that failed and tries it again
+later, waiting longer after each failure, so nothing is lost when a mail server is down and
+a dead channel cannot hold anything else up. `delivery_due_at` (indexed) says when an
+alert's pending channels are next tried; NULL when nothing is pending.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +33,10 @@ LOG_LEVELS = {
     "warning": logging.WARNING,
     "low": logging.INFO,
 }
+RETRY_FIRST = timedelta(minutes=1)
+RETRY_MAX = timedelta(hours=1)
+DELIVERY_BUDGET_SECONDS = 60.0  # one delivery round; the next round takes the rest
+MAX_PER_ROUND = 200
 ALERT_RENOTIFY_MINUTES = setting(
     "alert_renotify_minutes",
     240,
@@ -49,6 +57,22 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 def _channel_names() -> list[str]:
     return configured_channel_names()
+
+
+def renotify_interval(connection: sa.Connection) -> timedelta:
+    return timedelta(minutes=ALERT_RENOTIFY_MINUTES.read(connection))
+
+
+def renotify_due(alert: Any, now: datetime, interval: timedelta) -> bool:
+    """An open, unacknowledged alert last sent `interval` or more ago is sent again."""
+    if alert is None or _field(alert, "acknowledged_at") is not None:
+        return False
+    last = _aware(_field(alert, "last_notified_at")) or _aware(_field(alert, "created_at"))
+    return now - last >= interval
+
+
+def _field(row: Any, name: str) -> Any:
+    return row[name] if isinstance(row, Mapping) else getattr(row, name)
 
 
 def raise_alert(
@@ -78,10 +102,8 @@ def raise_alert(
             "message": message,
             "details": details,
         }
-        renotify = timedelta(minutes=ALERT_RENOTIFY_MINUTES.read(connection))
-        last = _aware(existing["last_notified_at"]) or _aware(existing["created_at"])
-        if existing["acknowledged_at"] is None and now - last >= renotify:
-            values["pending_channels"] = _channel_names()
+        if renotify_due(existing, now, renotify_interval(connection)):
+            values |= _to_deliver(_channel_names(), now)
             values["last_notified_at"] = now
             log.log(
                 LOG_LEVELS[severity],
@@ -107,8 +129,8 @@ def raise_alert(
             dedup_key=dedup_key,
             status="open",
             delivered_channels=["log"],
-            pending_channels=_channel_names(),
             last_notified_at=now,
+            **_to_deliver(_channel_names(), now),
         )
         .returning(sync_alerts.c.id)
     ).scalar_one()
@@ -138,25 +160,62 @@ def acknowledge(connection: sa.Connection, alert_id: int, by: str) -> bool:
     return bool(result.rowcount)
 
 
-def deliver_pending(engine: sa.Engine, channels: Sequence) -> dict[str, int]:
-    """Send every alert still pending for a channel; failures stay pending for next time.
+def _to_deliver(channels: list[str], now: datetime) -> dict[str, Any]:
+    """The delivery columns of an alert that should go out to `channels` now."""
+    return {
+        "pending_channels": channels,
+        "delivery_due_at": now if channels else None,
+        "delivery_attempts": 0,
+    }
 
-    Returns counts: {"sent": n, "failed": m}.
+
+def retry_wait(attempts: int) -> timedelta:
+    """How long after its `attempts`-th failed delivery an alert is tried again: 1, 2, 4 …
+    minutes, at most an hour."""
+    return min(RETRY_FIRST * 2 ** max(attempts - 1, 0), RETRY_MAX)
+
+
+def deliveries_due(connection: sa.Connection, now: datetime) -> int:
+    """How many alerts have channels to try now (indexed; read only)."""
+    return connection.execute(
+        sa.select(sa.func.count()).where(sync_alerts.c.delivery_due_at <= now)
+    ).scalar_one()
+
+
+def deliver_due(
+    engine: sa.Engine,
+    channels: Sequence,
+    *,
+    now: datetime | None = None,
+    budget_seconds: float = DELIVERY_BUDGET_SECONDS,
+) -> dict[str, int]:
+    """Send every alert whose pending channels are due; a failed channel stays pending and is
+    due again after `retry_wait`. Stops starting new alerts once `budget_seconds` are spent
+    (each channel has its own timeout), leaving the rest due for the next round.
+
+    Returns counts: {"sent": n, "failed": m, "left": k}.
     """
+    now = now or datetime.now(UTC)
+    started = time.monotonic()
     by_name = {channel.name: channel for channel in channels}
     with engine.connect() as connection:
         waiting = [
             dict(row)
             for row in connection.execute(
-                sa.select(sync_alerts).order_by(sync_alerts.c.id)
+                sa.select(sync_alerts)
+                .where(sync_alerts.c.delivery_due_at <= now)
+                .order_by(sync_alerts.c.delivery_due_at, sync_alerts.c.id)
+                .limit(MAX_PER_ROUND)
             ).mappings()
-            if row["pending_channels"]
         ]
-    counts = {"sent": 0, "failed": 0}
-    for alert in waiting:
+    counts = {"sent": 0, "failed": 0, "left": 0}
+    for position, alert in enumerate(waiting):
+        if time.monotonic() - started > budget_seconds:
+            counts["left"] = len(waiting) - position
+            break
         delivered = list(alert["delivered_channels"] or [])
         pending, errors = [], {}
-        for name in alert["pending_channels"]:
+        for name in alert["pending_channels"] or []:
             channel = by_name.get(name)
             if channel is None:  # channel no longer configured: nothing to retry with
                 continue
@@ -164,7 +223,7 @@ def deliver_pending(engine: sa.Engine, channels: Sequence) -> dict[str, int]:
                 channel.send(alert)
             except Exception as exc:  # any failure: keep it pending, say why
                 pending.append(name)
-                errors[name] = f"{exc.__class__.__name__}: {exc}"
+                errors[name] = f"{exc.__class__.__name__}: {exc}"[:500]
                 counts["failed"] += 1
                 log.warning("alert #%s not delivered to %s: %s", alert["id"], name, exc)
             else:
@@ -175,6 +234,7 @@ def deliver_pending(engine: sa.Engine, channels: Sequence) -> dict[str, int]:
             details["delivery_errors"] = errors
         else:
             details.pop("delivery_errors", None)
+        attempts = alert["delivery_attempts"] + 1 if pending else 0
         with engine.begin() as connection:
             connection.execute(
                 sa.update(sync_alerts)
@@ -183,6 +243,8 @@ def deliver_pending(engine: sa.Engine, channels: Sequence) -> dict[str, int]:
                     pending_channels=pending,
                     delivered_channels=sorted(set(delivered)),
                     details=details or None,
+                    delivery_attempts=attempts,
+                    delivery_due_at=now + retry_wait(attempts) if pending else None,
                 )
             )
     return counts

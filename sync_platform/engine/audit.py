@@ -178,6 +178,48 @@ def record_run_failure(
     return True
 
 
+def record_unstarted_syncs(
+    connection: sa.Connection,
+    entities: list[tuple[str, str]],
+    *,
+    dagster_run_id: str,
+    trigger: str,
+    message: str,
+    now: datetime,
+) -> list[tuple[str, str]]:
+    """A failed sync in the audit for every (source, entity) a failed run was to sync but
+    whose sync never started (the run died on its configuration, the database, a lost
+    worker), so failures count per source and entity whatever launched the run. Returns the
+    entities recorded (those with an audit row of their own are left alone)."""
+    started = set(
+        connection.execute(
+            sa.select(sync_runs.c.source, sync_runs.c.entity).where(
+                sync_runs.c.dagster_run_id == dagster_run_id
+            )
+        ).all()
+    )
+    missing = [pair for pair in entities if pair not in started]
+    if missing:
+        connection.execute(
+            sa.insert(sync_runs),
+            [
+                {
+                    "source": source,
+                    "entity": entity,
+                    "trigger": trigger if trigger in TRIGGERS else "manual",
+                    "dagster_run_id": dagster_run_id,
+                    "started_at": now,
+                    "finished_at": now,
+                    "status": "failed",
+                    "failed": 0,
+                    "message": message[:2000],
+                }
+                for source, entity in missing
+            ],
+        )
+    return missing
+
+
 def write_conflicts(
     connection: sa.Connection,
     conflicts: list[dict],
@@ -202,3 +244,66 @@ def write_conflicts(
             ],
         )
     return len(conflicts)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def unreported_conflicts(
+    connection: sa.Connection, conflicts: list[dict], *, source: str, entity: str
+) -> list[dict]:
+    """The conflicts not already logged: a source that keeps serving the same stale version
+    of a row is one conflict, not one per run. A conflict is new when its record's latest
+    logged conflict differs in kind, resolution or either timestamp."""
+    if not conflicts:
+        return []
+    keys = sorted({conflict["record_key"] for conflict in conflicts})
+    latest: dict[str, tuple] = {}
+    for start in range(0, len(keys), 500):
+        rows = connection.execute(
+            sa.select(
+                sync_conflicts.c.record_key,
+                sync_conflicts.c.kind,
+                sync_conflicts.c.resolution,
+                sync_conflicts.c.incoming_timestamp,
+                sync_conflicts.c.warehouse_timestamp,
+            )
+            .where(
+                sync_conflicts.c.source == source,
+                sync_conflicts.c.entity == entity,
+                sync_conflicts.c.record_key.in_(keys[start : start + 500]),
+            )
+            .order_by(sync_conflicts.c.id)
+        )
+        for row in rows:
+            latest[row.record_key] = (
+                row.kind,
+                row.resolution,
+                _utc(row.incoming_timestamp),
+                _utc(row.warehouse_timestamp),
+            )
+
+    def seen(conflict: dict) -> bool:
+        return latest.get(conflict["record_key"]) == (
+            conflict["kind"],
+            conflict["resolution"],
+            _utc(conflict["incoming_timestamp"]),
+            _utc(conflict["warehouse_timestamp"]),
+        )
+
+    return [conflict for conflict in conflicts if not seen(conflict)]
+
+
+def purge_record_log(engine: sa.Engine, before: datetime) -> int:
+    """Retention: the record log of syncs logged before `before` (counts stay in sync_runs)."""
+    return bulk.delete_in_batches(engine, sync_record_log, sync_record_log.c.logged_at < before)
+
+
+def purge_quarantine(engine: sa.Engine, before: datetime) -> int:
+    """Retention: quarantined records older than `before`."""
+    return bulk.delete_in_batches(
+        engine, sync_quarantine, sync_quarantine.c.quarantined_at < before
+    )

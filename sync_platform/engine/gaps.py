@@ -3,7 +3,10 @@
 Verification opens a gap per missing key and closes it when the key is present again
 (recording the run that fixed it). A targeted resync counts an attempt on the gaps it
 covers before it starts; a gap still missing after the last allowed attempt becomes
-`unrecoverable` and raises one high-severity alert naming the keys.
+`unrecoverable` and raises one high-severity alert naming the keys. A key declared
+unrecoverable is not reopened by the next verification that still misses it (that would
+start the resyncs and the alert over, every sync); it is resolved like an open gap when the
+key is present again, and the alert resolves once the entity has no unrecoverable gap left.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from sync_platform.alerting.store import raise_alert
+from sync_platform.alerting.store import raise_alert, resolve_alerts
 from sync_platform.runtime_config import non_negative_int, positive_int, setting
+from sync_platform.warehouse import bulk
 from sync_platform.warehouse.platform_tables import sync_gaps
 
 MAX_KEYS_IN_ALERT = 50
@@ -51,19 +55,33 @@ def open_gaps(connection: sa.Connection, source: str, entity: str) -> dict[str, 
     )
 
 
+def tracked_keys(connection: sa.Connection, source: str, entity: str) -> dict[str, int]:
+    """Gap id by record key, for the entity's open and unrecoverable gaps."""
+    return dict(
+        connection.execute(
+            sa.select(sync_gaps.c.record_key, sync_gaps.c.id).where(
+                sync_gaps.c.source == source,
+                sync_gaps.c.entity == entity,
+                sync_gaps.c.status.in_(("open", "unrecoverable")),
+            )
+        ).all()
+    )
+
+
 def record_gaps(
     connection: sa.Connection,
     *,
     source: str,
     entity: str,
     missing: list[str],
-    present: list[str],
+    settled: list[str],
     sync_run_id: int,
     now: datetime,
 ) -> tuple[int, int]:
-    """Open gaps for newly missing keys, close open gaps whose key is `present`;
-    returns (opened, closed)."""
-    known = open_gaps(connection, source, entity)
+    """Open gaps for newly missing keys (not for keys already open or unrecoverable), resolve
+    the open or unrecoverable gaps of the `settled` keys (present again, or no longer listed by
+    the source); returns (opened, closed)."""
+    known = tracked_keys(connection, source, entity)
     new = [key for key in missing if key not in known]
     if new:
         connection.execute(
@@ -80,7 +98,7 @@ def record_gaps(
                 for key in new
             ],
         )
-    fixed = [known[key] for key in present if key in known]
+    fixed = [known[key] for key in settled if key in known]
     if fixed:
         connection.execute(
             sa.update(sync_gaps)
@@ -170,6 +188,22 @@ def give_up_exhausted(
     return exhausted
 
 
+def resolve_alert_when_nothing_is_lost(
+    connection: sa.Connection, *, source: str, entity: str, now: datetime
+) -> None:
+    """The unrecovered-gap alert of an entity closes once none of its gaps is unrecoverable
+    (the lost keys came back, or the source no longer lists them)."""
+    lost = connection.execute(
+        sa.select(sa.func.count()).where(
+            sync_gaps.c.source == source,
+            sync_gaps.c.entity == entity,
+            sync_gaps.c.status == "unrecoverable",
+        )
+    ).scalar()
+    if not lost:
+        resolve_alerts(connection, f"unrecovered_gap:{source}:{entity}", now)
+
+
 @dataclass(frozen=True)
 class ResyncCandidate:
     source: str
@@ -220,3 +254,12 @@ def resync_candidates(
         )
         for (source, entity), keys in due.items()
     ]
+
+
+def purge_resolved(engine: sa.Engine, before: datetime) -> int:
+    """Retention: gaps resolved before `before` (open and unrecoverable ones stay)."""
+    return bulk.delete_in_batches(
+        engine,
+        sync_gaps,
+        (sync_gaps.c.status == "resolved") & (sync_gaps.c.resolved_at < before),
+    )

@@ -303,6 +303,9 @@ def _merge_and_record(
             protected_keys=[r.record_key for r in rejects if r.record_key] + waiting,
             scope=request.scope,
         )
+        report.merge.conflicts = audit.unreported_conflicts(
+            connection, report.merge.conflicts, source=request.source, entity=entity.name
+        )
         loaded = loadable.select(record_key_expr(entity.key)).to_series()
         released = loaded.filter(loaded.is_in(waiting)).to_list()
         if request.complete_snapshot:  # held records the source no longer has are done too

@@ -104,7 +104,8 @@ class Verification:
     source_count: int
     warehouse_count: int
     missing_keys: list[str] = field(default_factory=list)
-    unexpected_count: int = 0  # active in the warehouse, absent from a complete source key set
+    # active in the warehouse, absent from a complete source key set (e.g. a refused delete)
+    unexpected_keys: list[str] = field(default_factory=list)
     gaps_opened: int = 0
     gaps_resolved: int = 0
     unrecoverable: list[str] = field(default_factory=list)
@@ -112,6 +113,10 @@ class Verification:
     @property
     def gap_count(self) -> int:
         return len(self.missing_keys)
+
+    @property
+    def unexpected_count(self) -> int:
+        return len(self.unexpected_keys)
 
 
 @dataclass
@@ -161,4 +166,10 @@ class SyncReport:
         if self.verification and self.verification.gap_count:
             shown = ", ".join(self.verification.missing_keys[:10])
             notes.append(f"{self.verification.gap_count} keys missing from the warehouse: {shown}")
+        if self.verification and self.verification.unexpected_count:
+            shown = ", ".join(self.verification.unexpected_keys[:10])
+            notes.append(
+                f"{self.verification.unexpected_count} keys active in the warehouse that the "
+                f"source no longer lists: {shown}"
+            )
         return "; ".join(notes) or None

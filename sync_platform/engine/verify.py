@@ -1,7 +1,8 @@
 """Post-sync verification: does the warehouse hold every key the source has?
 
 Keys the source lists but the warehouse lacks (active) become open gaps; open gaps whose
-key is present again are closed with the run that fixed them; gaps out of resync attempts
+key is present again (or, after a full snapshot, no longer listed) are closed with the run
+that fixed them; gaps out of resync attempts
 become unrecoverable with an alert (engine/gaps.py). Quarantined and held keys are known
 failures with their own records, not gaps.
 """
@@ -56,16 +57,23 @@ def verify_keys(
         present = active_keys(connection, table, entity, scope).alias("key").to_frame()
     expected = expected_keys.drop_nulls().unique().alias("key").to_frame()
     missing = sorted(expected.join(present, on="key", how="anti").get_column("key").to_list())
-    unexpected = present.join(expected, on="key", how="anti").height if complete else 0
+    unexpected = (
+        sorted(present.join(expected, on="key", how="anti").get_column("key").to_list())
+        if complete
+        else []
+    )
     with engine.begin() as connection:
-        known = gaps.open_gaps(connection, source, entity.name)
-        now_present = present.filter(pl.col("key").is_in(list(known))).get_column("key")
+        known = gaps.tracked_keys(connection, source, entity.name)
+        settled = present.filter(pl.col("key").is_in(list(known))).get_column("key").to_list()
+        if complete:  # a key the whole source no longer lists is not lost either
+            listed = set(expected.get_column("key").to_list())
+            settled += [key for key in known if key not in listed]
         opened, closed = gaps.record_gaps(
             connection,
             source=source,
             entity=entity.name,
             missing=missing,
-            present=now_present.to_list(),
+            settled=settled,
             sync_run_id=sync_run_id,
             now=now,
         )
@@ -77,12 +85,15 @@ def verify_keys(
             max_attempts=max_attempts,
             now=now,
         )
+        gaps.resolve_alert_when_nothing_is_lost(
+            connection, source=source, entity=entity.name, now=now
+        )
     return Verification(
         status="gaps" if missing else "passed",
         source_count=expected.height,
         warehouse_count=present.height,
         missing_keys=missing,
-        unexpected_count=unexpected,
+        unexpected_keys=unexpected,
         gaps_opened=opened,
         gaps_resolved=closed,
         unrecoverable=unrecoverable,

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sync_platform.crashpoints import crashpoint
+from sync_platform.warehouse import bulk
 from sync_platform.warehouse.connection import READ_ONLY
 from sync_platform.warehouse.platform_tables import webhook_inbox, webhook_rejections
 
@@ -191,4 +192,14 @@ def store_resynced(
             body=body,
             status=PENDING,
         )
+    )
+
+
+def purge_processed(engine: sa.Engine, before: datetime) -> int:
+    """Retention: deliveries processed before `before` (their events are in the event
+    tables); pending and quarantined deliveries stay."""
+    return bulk.delete_in_batches(
+        engine,
+        webhook_inbox,
+        (webhook_inbox.c.status == "processed") & (webhook_inbox.c.processed_at < before),
     )

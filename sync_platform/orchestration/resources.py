@@ -90,9 +90,12 @@ class WarehouseResource(dg.ConfigurableResource):
 class EntitySourceResource(dg.ConfigurableResource):
     """A source system as the sync engine reads it: the one seam between a source's plain
     client and the engine. `key` is the resource key the source's folder registers it under
-    (and the name of the sync assets' parameter that receives it)."""
+    (and the name of the sync assets' parameter that receives it); `required_env` the
+    environment variables without which the source is not configured (its schedules and
+    sensors then skip, and no alert fires for it)."""
 
     key: ClassVar[str]
+    required_env: ClassVar[tuple[str, ...]] = ()
 
     def entity_source(
         self, entity: EntityConfig, scope: Scope | None
@@ -130,6 +133,8 @@ class HttpSourceResource(dg.ConfigurableResource):
 class GoogleSourceResource(EntitySourceResource):
     """A Google API source (GA4, Sheets): a service-account key from the environment, or a
     static token for tests, turned into an access-token provider."""
+
+    required_env: ClassVar[tuple[str, ...]] = (SERVICE_ACCOUNT_JSON_ENV,)
 
     service_account_json: str | None = Field(
         default=None,

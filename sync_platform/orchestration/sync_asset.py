@@ -17,14 +17,17 @@ from sync_platform.config.models import EntityConfig, SourceConfig
 from sync_platform.engine.pipeline import run_entity_sync
 from sync_platform.engine.ports import SyncReport, SyncRequest
 from sync_platform.errors import ErrorCategory, SyncError
+from sync_platform.orchestration.configuration import REQUIRED_ENV_METADATA
 from sync_platform.orchestration.resources import EntitySourceResource, WarehouseResource
 from sync_platform.orchestration.tags import (
+    FULL_REFRESH_TAG,
     LAYER_TAG,
     PARTITIONING_TAG,
     RESYNC_TAG,
     SOURCE_TAG,
     trigger_of,
 )
+from sync_platform.sources import shared_state
 
 VERIFICATION_CHECK = "in_step_with_source"
 MAX_KEYS_IN_METADATA = 25
@@ -41,7 +44,9 @@ class SyncRunConfig(dg.Config):
     """Run-time switches for a manual run (Launchpad or `dagster job execute -c`)."""
 
     full_refresh: bool = Field(
-        default=False, description="read everything and soft-delete what the source no longer has"
+        default=False,
+        description="read everything and soft-delete what the source no longer has (jobs "
+        "tagged sync_platform/full_refresh=true always do)",
     )
     allow_mass_delete: bool = Field(
         default=False, description="confirm a soft-delete larger than mass_delete_max_share"
@@ -101,6 +106,7 @@ def verification_check(report: SyncReport) -> dg.AssetCheckResult:
             "gap_count": verification.gap_count,
             "missing_keys": ", ".join(verification.missing_keys[:MAX_KEYS_IN_METADATA]),
             "unexpected_in_warehouse": verification.unexpected_count,
+            "unexpected_keys": ", ".join(verification.unexpected_keys[:MAX_KEYS_IN_METADATA]),
             "source_count": verification.source_count,
             "warehouse_count": verification.warehouse_count,
             "gaps_resolved": verification.gaps_resolved,
@@ -161,7 +167,7 @@ def build_sync_asset(
             trigger=trigger_of(context.run.tags),
             dagster_run_id=context.run.run_id,
             partition_key=partition_key,
-            full_refresh=config.full_refresh,
+            full_refresh=config.full_refresh or context.run.tags.get(FULL_REFRESH_TAG) == "true",
             allow_mass_delete=config.allow_mass_delete,
             only_keys=config.resync_keys or None,
             references=source.reference_targets(entity.name),
@@ -170,6 +176,7 @@ def build_sync_asset(
         extra: dict[str, Any] = {}
         try:
             engine = warehouse.ready_engine()
+            shared_state.share_through(engine)  # breakers and rate limits across processes
             with resources[resource.key].entity_source(entity, scope) as reader:
                 report = run_entity_sync(engine, request, reader)
                 extra = reader.extra_metadata() if reader.extra_metadata else {}
@@ -219,6 +226,7 @@ def build_sync_asset(
             "table": entity.table,
             "key": ", ".join(entity.key),
             "sync_mode": entity.sync_mode,
+            REQUIRED_ENV_METADATA: ",".join(resource.required_env),
         },
         check_specs=[
             dg.AssetCheckSpec(

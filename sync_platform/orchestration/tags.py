@@ -5,6 +5,10 @@ SOURCE_TAG = "sync_platform/source"  # a run or asset: the source it syncs
 LAYER_TAG = "sync_platform/layer"  # an asset: "source" (synced entity) or "mart"
 RESYNC_TAG = "sync_platform/resync"  # an asset: "keys" when it can resync single record keys
 PARTITIONING_TAG = "sync_platform/partitioning"  # an asset: "daily" when daily-partitioned
+# A job or run: "true" makes every incremental entity it syncs read everything and treat it as
+# a complete snapshot. A tag, not run config, so a run config a person adds (e.g. to confirm a
+# mass delete) cannot turn a full sync into a delta.
+FULL_REFRESH_TAG = "sync_platform/full_refresh"
 
 
 def trigger_of(tags: dict[str, str]) -> str:

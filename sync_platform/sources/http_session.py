@@ -20,6 +20,7 @@ import pybreaker
 import stamina
 
 from sync_platform.errors import NetworkError, SourceUnavailableError
+from sync_platform.sources import shared_state
 
 log = logging.getLogger("sync_platform.http")
 
@@ -60,17 +61,23 @@ class HttpStatusError(NetworkError):
         self.body = body
 
 
-_breakers: dict[str, pybreaker.CircuitBreaker] = {}
+_breakers: dict[tuple[str, object], pybreaker.CircuitBreaker] = {}
 
 
 def breaker_for(source: str, settings: RetrySettings) -> pybreaker.CircuitBreaker:
-    """One breaker per source per process, shared by every client of that source; the
+    """One breaker per source, shared by every client of that source: across processes when
+    the process is bound to a database (shared_state.py), else within the process; the
     newest client's settings apply."""
-    if source not in _breakers:
-        _breakers[source] = pybreaker.CircuitBreaker(
-            exclude=[RateLimitedError, HttpStatusError], throw_new_error_on_trip=False, name=source
+    engine = shared_state.bound_engine()
+    key = (source, engine.url if engine is not None else None)
+    if key not in _breakers:
+        _breakers[key] = pybreaker.CircuitBreaker(
+            exclude=[RateLimitedError, HttpStatusError],
+            throw_new_error_on_trip=False,
+            name=source,
+            state_storage=shared_state.breaker_storage(source),
         )
-    breaker = _breakers[source]
+    breaker = _breakers[key]
     breaker.fail_max = settings.breaker_fail_max
     breaker.reset_timeout = settings.breaker_reset_seconds
     return breaker

@@ -166,3 +166,19 @@ def lock_entity(connection: sa.Connection, table_name: str) -> None:
             sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
             {"name": f"sync_platform:entity:{table_name}"},
         )
+
+
+def delete_in_batches(
+    engine: sa.Engine, table: sa.Table, where: sa.ColumnElement[bool], batch_size: int = 50_000
+) -> int:
+    """DELETE the rows matching `where`, `batch_size` at a time, each batch its own
+    transaction (a retention purge of millions of rows never holds one huge transaction or
+    the SQLite write lock for long). Returns how many rows went."""
+    total = 0
+    while True:
+        chosen = sa.select(table.c.id).where(where).limit(batch_size).scalar_subquery()
+        with engine.begin() as connection:
+            deleted = connection.execute(sa.delete(table).where(table.c.id.in_(chosen))).rowcount
+        total += deleted
+        if deleted < batch_size:
+            return total

@@ -184,6 +184,9 @@ sync_alerts = sa.Table(
     sa.Column("resolved_at", Timestamp()),
     sa.Column("acknowledged_at", Timestamp()),
     sa.Column("acknowledged_by", sa.String(100)),
+    # migration 0005: when the pending channels are next tried (NULL: nothing pending)
+    sa.Column("delivery_due_at", Timestamp()),
+    sa.Column("delivery_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.CheckConstraint(
         "severity IN ('high', 'medium', 'warning', 'low')", name="ck_sync_alerts_severity"
     ),
@@ -197,6 +200,7 @@ sa.Index(
     sqlite_where=sync_alerts.c.status == "open",
 )
 sa.Index("ix_sync_alerts_created", sync_alerts.c.created_at)
+sa.Index("ix_sync_alerts_delivery_due", sync_alerts.c.delivery_due_at)
 
 sync_conflicts = sa.Table(
     "sync_conflicts",
@@ -326,3 +330,27 @@ backups = sa.Table(
     ),
 )
 sa.Index("ix_backups_created", backups.c.created_at)
+
+
+# --- migration 0005: the sources this deployment has configured ----------------------------
+
+sync_sources = sa.Table(
+    "sync_sources",
+    metadata,
+    sa.Column("source", sa.String(100), primary_key=True),
+    sa.Column("configured_since", Timestamp(), nullable=False),  # first seen with its settings
+    sa.Column("checked_at", Timestamp(), nullable=False),
+)
+
+# --- migration 0005: circuit breakers shared by every process calling a source -------------
+
+sync_circuit_breakers = sa.Table(
+    "sync_circuit_breakers",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("state", sa.String(20), nullable=False),  # closed | open | half-open
+    sa.Column("fail_counter", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("success_counter", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("opened_at", Timestamp()),
+    sa.Column("updated_at", Timestamp(), nullable=False),
+)

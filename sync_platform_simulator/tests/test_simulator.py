@@ -298,10 +298,12 @@ def test_reset_clears_faults_and_stats(sim):
     sim.post("/_sim/reset", json=RESET).raise_for_status()
     assert sim.get("/_sim/faults").json() == {
         "error_rate": 0.0, "fail_next": 0, "down": False, "rate_limit_next": 0,
-        "retry_after": 1.0, "truncate_next": 0, "latency_ms": 0, "hang_next": 0,
+        "rate_limit_rate": 0.0, "retry_after": 1.0, "truncate_next": 0, "truncate_rate": 0.0,
+        "latency_ms": 0, "slow_rate": 0.0, "slow_ms": 1000, "hang_next": 0, "hang_rate": 0.0,
         "hang_seconds": 30.0, "drop_keys": [],
     }  # fmt: skip
     assert served(sim) == {}
+    assert set(sim.get("/_sim/stats").json()["faults"].values()) == {0}
     assert len(items(stock(sim))) == STOCK
 
 

@@ -39,6 +39,7 @@ def dealer_entity_source(client: DealerFeedClient, entity: EntityConfig) -> Iter
 
 class DealerFeedResource(HttpSourceResource, EntitySourceResource):
     key: ClassVar[str] = "dealer_feed"
+    required_env: ClassVar[tuple[str, ...]] = (BASE_URL_ENV, API_KEY_ENV)
 
     base_url: str = Field(description=f"dealer API base URL ({BASE_URL_ENV})")
     api_key: str = Field(description=f"dealer API key ({API_KEY_ENV}); never logged")

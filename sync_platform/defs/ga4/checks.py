@@ -3,11 +3,12 @@ the data, and freshness of yesterday's partition.
 
 Completeness is judged from the data, not from the schedule's memory: Dagster's partitioned
 schedules catch up only a few missed ticks after the daemon was down, so a check lists the
-days before today that have no materialization (and `ga4_missing_partitions_sensor` asks
-for exactly those).
+days that are due and have no materialization (and `ga4_missing_partitions_sensor` asks for
+exactly those). A day is due once the nightly run that owns it has had its chance: from
+04:00 UTC the next day (the run starts at 02:00), the same deadline the freshness check has.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -15,15 +16,21 @@ from sync_platform.defs.ga4.assets import GA4, GA4_PARTITIONS, GA4_REPORTS
 from sync_platform.orchestration.checks import entity_checks
 
 MAX_SHOWN = 30
+DEADLINE_CRON = "0 4 * * *"  # yesterday is due by 04:00 UTC (the nightly run starts at 02:00)
+DUE_AFTER_MIDNIGHT = timedelta(hours=4)
 
 ga4_checks = entity_checks(GA4)
 
 
+def due_days(now: datetime) -> list[str]:
+    """Days from the first partition whose nightly run should have happened by `now`."""
+    return GA4_PARTITIONS.get_partition_keys(current_time=now - DUE_AFTER_MIDNIGHT)
+
+
 def missing_days(instance: dg.DagsterInstance, asset: str, now: datetime) -> list[str]:
-    """Days from the first partition to yesterday (UTC) with no materialization."""
-    expected = GA4_PARTITIONS.get_partition_keys(current_time=now)
+    """Due days (`due_days`) with no materialization of `asset`."""
     done = instance.get_materialized_partitions(dg.AssetKey(asset))
-    return [day for day in expected if day not in done]
+    return [day for day in due_days(now) if day not in done]
 
 
 @dg.multi_asset_check(
@@ -32,7 +39,8 @@ def missing_days(instance: dg.DagsterInstance, asset: str, now: datetime) -> lis
         dg.AssetCheckSpec(
             "partitions_complete",
             asset=report.name,
-            description="every day from partition_start to yesterday has been synced",
+            description="every day from partition_start to yesterday has been synced (yesterday "
+            "from 04:00 UTC, once the nightly run has had its chance)",
         )
         for report in GA4_REPORTS
     ],
@@ -57,7 +65,7 @@ def ga4_partitions_complete(context: dg.AssetCheckExecutionContext):
 
 ga4_freshness_checks = dg.build_time_partition_freshness_checks(
     assets=[dg.AssetKey(name) for name in ("ga4_daily_traffic", "ga4_daily_totals")],
-    deadline_cron="0 4 * * *",
+    deadline_cron=DEADLINE_CRON,
     timezone="UTC",
     severity=dg.AssetCheckSeverity.ERROR,
 )

@@ -90,6 +90,7 @@ def ga4_entity_source(
 
 class GA4Resource(GoogleSourceResource):
     key: ClassVar[str] = "ga4"
+    required_env: ClassVar[tuple[str, ...]] = (PROPERTY_ID_ENV, *GoogleSourceResource.required_env)
 
     property_id: str = Field(description=f"the GA4 property id ({PROPERTY_ID_ENV})")
     base_url: str = DEFAULT_BASE_URL

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from sync_platform.defs.ga4.jobs import ga4_daily
-from sync_platform.orchestration.automation import RUNNING_IN_UTC
+from sync_platform.defs.ga4.resources import GA4Resource
+from sync_platform.orchestration.automation import RUNNING_IN_UTC, not_configured
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.runtime_config import non_negative_int, setting
 from sync_platform.warehouse.connection import READ_ONLY
@@ -42,7 +43,9 @@ def range_request(days_back: int, now: datetime, kind: str) -> dg.RunRequest:
 )
 def ga4_daily_with_lookback(
     context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource
-) -> dg.RunRequest:
+) -> dg.RunRequest | dg.SkipReason:
+    if skip := not_configured(GA4Resource.required_env):
+        return skip
     with warehouse.get_engine().connect().execution_options(**READ_ONLY) as connection:
         lookback = LOOKBACK_DAYS.read(connection)
     now = context.scheduled_execution_time or datetime.now(UTC)
@@ -56,5 +59,7 @@ def ga4_daily_with_lookback(
     **RUNNING_IN_UTC,
     description="Mondays 03:00 UTC: the last 30 days again, for late revisions.",
 )
-def ga4_weekly_repull(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    return range_request(29, context.scheduled_execution_time or datetime.now(UTC), "weekly")
+def ga4_weekly_repull(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    return not_configured(GA4Resource.required_env) or range_request(
+        29, context.scheduled_execution_time or datetime.now(UTC), "weekly"
+    )

@@ -3,7 +3,6 @@ manual fallback: `dagster job execute -j legacy_erp_full_sync`)."""
 
 import dagster as dg
 
-from sync_platform.defs.legacy_erp.assets import LEGACY_ERP
 from sync_platform.orchestration.automation import source_job
 
 ERP_ASSETS = dg.AssetSelection.groups("legacy_erp")
@@ -20,5 +19,5 @@ legacy_erp_full_sync = source_job(
     ERP_ASSETS,
     source="legacy_erp",
     description="Full read of every ERP entity; rows gone from the ERP are soft-deleted.",
-    config={"ops": {name: {"config": {"full_refresh": True}} for name in LEGACY_ERP.entities}},
+    full_refresh=True,
 )

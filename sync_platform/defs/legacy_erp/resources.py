@@ -46,6 +46,7 @@ def erp_entity_source(client: LegacyErpClient, entity: EntityConfig) -> Iterator
 
 class LegacyErpResource(HttpSourceResource, EntitySourceResource):
     key: ClassVar[str] = "legacy_erp"
+    required_env: ClassVar[tuple[str, ...]] = (BASE_URL_ENV, USERNAME_ENV, PASSWORD_ENV)
 
     base_url: str = Field(description=f"ERP REST API root ({BASE_URL_ENV})")
     username: str = Field(description=f"ERP user ({USERNAME_ENV})")

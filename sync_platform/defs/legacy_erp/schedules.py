@@ -1,7 +1,14 @@
 """ERP deltas every hour, a full sync every Sunday night."""
 
 from sync_platform.defs.legacy_erp.jobs import legacy_erp_full_sync, legacy_erp_sync
+from sync_platform.defs.legacy_erp.resources import LegacyErpResource
 from sync_platform.orchestration.automation import utc_schedule
 
-legacy_erp_hourly = utc_schedule("legacy_erp_delta_hourly", legacy_erp_sync, "10 * * * *")
-legacy_erp_weekly_full = utc_schedule("legacy_erp_full_weekly", legacy_erp_full_sync, "30 3 * * 0")
+REQUIRES = LegacyErpResource.required_env
+
+legacy_erp_hourly = utc_schedule(
+    "legacy_erp_delta_hourly", legacy_erp_sync, "10 * * * *", requires=REQUIRES
+)
+legacy_erp_weekly_full = utc_schedule(
+    "legacy_erp_full_weekly", legacy_erp_full_sync, "30 3 * * 0", requires=REQUIRES
+)

@@ -10,10 +10,12 @@ from sync_platform.config import cached_source_config
 from sync_platform.defs.n8n.delivery_gaps import check_workflow, gap_targets
 from sync_platform.defs.n8n.resources import N8nApiResource, WebhookInboxResource, workflow_key_of
 from sync_platform.engine.gaps import GAP_RESYNC_MAX_ATTEMPTS
+from sync_platform.orchestration.configuration import REQUIRED_ENV_METADATA
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.orchestration.sync_asset import build_sync_asset
 from sync_platform.orchestration.tags import SOURCE_TAG, trigger_of
 from sync_platform.runtime_config import positive_int, setting
+from sync_platform.sources import shared_state
 
 N8N_EVENTS = cached_source_config("n8n_events")
 DELIVERY_GAPS = "n8n_delivery_gaps"
@@ -49,6 +51,7 @@ ASSET_BY_WORKFLOW = {
     "into it from the n8n executions API (bounded attempts; lost deliveries alert).",
     kinds={"python"},
     tags={SOURCE_TAG: "n8n"},
+    metadata={REQUIRED_ENV_METADATA: ",".join(N8nApiResource.required_env)},
     pool="n8n_delivery_gaps",
     check_specs=[
         dg.AssetCheckSpec(
@@ -62,6 +65,7 @@ def n8n_delivery_gaps(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, n8n_api: N8nApiResource
 ) -> dg.MaterializeResult:
     engine = warehouse.ready_engine()
+    shared_state.share_through(engine)
     with engine.connect() as connection:
         lookback = timedelta(hours=GAP_LOOKBACK_HOURS.read(connection))
         max_attempts = GAP_RESYNC_MAX_ATTEMPTS.read(connection)

@@ -123,7 +123,7 @@ def resync_workflow(
             source=GAP_SOURCE,
             entity=workflow_key,
             missing=result.missing,
-            present=sorted(received),
+            settled=sorted(received),
             sync_run_id=sync_run_id,
             now=now,
         )
@@ -142,7 +142,7 @@ def resync_workflow(
             connection,
             **where,
             missing=[],
-            present=result.resynced + result.rejected_at_receiver,
+            settled=result.resynced + result.rejected_at_receiver,
             sync_run_id=sync_run_id,
             now=now,
         )

@@ -59,6 +59,7 @@ class WebhookInboxResource(EntitySourceResource):
 
 class N8nApiResource(HttpSourceResource):
     key: ClassVar[str] = "n8n_api"
+    required_env: ClassVar[tuple[str, ...]] = (BASE_URL_ENV, API_KEY_ENV)
 
     base_url: str | None = Field(
         default=None, description=f"n8n base URL, without /api/v1 ({BASE_URL_ENV})"

@@ -9,6 +9,7 @@ from sync_platform.defs.n8n.jobs import (
     process_webhooks,
     processing_in_progress,
 )
+from sync_platform.defs.n8n.resources import N8nApiResource
 from sync_platform.inbox.processing import pending_by_workflow
 from sync_platform.orchestration.automation import RUNNING_IN_UTC, utc_schedule
 from sync_platform.orchestration.resources import WarehouseResource
@@ -41,6 +42,7 @@ n8n_gap_resync_schedule = utc_schedule(
     "n8n_gap_resync_hourly",
     n8n_gap_resync,
     "17 * * * *",
+    requires=N8nApiResource.required_env,
     description="Hourly: well inside n8n's 14-day execution retention, so a lost delivery is "
     "found while its execution data still exists.",
 )

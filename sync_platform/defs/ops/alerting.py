@@ -1,84 +1,217 @@
-"""Alerting under the daemon.
+"""Alerting under the daemon: a sensor that decides, a run that acts.
 
-- `alert_rules_sensor`: the rules over the audit tables (consecutive failures, stale syncs,
-  slow syncs, too many open gaps), then delivery of pending alerts to every configured
-  channel. Raising is deduplicated and delivery retries what failed, so a tick that dies
-  loses nothing — the one place a sensor writes, like Dagster's own alerting sensors.
-- `check_failure_alert_sensor`: a failed asset check (a pandera schema, the property rule,
-  in_step_with_source …) is a data-integrity alert until the check passes again.
-- `record_run_failures` (defs/platform/sensors.py) raises the consecutive job failures alert.
+- `alert_rules_sensor` reads: the rules over the audit tables (consecutive failures, stale
+  and slow syncs, open gaps, missing backups), the latest evaluation of every asset check,
+  failing op jobs, and the alerts due for delivery. When applying them would change
+  something, it requests an `apply_alerts` run; it writes nothing and sends nothing, so a
+  slow mail server or an unreachable warehouse cannot break its ticks.
+- `apply_alerts` (the run) raises and resolves the alerts, records which sources are
+  configured, then delivers what is due to every configured channel, in a bounded time; a
+  channel that fails stays pending and is tried again later (alerting/store.py).
+
+A source that is not configured raises nothing: its conditions, including its assets'
+checks, never hold.
 """
 
+import hashlib
 from datetime import UTC, datetime
 
 import dagster as dg
+import sqlalchemy as sa
 
 from sync_platform.alerting import rules
 from sync_platform.alerting.channels import configured_channels
-from sync_platform.alerting.store import deliver_pending, raise_alert, resolve_alerts
+from sync_platform.alerting.sources import configured_since, record_configured
+from sync_platform.alerting.store import deliver_due, deliveries_due
 from sync_platform.config import all_source_configs
+from sync_platform.orchestration.configuration import (
+    required_env_by_source,
+    unconfigured_sources,
+)
 from sync_platform.orchestration.resources import WarehouseResource
+from sync_platform.orchestration.tags import SOURCE_TAG
+from sync_platform.warehouse.connection import READ_ONLY
 
 CHECK_SEVERITY = {"ERROR": "medium", "WARN": "warning"}
+TAGS = {"sync_platform/area": "alerting"}
+RETRY_BUCKET_MINUTES = 10  # a decision whose run failed is asked for again after this
+UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+# Jobs whose failures are not alerted per job: the alerting machinery itself (it could not
+# raise its own alert), and asset jobs, whose failures are counted per source and entity.
+NOT_ALERTED_PER_JOB = {"apply_alerts", "record_run_failure"}
+
+
+def _completed_evaluation(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, record):
+    """The latest record of a check whose evaluation finished (a run that failed before
+    evaluating it leaves only a planned record, which says nothing about the data)."""
+    if record is None or isinstance(record.evaluation, dg.AssetCheckEvaluation):
+        return record
+    for earlier in instance.event_log_storage.get_asset_check_execution_history(
+        check_key, limit=10
+    ):
+        if isinstance(earlier.evaluation, dg.AssetCheckEvaluation):
+            return earlier
+    return None
+
+
+def check_conditions(
+    instance: dg.DagsterInstance, repository: dg.RepositoryDefinition, unconfigured
+) -> list[rules.Condition]:
+    """A failed check is a data-integrity alert until it passes again."""
+    graph = repository.asset_graph
+    keys = sorted(graph.asset_check_keys, key=str)
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    conditions = []
+    for check_key in keys:
+        source = graph.get(check_key.asset_key).tags.get(SOURCE_TAG)
+        record = _completed_evaluation(instance, check_key, latest.get(check_key))
+        evaluation = record.evaluation if record else None
+        failed = evaluation is not None and not evaluation.passed
+        text = (evaluation.description if evaluation else None) or (
+            "see the check's metadata in the Dagster UI"
+        )
+        conditions.append(
+            rules.Condition(
+                f"check_failed:{check_key.asset_key.to_user_string()}:{check_key.name}",
+                failed and source not in unconfigured,
+                CHECK_SEVERITY.get(evaluation.severity.value, "medium") if failed else "medium",
+                "data_integrity",
+                f"check {check_key.name} failed on {check_key.asset_key.to_user_string()}: {text}",
+                {"run_id": record.run_id} if failed else {},
+                source,
+            )
+        )
+    return conditions
+
+
+def op_job_conditions(
+    instance: dg.DagsterInstance, repository: dg.RepositoryDefinition, limit: int
+) -> list[rules.Condition]:
+    """The last `limit` runs of a job without assets (backups, restores) all failed."""
+    conditions = []
+    for job in repository.get_all_jobs():
+        if job.name.startswith("__") or job.name in NOT_ALERTED_PER_JOB:
+            continue
+        if job.asset_layer.executable_asset_keys:
+            continue  # asset runs are counted per source and entity (sync_runs)
+        latest = instance.get_runs(filters=dg.RunsFilter(job_name=job.name), limit=limit)
+        holds = len(latest) == limit and all(
+            run.status == dg.DagsterRunStatus.FAILURE for run in latest
+        )
+        conditions.append(
+            rules.Condition(
+                f"job_failures:{job.name}",
+                holds,
+                "high",
+                "consecutive_failures",
+                f"job {job.name}: the last {limit} runs failed. Open the latest in the Dagster "
+                "UI; runbook: docs/operations.md",
+                {"runs": [run.run_id for run in latest]} if holds else {},
+            )
+        )
+    return conditions
+
+
+def all_conditions(
+    connection: sa.Connection,
+    instance: dg.DagsterInstance,
+    repository: dg.RepositoryDefinition,
+    now: datetime,
+    since: dict[str, datetime],
+) -> list[rules.Condition]:
+    unconfigured = unconfigured_sources(repository)
+    return [
+        *rules.evaluate(
+            connection,
+            all_source_configs(),
+            now,
+            unconfigured=unconfigured,
+            configured_since=since,
+        ),
+        *check_conditions(instance, repository, unconfigured),
+        *op_job_conditions(instance, repository, rules.CONSECUTIVE_FAILURES.read(connection)),
+    ]
+
+
+def configured(repository: dg.RepositoryDefinition) -> list[str]:
+    unconfigured = unconfigured_sources(repository)
+    return [source for source in required_env_by_source(repository) if source not in unconfigured]
+
+
+def pending_work(
+    engine: sa.Engine, instance: dg.DagsterInstance, repository: dg.RepositoryDefinition
+) -> list[str]:
+    """What an `apply_alerts` run would do now (read only)."""
+    now = datetime.now(UTC)
+    with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
+        # A source configured since the last run counts from now (the run records it).
+        since = {source: now for source in configured(repository)} | configured_since(connection)
+        conditions = all_conditions(connection, instance, repository, now, since)
+        work = rules.changes(connection, conditions, now)
+        if due := deliveries_due(connection, now):
+            work.append(f"deliver {due}")
+    return work
+
+
+def apply_alert_work(
+    engine: sa.Engine, instance: dg.DagsterInstance, repository: dg.RepositoryDefinition
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Raise and resolve alerts by the rules and the checks, then deliver what is due:
+    ({"raised", "resolved"}, {"sent", "failed", "left"})."""
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        since = record_configured(connection, configured(repository), now)
+        conditions = all_conditions(connection, instance, repository, now, since)
+        counts = rules.apply(connection, conditions, now)
+    return counts, deliver_due(engine, configured_channels(), now=now)
+
+
+@dg.op(tags=TAGS, retry_policy=dg.RetryPolicy(max_retries=2, delay=30))
+def raise_resolve_and_deliver(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
+    """Raise and resolve alerts by the rules and the checks, then deliver what is due."""
+    counts, delivered = apply_alert_work(
+        warehouse.ready_engine(), context.instance, context.repository_def
+    )
+    context.log.info(
+        f"{counts['raised']} condition(s) alerting, {counts['resolved']} resolved; "
+        f"{delivered['sent']} message(s) sent, {delivered['failed']} to retry later, "
+        f"{delivered['left']} for the next round"
+    )
+    context.add_output_metadata({**counts, **delivered})
+
+
+@dg.job(
+    tags=TAGS, description="Raise, resolve and deliver alerts (requested by alert_rules_sensor)."
+)
+def apply_alerts():
+    raise_resolve_and_deliver()
 
 
 @dg.sensor(
     name="alert_rules_sensor",
+    job=apply_alerts,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Evaluates the alert rules and delivers pending alerts.",
+    description="Decides whether alerts must be raised, resolved or delivered, and requests an "
+    "apply_alerts run when so (reads only).",
 )
-def alert_rules_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-    engine = warehouse.get_engine()
-    now = datetime.now(UTC)
-    with engine.begin() as connection:
-        counts = rules.apply(connection, rules.evaluate(connection, all_source_configs(), now), now)
-    delivered = deliver_pending(engine, configured_channels())
-    return dg.SkipReason(
-        f"{counts['raised']} condition(s) alerting, {counts['resolved']} resolved; "
-        f"{delivered['sent']} message(s) sent, {delivered['failed']} to retry"
+def alert_rules_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+) -> dg.RunRequest | dg.SkipReason:
+    running = context.instance.get_run_records(
+        filters=dg.RunsFilter(job_name=apply_alerts.name, statuses=UNFINISHED), limit=1
     )
-
-
-def check_alert(record, check_key: dg.AssetCheckKey):
-    """(holds, severity, message) for a check's latest evaluation."""
-    evaluation = record.evaluation if record else None
-    if evaluation is None or evaluation.passed:
-        return False, "medium", ""
-    severity = CHECK_SEVERITY.get(evaluation.severity.value, "medium")
-    text = evaluation.description or "see the check's metadata in the Dagster UI"
-    return (
-        True,
-        severity,
-        f"check {check_key.name} failed on {check_key.asset_key.to_user_string()}: {text}",
-    )
-
-
-@dg.sensor(
-    name="check_failure_alert_sensor",
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="A failed asset check is a data-integrity alert until it passes again.",
-)
-def check_failure_alert_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-    now = datetime.now(UTC)
-    failing = 0
-    with warehouse.get_engine().begin() as connection:
-        for check_key in context.repository_def.asset_graph.asset_check_keys:
-            record = context.instance.get_latest_asset_check_evaluation_record(check_key)
-            holds, severity, message = check_alert(record, check_key)
-            key = f"check_failed:{check_key.asset_key.to_user_string()}:{check_key.name}"
-            if holds:
-                failing += 1
-                raise_alert(
-                    connection,
-                    severity=severity,
-                    type="data_integrity",
-                    message=message,
-                    dedup_key=key,
-                    details={"run_id": record.run_id},
-                    now=now,
-                )
-            else:
-                resolve_alerts(connection, key, now)
-    return dg.SkipReason(f"{failing} failing check(s)")
+    if running:
+        return dg.SkipReason("an apply_alerts run is in progress")
+    work = pending_work(warehouse.get_engine(), context.instance, context.repository_def)
+    if not work:
+        return dg.SkipReason("nothing to raise, resolve or deliver")
+    digest = hashlib.sha256("\n".join(sorted(work)).encode()).hexdigest()[:16]
+    bucket = int(datetime.now(UTC).timestamp() // (RETRY_BUCKET_MINUTES * 60))
+    context.log.info(f"alert work: {', '.join(sorted(work)[:20])}")
+    return dg.RunRequest(run_key=f"alerts:{digest}:{bucket}", tags=TAGS)

@@ -8,6 +8,7 @@ import dagster as dg
 from sync_platform.alerting.health import as_markdown, health_report
 from sync_platform.config import all_source_configs
 from sync_platform.orchestration.automation import utc_schedule
+from sync_platform.orchestration.configuration import unconfigured_sources
 from sync_platform.warehouse.connection import READ_ONLY
 
 
@@ -33,9 +34,16 @@ def schedules_by_source(repository: dg.RepositoryDefinition) -> dict[str, list[t
 )
 def sync_health(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     engine = context.resources.warehouse.ready_engine()
-    schedules = schedules_by_source(context.repository_def)
+    repository = context.repository_def
+    schedules = schedules_by_source(repository)
     with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
-        report = health_report(connection, all_source_configs(), schedules, datetime.now(UTC))
+        report = health_report(
+            connection,
+            all_source_configs(),
+            schedules,
+            datetime.now(UTC),
+            not_configured=unconfigured_sources(repository),
+        )
     entities = report["entities"]
     return dg.MaterializeResult(
         metadata={
@@ -46,6 +54,7 @@ def sync_health(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "open_gaps": sum(e["open_gaps"] for e in entities),
             "quarantined_24h": sum(e["quarantined_24h"] for e in entities),
             "open_high_alerts": report["open_high_alerts"],
+            "sources_not_configured": len(report["not_configured"]),
         }
     )
 

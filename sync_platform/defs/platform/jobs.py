@@ -1,8 +1,15 @@
-"""`full_sync`: every unpartitioned source entity, the demo's main job."""
+"""`full_sync`: every unpartitioned source entity, the demo's main job; `record_run_failure`:
+a failed run recorded in the warehouse."""
+
+from datetime import UTC, datetime
 
 import dagster as dg
+from pydantic import Field
 
-from sync_platform.orchestration.tags import LAYER_TAG, PARTITIONING_TAG
+from sync_platform.config import all_source_configs
+from sync_platform.engine import audit
+from sync_platform.orchestration.resources import WarehouseResource
+from sync_platform.orchestration.tags import LAYER_TAG, PARTITIONING_TAG, SOURCE_TAG, trigger_of
 
 full_sync = dg.define_asset_job(
     "full_sync",
@@ -11,3 +18,71 @@ full_sync = dg.define_asset_job(
     description="Every unpartitioned source entity, in dependency order (the demo's main job). "
     "Daily-partitioned sources (GA4) run by partition: see their own jobs.",
 )
+
+
+def step_errors(instance: dg.DagsterInstance, run_id: str, most: int = 3) -> list[str]:
+    """What failed steps said (the run's own failure only names the steps)."""
+    failures = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=most
+    ).records
+    found = []
+    for record in failures:
+        event = record.event_log_entry.dagster_event
+        error = getattr(event.event_specific_data, "error", None)
+        text = error.message.strip() if error else "failed"
+        found.append(f"{event.step_key}: {text[:300]}")
+    return found
+
+
+class FailedRunConfig(dg.Config):
+    run_id: str = Field(description="the failed Dagster run")
+    message: str = Field(default="run failed", description="why it failed, as Dagster said")
+
+
+@dg.op(
+    tags={"sync_platform/area": "alerting"}, retry_policy=dg.RetryPolicy(max_retries=3, delay=30)
+)
+def record_failure(
+    context: dg.OpExecutionContext, config: FailedRunConfig, warehouse: WarehouseResource
+) -> None:
+    """The failed run in `sync_errors`, and a failed sync in the audit for each entity it was
+    to sync whose sync never started, so the alert rules count it per source and entity."""
+    run = context.instance.get_run_by_id(config.run_id)
+    if run is None:
+        raise dg.Failure(f"run {config.run_id} is not in this instance")
+    planned = context.instance.get_records_for_run(
+        config.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    ).records
+    source_of = {
+        entity: source.source for source in all_source_configs() for entity in source.entities
+    }
+    names = {record.event_log_entry.dagster_event.asset_key.to_user_string() for record in planned}
+    entities = sorted((source_of[name], name) for name in names if name in source_of)
+    message = f"run {run.run_id} of job {run.job_name} failed: {config.message}"
+    if causes := step_errors(context.instance, config.run_id):
+        message += f" ({'; '.join(causes)})"
+    with warehouse.ready_engine().begin() as connection:
+        audit.record_run_failure(
+            connection,
+            dagster_run_id=run.run_id,
+            source=run.tags.get(SOURCE_TAG),
+            message=message,
+        )
+        recorded = audit.record_unstarted_syncs(
+            connection,
+            entities,
+            dagster_run_id=run.run_id,
+            trigger=trigger_of(run.tags),
+            message=f"the sync never started: {message}",
+            now=datetime.now(UTC),
+        )
+    added = ", ".join(f"{source}.{entity}" for source, entity in recorded) or "no entity"
+    context.log.info(f"recorded run {run.run_id}; failed syncs added for {added}")
+
+
+@dg.job(
+    tags={"sync_platform/area": "alerting"},
+    description="Record a failed run in the warehouse (requested by record_run_failures).",
+)
+def record_run_failure():
+    record_failure()

@@ -6,10 +6,10 @@
   config. The run counts the attempt before it starts, so the next tick waits; a gap out of
   attempts is declared unrecoverable by the sync's verification, with an alert naming the
   keys.
-- `record_run_failures`: every failed run in the warehouse's `sync_errors`, including runs
-  that died before the sync engine started (a missing environment variable, an unreachable
-  database), which therefore have no audit row of their own; and a high alert when the last
-  `alert_consecutive_failures` runs of a job all failed.
+- `record_run_failures`: every failed run gets a `record_run_failure` run, which writes it to
+  `sync_errors` and, for each entity it was to sync whose sync never started (a missing
+  environment variable, an unreachable database), a failed sync in the audit, so the alert
+  rules count failures per source and entity whatever launched the run.
 """
 
 import hashlib
@@ -18,27 +18,30 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from sync_platform.alerting.rules import CONSECUTIVE_FAILURES
-from sync_platform.alerting.store import raise_alert
-from sync_platform.engine import audit
+from sync_platform.defs.ops.alerting import apply_alerts
+from sync_platform.defs.platform.jobs import record_run_failure
 from sync_platform.engine.gaps import (
     GAP_RESYNC_BACKOFF_MINUTES,
     GAP_RESYNC_MAX_ATTEMPTS,
     resync_candidates,
 )
+from sync_platform.orchestration.configuration import unconfigured_sources
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.orchestration.tags import RESYNC_TAG, SOURCE_TAG, TRIGGER_TAG
 from sync_platform.warehouse.connection import READ_ONLY
 
 
 def resyncable_entities(repository: dg.RepositoryDefinition) -> set[tuple[str, str]]:
-    """(source, entity) of every asset that resyncs single record keys. Gaps of anything
-    else (e.g. lost n8n deliveries, which `n8n_delivery_gaps` resyncs) are not this
-    sensor's to act on."""
+    """(source, entity) of every asset of a configured source that resyncs single record
+    keys. Gaps of anything else (e.g. lost n8n deliveries, which `n8n_delivery_gaps`
+    resyncs) are not this sensor's to act on."""
+    unconfigured = unconfigured_sources(repository)
     return {
         (node.tags[SOURCE_TAG], node.key.to_user_string())
         for node in repository.asset_graph.asset_nodes
-        if node.tags.get(RESYNC_TAG) == "keys" and SOURCE_TAG in node.tags
+        if node.tags.get(RESYNC_TAG) == "keys"
+        and SOURCE_TAG in node.tags
+        and node.tags[SOURCE_TAG] not in unconfigured
     }
 
 
@@ -84,30 +87,20 @@ def sync_gap_sensor(
 
 @dg.run_failure_sensor(
     name="record_run_failures",
+    request_job=record_run_failure,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
 )
-def record_run_failures(context: dg.RunFailureSensorContext, warehouse: WarehouseResource):
+def record_run_failures(context: dg.RunFailureSensorContext):
+    """A failed run gets a `record_run_failure` run (once: the run key is the failed run's
+    id), which writes it to the warehouse; this sensor writes nothing itself."""
     run = context.dagster_run
-    message = context.failure_event.message or "run failed"
-    with warehouse.get_engine().begin() as connection:
-        audit.record_run_failure(
-            connection,
-            dagster_run_id=run.run_id,
-            source=run.tags.get(SOURCE_TAG),
-            message=f"run {run.run_id} of job {run.job_name} failed: {message}",
-        )
-        limit = CONSECUTIVE_FAILURES.read(connection)
-        latest = context.instance.get_runs(
-            filters=dg.RunsFilter(job_name=run.job_name), limit=limit
-        )
-        if len(latest) == limit and all(r.status == dg.DagsterRunStatus.FAILURE for r in latest):
-            raise_alert(
-                connection,
-                severity="high",
-                type="consecutive_failures",
-                message=f"job {run.job_name}: the last {limit} runs failed (latest {run.run_id}: "
-                f"{message}). Open the run in the Dagster UI; runbook: docs/operations.md",
-                dedup_key=f"job_failures:{run.job_name}",
-                details={"runs": [r.run_id for r in latest]},
-            )
+    if run.job_name in (record_run_failure.name, apply_alerts.name):
+        return dg.SkipReason(f"{run.job_name} records and alerts; its own failures are logged")
+    message = (context.failure_event.message or "run failed")[:2000]
+    return dg.RunRequest(
+        run_key=f"failed-run:{run.run_id}",
+        run_config={
+            "ops": {"record_failure": {"config": {"run_id": run.run_id, "message": message}}}
+        },
+    )

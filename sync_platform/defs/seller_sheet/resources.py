@@ -58,6 +58,7 @@ def sheet_entity_source(
 
 class SellerSheetResource(GoogleSourceResource):
     key: ClassVar[str] = "seller_sheet"
+    required_env: ClassVar[tuple[str, ...]] = (SHEET_ID_ENV, *GoogleSourceResource.required_env)
 
     spreadsheet_id: str = Field(description=f"the sheet's id ({SHEET_ID_ENV})")
     base_url: str = DEFAULT_BASE_URL

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any, NoReturn
 from urllib.parse import quote
 
-from pyrate_limiter import Duration, InMemoryBucket, Limiter, Rate
+from pyrate_limiter import Duration, Limiter, Rate
 
 from sync_platform.errors import ConfigurationError
+from sync_platform.sources import shared_state
 from sync_platform.sources.google_auth import SPREADSHEETS_READONLY, AccessTokenProvider
 from sync_platform.sources.http_session import HttpStatusError, RetrySettings, SourceHttpClient
 
@@ -56,19 +56,11 @@ Records = list[dict[str, Any]]
 
 
 def read_limiter(identity: str, max_requests: int, period_seconds: float = 60.0) -> Limiter:
-    """One limiter per identity (and limit) per process, shared by every client of it,
-    since Google counts the quota per user (pyrate-limiter: a sliding window that blocks
-    until a slot is free)."""
-    key = (identity, max_requests, period_seconds)
-    with _limiters_lock:
-        if key not in _limiters:
-            rate = Rate(max_requests, Duration.SECOND * period_seconds)
-            _limiters[key] = Limiter(InMemoryBucket([rate]))
-        return _limiters[key]
-
-
-_limiters: dict[tuple[str, int, float], Limiter] = {}
-_limiters_lock = threading.Lock()
+    """One limiter per identity (and limit), shared by every client of it, since Google counts
+    the quota per user (pyrate-limiter: a sliding window that blocks until a slot is free);
+    across processes once the process is bound to a database (sources/shared_state.py)."""
+    rate = Rate(max_requests, int(Duration.SECOND * period_seconds))
+    return shared_state.rate_limiter(f"sheets-reads:{identity}", rate)
 
 
 # -- A1 notation and rows ----------------------------------------------------------------

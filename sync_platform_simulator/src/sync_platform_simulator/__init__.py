@@ -8,7 +8,7 @@ docs/sources/dealer_feed_api.md.
 from sync_platform_simulator.app import create_app
 from sync_platform_simulator.background_server import BackgroundServer
 from sync_platform_simulator.dealer import DealerData, DealerSettings
-from sync_platform_simulator.faults import DroppedKey, FaultInjector, FaultPlan
+from sync_platform_simulator.faults import DroppedKey, FaultInjector, FaultKind, FaultPlan
 from sync_platform_simulator.ga4 import GA4Data, GA4Property, GA4Settings
 from sync_platform_simulator.google_oauth import GoogleOAuth, GoogleOAuthSettings
 from sync_platform_simulator.legacy_erp import ErpData, ErpSettings
@@ -25,6 +25,7 @@ __all__ = [
     "ErpData",
     "ErpSettings",
     "FaultInjector",
+    "FaultKind",
     "FaultPlan",
     "GA4Data",
     "GA4Property",

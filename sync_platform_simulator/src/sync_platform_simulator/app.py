@@ -52,8 +52,9 @@ def clear_faults(state: State) -> FaultPlan:
 
 
 @control_router.get("/stats")
-def stats(state: State) -> dict[str, list[dict[str, Any]]]:
-    return {"requests": state.stats.rows()}
+def stats(state: State) -> dict[str, Any]:
+    """Source requests served by (path, status), and the faults injected by kind."""
+    return {"requests": state.stats.rows(), "faults": state.stats.faults()}
 
 
 async def _error_body(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

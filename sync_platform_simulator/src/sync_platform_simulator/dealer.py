@@ -358,6 +358,19 @@ control_router = APIRouter(prefix="/_sim/dealer")
 AnyRecord = Annotated[Record, Body()]
 
 
+@control_router.get("/stock")
+def dump_stock(dealer: Dealer) -> JSONResponse:
+    """Every vehicle as `/stock` serves it, all pages in order, with no fault applied: the
+    source's state to compare a warehouse with. Reads the rows the route pages through."""
+    return JSONResponse({"items": [vehicle for _, vehicle in dealer.ordered_stock()]})
+
+
+@control_router.get("/leads")
+def dump_leads(dealer: Dealer) -> JSONResponse:
+    """Every lead as `/leads` (no `updated_since`) serves it, all pages, no fault applied."""
+    return JSONResponse({"items": [lead for _, _, lead in dealer.ordered_leads()]})
+
+
 @control_router.post("/mutate")
 def mutate_stock(mutation: StockMutation, dealer: Dealer) -> dict[str, list[str]]:
     return dealer.mutate_stock(**mutation.model_dump())

@@ -28,8 +28,8 @@ import math
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -194,6 +194,7 @@ class Figures:
 
 
 ReportRow = tuple[list[str], Figures]  # dimension values in request order, figures
+Shares = dict[date, float]  # each date a report covers: the share of its final figures seen
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,7 @@ class GA4Data:
         self.lock = threading.Lock()
         self._today = self.settings.today
         self._pulls: Counter[tuple[str, date]] = Counter()
+        self._pulled_on: dict[tuple[str, date], date] = {}  # the today of each latest pull
         self._tokens_left = {
             prop: [self.settings.tokens_per_hour, self.settings.tokens_per_day]
             for prop in self.properties
@@ -276,17 +278,37 @@ class GA4Data:
     def set_today(self, today: date | None) -> None:
         self._today = today
 
-    def earlier_pulls(self, prop: str, start: date, end: date, offset: int) -> dict[date, int]:
-        """How many pulls each date had before this one. A read from offset 0 is a new pull;
-        its later pages belong to the pull already counted."""
+    def shares(self, prop: str, start: date, end: date, today: date, offset: int) -> Shares:
+        """The dates a read serves (none after today), each with the share of its final
+        figures this read sees. A read from offset 0 is a new pull; its later pages belong
+        to the pull already counted, so they see the same figures."""
         already = 0 if offset == 0 else 1
         with self.lock:
-            return {day: max(self._pulls[(prop, day)] - already, 0) for day in _days(start, end)}
+            return {
+                day: self.completeness(
+                    (today - day).days, max(self._pulls[(prop, day)] - already, 0)
+                )
+                for day in _days(start, min(end, today))
+            }
 
-    def record_pull(self, prop: str, start: date, end: date) -> None:
+    def latest_shares(self, prop: str, start: date, end: date, today: date) -> Shares:
+        """As `shares`, but each date as its latest pull saw it, at that pull's today (so a
+        date that has aged since keeps the figures it was last served with); a date never
+        pulled as the next pull will see it."""
         with self.lock:
-            for day in _days(start, end):
+            return {
+                day: self.completeness(
+                    (self._pulled_on.get((prop, day), today) - day).days,
+                    max(self._pulls[(prop, day)] - 1, 0),
+                )
+                for day in _days(start, min(end, today))
+            }
+
+    def record_pull(self, prop: str, days: Iterable[date], today: date) -> None:
+        with self.lock:
+            for day in days:
                 self._pulls[(prop, day)] += 1
+                self._pulled_on[(prop, day)] = today
 
     def pulls(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -359,30 +381,17 @@ class GA4Data:
     # -- figures ---------------------------------------------------------------------------
 
     def report_rows(
-        self, prop: str, request: ReportRequest, earlier_pulls: dict[date, int]
+        self, prop: str, request: ReportRequest, shares: Shares
     ) -> tuple[list[ReportRow], bool]:
         """`build_rows`, remembered for the last few reports so paging through one does not
-        rebuild it for every page."""
-        today = self.today()
-        revising = tuple(
-            (day, pulls)
-            for day, pulls in earlier_pulls.items()
-            if 0 <= (today - day).days <= self.settings.revision_days
-        )
-        key = (
-            prop,
-            request.start,
-            request.end,
-            tuple(request.dimensions),
-            request.keep_empty_rows,
-            today,
-            revising,
-        )
+        rebuild it for every page. The dates and their shares are all the rows depend on
+        besides the dimensions, so they are the key, whoever asks (a read or a peek)."""
+        key = (prop, tuple(request.dimensions), request.keep_empty_rows, tuple(shares.items()))
         with self.lock:
             if key in self._reports:
                 self._reports.move_to_end(key)
                 return self._reports[key]
-        built = build_rows(self, prop, request, earlier_pulls)
+        built = build_rows(self, prop, request, shares)
         with self.lock:
             self._reports[key] = built
             while len(self._reports) > REPORTS_REMEMBERED:
@@ -484,9 +493,10 @@ def _days(start: date, end: date) -> list[date]:
 
 
 def build_rows(
-    ga4: GA4Data, prop: str, request: ReportRequest, earlier_pulls: dict[date, int]
+    ga4: GA4Data, prop: str, request: ReportRequest, shares: Shares
 ) -> tuple[list[ReportRow], bool]:
-    """Every row of the report, in order, and whether an "(other)" row folded combinations."""
+    """Every row of the report over the dates of `shares`, each seen at its share of its final
+    figures, in order, and whether an "(other)" row folded combinations."""
     others = tuple(d for d in request.dimensions if d != "date")
     combinations = ga4.combinations(prop, others)
     folded = len(combinations) > ga4.settings.cardinality_limit
@@ -495,15 +505,13 @@ def build_rows(
     if folded:
         other = tuple(OTHER for _ in others)
         groups.append((other, combinations[len(kept) :]))
-    today = ga4.today()
-    days = _days(request.start, min(request.end, today))
+    days = list(shares)
     by_day = "date" in request.dimensions
 
     def day_figures(day: date, members: list[tuple[str, ...]]) -> Figures:
         total = Figures()
-        complete = ga4.completeness((today - day).days, earlier_pulls.get(day, 0))
         for values in members:
-            total.add(ga4.figures(prop, day, ga4.rates(prop, others, values), complete))
+            total.add(ga4.figures(prop, day, ga4.rates(prop, others, values), shares[day]))
         return total
 
     rows: list[ReportRow] = []
@@ -715,14 +723,15 @@ def run_report(
             "RESOURCE_EXHAUSTED",
             f"Exhausted concurrent requests quota. Refer to {QUOTAS_URL}.",
         )
-    report = parse_request(body, ga4.today())
-    earlier = ga4.earlier_pulls(property_id, report.start, report.end, report.offset)
-    rows, folded = ga4.report_rows(property_id, report, earlier)
+    today = ga4.today()
+    report = parse_request(body, today)
+    shares = ga4.shares(property_id, report.start, report.end, today, report.offset)
+    rows, folded = ga4.report_rows(property_id, report, shares)
     response = report_body(ga4, property_id, report, rows, folded)
     cost = 1 + len(response.get("rows", [])) // ROWS_PER_EXTRA_TOKEN
     hour_left, day_left, project_left = ga4.charge(property_id, cost)
     if report.offset == 0:
-        ga4.record_pull(property_id, report.start, min(report.end, ga4.today()))
+        ga4.record_pull(property_id, shares, today)
     if report.return_quota:
         errors = _server_errors(request)
         response["propertyQuota"] = {
@@ -763,6 +772,22 @@ def set_today(today: SimulatedToday, ga4: GA4) -> dict[str, str]:
 def pulls(ga4: GA4) -> dict[str, list[dict[str, Any]]]:
     """How often each (property, date) was pulled (reads from offset 0)."""
     return {"pulls": ga4.pulls()}
+
+
+@control_router.post("/properties/{property_id}:peekReport")
+def peek_report(property_id: str, ga4: GA4, body: Annotated[Any, Body()] = None) -> JSONResponse:
+    """runReport's answer to this body as each date's latest pull served it (a date never
+    pulled: as the next pull will), every row at once (limit and offset are checked, not
+    applied), with no pull counted, no token spent and no fault: the source's state to
+    compare a warehouse with."""
+    if property_id not in ga4.properties:
+        raise HTTPException(status_code=404, detail=f"no property {property_id}")
+    today = ga4.today()
+    report = parse_request(body, today)
+    shares = ga4.latest_shares(property_id, report.start, report.end, today)
+    rows, folded = ga4.report_rows(property_id, report, shares)
+    every_row = replace(report, limit=len(rows), offset=0)
+    return JSONResponse(report_body(ga4, property_id, every_row, rows, folded))
 
 
 @control_router.get("/quota")

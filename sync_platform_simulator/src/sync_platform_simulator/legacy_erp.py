@@ -628,6 +628,18 @@ def counts(erp: Erp) -> dict[str, int]:
     return _counts(erp)
 
 
+@control_router.get("/records/{entity}")
+def dump_records(entity: str, erp: Erp) -> Response:
+    """Every record of an entity as the listing (no `modified_since`) serves it, dirt, charset
+    and all pages included, with no fault applied and no session: the source's state to
+    compare a warehouse with. Built from the same rows and serializer as the listing."""
+    if entity not in ENTITIES:
+        known = ", ".join(ENTITIES)
+        raise HTTPException(status_code=404, detail=f"unknown entity {entity!r}; known: {known}")
+    rows = erp.served(entity, by_modified=False)
+    return legacy_json(erp, {"items": [record for _, _, record in rows]})
+
+
 @control_router.post("/mutate")
 def mutate(mutation: ErpMutation, erp: Erp) -> dict[str, Any]:
     return erp.mutate(**mutation.model_dump())

@@ -31,8 +31,9 @@ absent from lists, 404 by id. The clock is real time plus an offset that
 Where a delivery's payload lives in an execution (what the gap resync extracts): the item
 that entered the node "Send to warehouse" — the first output item of the node named in
 `runData["Send to warehouse"][0].source[0].previousNode` — carries `webhookId`, `timestamp`
-and `body`, the exact JSON text that was (or should have been) sent. Reference:
-docs/sources/n8n.md.
+and `body`, the exact JSON text that was (or should have been) sent. A send's `send_node`
+names that node differently in its executions only (a node renamed in n8n between runs), so
+the gap resync cannot find their payload. Reference: docs/sources/n8n.md.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ WEBHOOK_PATH = "/webhooks/n8n/{key}"
 DEFAULT_PAGE = 100
 MAX_PAGE = 250
 SEND_NODE = "Send to warehouse"
+MAX_NODE_NAME = 128  # our bound for a node name sent in a request, not one n8n documents
 PAYLOAD_NODE = "Build payload"
 SIGN_NODE = "Sign"
 WORKFLOW_KINDS = ("form_submission", "new_lead", "order_update")
@@ -179,6 +181,14 @@ class SendRequest(BaseModel):
     header_name: str | None = None
     max_tries: int | None = Field(default=None, ge=1, le=5)
     wait_between_tries_ms: int | None = Field(default=None, ge=0, le=5000)
+    send_node: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_NODE_NAME,
+        pattern=r"\S",
+        description="None: the workflow's 'Send to warehouse'. The HTTP node's name in these "
+        "executions only (renamed in n8n): the gap resync cannot find their payload",
+    )
 
 
 class SendReport(BaseModel):
@@ -211,6 +221,7 @@ class Execution:
     body: str
     dropped: bool
     duplicated: bool
+    send_node: str = SEND_NODE
     headers: dict[str, str] = field(default_factory=dict)
     status: ExecutionStatus = "running"
     stopped_at: datetime | None = None
@@ -307,13 +318,15 @@ class N8nData:
                 body=json.dumps(event, separators=(",", ":"), ensure_ascii=False),
                 dropped=dropped,
                 duplicated=duplicated,
+                send_node=plan.send_node or SEND_NODE,
             )
             execution.headers = _request_headers(workflow, execution)
             self._executions[execution.int_id] = execution
             return execution
 
-    async def send(self, plan: SendRequest) -> SendReport:
-        """Run `plan.count` executions, deliver their webhooks, and report what happened."""
+    def planned_workflow(self, plan: SendRequest) -> N8nWorkflow:
+        """The workflow as this send runs it (its overrides applied); ValueError for a
+        `send_node` that n8n would refuse, before any execution starts."""
         workflow = self.workflow(plan.workflow_key)
         if plan.auth or plan.secret or plan.header_name:
             workflow = workflow.model_copy(
@@ -323,6 +336,16 @@ class N8nData:
                     "header_name": plan.header_name or workflow.header_name,
                 }
             )
+        # n8n keeps node names unique within a workflow.
+        if plan.send_node is not None and plan.send_node in _node_names(workflow)[:-1]:
+            raise ValueError(
+                f"send_node {plan.send_node!r} is already another node of {workflow.key}"
+            )
+        return workflow
+
+    async def send(self, plan: SendRequest) -> SendReport:
+        """Run `plan.count` executions, deliver their webhooks, and report what happened."""
+        workflow = self.planned_workflow(plan)
         rng = (
             random.Random(f"n8n-send:{plan.seed}:{workflow.key}")
             if plan.seed is not None
@@ -430,7 +453,7 @@ class N8nData:
         }
         if include_data:
             summary["data"] = run_data(execution)
-            summary["workflowData"] = workflow_data(execution.workflow)
+            summary["workflowData"] = workflow_data(execution.workflow, execution.send_node)
         return summary
 
     def environment(self) -> dict[str, str]:
@@ -540,14 +563,15 @@ TRIGGERS = {
 }
 
 
-def _node_names(workflow: N8nWorkflow) -> list[str]:
+def _node_names(workflow: N8nWorkflow, send_node: str = SEND_NODE) -> list[str]:
     trigger = TRIGGERS[workflow.kind or "form_submission"][0]
     middle = [SIGN_NODE] if workflow.auth == "standard_webhooks" else []
-    return [trigger, PAYLOAD_NODE, *middle, SEND_NODE]
+    return [trigger, PAYLOAD_NODE, *middle, send_node]
 
 
-def workflow_data(workflow: N8nWorkflow) -> dict[str, Any]:
-    """The workflow as n8n stores it with an execution (nodes and connections)."""
+def workflow_data(workflow: N8nWorkflow, send_node: str = SEND_NODE) -> dict[str, Any]:
+    """The workflow as n8n stores it with an execution (nodes and connections); `send_node`
+    is the HTTP node's name as it was when that execution ran."""
     trigger_name, trigger_type = TRIGGERS[workflow.kind or "form_submission"]
     send_headers = [
         {"name": "webhook-id", "value": "={{ $json.webhookId }}"},
@@ -588,7 +612,7 @@ def workflow_data(workflow: N8nWorkflow) -> dict[str, Any]:
         )
     nodes.append(
         {
-            "name": SEND_NODE,
+            "name": send_node,
             "type": "n8n-nodes-base.httpRequest",
             "typeVersion": 4.2,
             "retryOnFail": True,
@@ -605,7 +629,7 @@ def workflow_data(workflow: N8nWorkflow) -> dict[str, Any]:
             },
         }
     )
-    names = _node_names(workflow)
+    names = _node_names(workflow, send_node)
     connections = {
         a: {"main": [[{"node": b, "type": "main", "index": 0}]]}
         for a, b in itertools.pairwise(names)
@@ -637,7 +661,7 @@ def _task(start_ms: int, index: int, previous: str | None, items: list[dict[str,
 def run_data(execution: Execution) -> dict[str, Any]:
     """`data` of an execution as n8n's API returns it with includeData=true."""
     workflow = execution.workflow
-    names = _node_names(workflow)
+    names = _node_names(workflow, execution.send_node)
     start_ms = int(execution.started_at.timestamp() * 1000)
     item = {
         "webhookId": execution.webhook_id,
@@ -669,7 +693,7 @@ def run_data(execution: Execution) -> dict[str, Any]:
     }
     return {
         "startData": {},
-        "resultData": {"runData": run, "pinData": {}, "lastNodeExecuted": SEND_NODE},
+        "resultData": {"runData": run, "pinData": {}, "lastNodeExecuted": execution.send_node},
         "executionData": {
             "contextData": {},
             "nodeExecutionStack": [],
@@ -828,6 +852,10 @@ async def send(plan: SendRequest, n8n: N8n) -> SendReport:
     """Run executions of one workflow and deliver their webhooks to `target`."""
     if plan.workflow_key not in n8n.workflows:
         raise HTTPException(400, detail=f"no simulated n8n workflow {plan.workflow_key!r}")
+    try:
+        n8n.planned_workflow(plan)
+    except ValueError as exc:
+        raise HTTPException(400, detail=str(exc)) from None
     return await n8n.send(plan)
 
 
@@ -846,6 +874,7 @@ def executions(n8n: N8n) -> list[dict[str, Any]]:
                 "delivered": e.delivered,
                 "dropped": e.dropped,
                 "duplicated": e.duplicated,
+                "send_node": e.send_node,
                 "attempts": [a.status if a.status is not None else a.error for a in e.attempts],
                 "event": e.event,
             }
