@@ -34,6 +34,7 @@ import typer
 
 from sync_platform import settings
 from sync_platform.config import all_source_configs
+from sync_platform.orchestration.runs import UNFINISHED
 from sync_platform.warehouse.connection import create_warehouse_engine, redacted
 from sync_platform.warehouse.mart_tables import mart_daily_kpis
 from sync_platform.warehouse.platform_tables import (
@@ -51,12 +52,6 @@ INCIDENT_SELLER = "AA12679"
 DEALER_FAULTS = {"rate_limit_next": 1, "retry_after": 1, "truncate_next": 1, "fail_next": 1}
 MALFORMED_VEHICLES = {"STK000007": {"VIN": "NOT-A-VIN"}, "STK000011": {"Price": -100}}
 DAEMON_WAIT_SECONDS = 180
-UNFINISHED = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 WEBHOOKS = {"new_lead": 200, "form_submission": 60, "order_update": 40}
 EVENT_TABLES = {
     "new_lead": "webhook_new_leads",

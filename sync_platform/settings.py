@@ -15,6 +15,8 @@ HOME_ENV = "SYNC_PLATFORM_HOME"
 ENVIRONMENT_ENV = "SYNC_PLATFORM_ENV"
 CONFIG_DIR_ENV = "SYNC_PLATFORM_CONFIG_DIR"
 CRASHPOINT_ENV = "SYNC_PLATFORM_CRASHPOINT"
+# Soak only, never production: schedules and sensors run this many times more often.
+CADENCE_SPEEDUP_ENV = "SYNC_PLATFORM_CADENCE_SPEEDUP"
 
 # The webhook receiver's limits (defaults in sync_platform/receiver/settings.py).
 RECEIVER_MAX_BODY_BYTES_ENV = "SYNC_PLATFORM_RECEIVER_MAX_BODY_BYTES"
@@ -48,6 +50,24 @@ def warehouse_url() -> str:
 def environment() -> str:
     """Which config overlay applies (dev, test, prod); dev when unset."""
     return os.environ.get(ENVIRONMENT_ENV, "dev")
+
+
+def cadence_speedup() -> float:
+    """How many times faster than written the schedules and sensors run (1 unless the soak
+    compresses the hours of a day into minutes)."""
+    raw = os.environ.get(CADENCE_SPEEDUP_ENV, "").strip()
+    if not raw:
+        return 1.0
+    try:
+        speedup = float(raw)
+    except ValueError:
+        speedup = 0.0
+    if not speedup >= 1:
+        raise ValueError(
+            f"{CADENCE_SPEEDUP_ENV}={raw!r} is not a number of at least 1: unset it (production) "
+            "or set e.g. 24 to run an hourly schedule every 2.5 minutes (soak)"
+        )
+    return speedup
 
 
 def backup_dir() -> Path:

@@ -109,6 +109,15 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     }
 
 
+def check_metadata(result: dg.ExecuteInProcessResult, check: str) -> dict[str, object]:
+    """The metadata of one check evaluation ("asset:check") of a run, plus its `passed`."""
+    for evaluation in result.get_asset_check_evaluations():
+        if f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}" == check:
+            values = {key: value.value for key, value in evaluation.metadata.items()}
+            return values | {"passed": evaluation.passed}
+    raise AssertionError(f"{check} was not evaluated by run {result.run_id}")
+
+
 def execute_as_operator(job: str, dagster_home: Path) -> dg.DagsterInstance:
     """`dagster job execute -m sync_platform.definitions -j <job>` in a subprocess, as an
     operator runs it (the code location loaded as a repository, the environment of this

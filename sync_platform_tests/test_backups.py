@@ -439,8 +439,11 @@ def test_schedules_nightly_backup_hourly_inbox_weekly_drill():
     assert nightly.job_name == "backup_warehouse"
     inbox = schedules["backup_webhook_inbox_hourly"]
     assert inbox.cron_schedule == "30 * * * *" and inbox.execution_timezone == "UTC"
-    context = dg.build_schedule_context(scheduled_execution_time=NOW)
-    request = inbox.evaluate_tick(context).run_requests[0]
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(instance=instance, scheduled_execution_time=NOW) as context,
+    ):
+        request = inbox.evaluate_tick(context).run_requests[0]
     assert request.run_config["ops"]["create_backup"]["config"]["kind"] == "inbox"
     drill = schedules["restore_drill_weekly"]
     assert drill.cron_schedule == "0 5 * * 0" and drill.job_name == "restore_drill"

@@ -11,7 +11,15 @@ from sync_platform.defs.platform.sensors import sync_gap_sensor
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.runtime_config import set_setting
 from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps, sync_runs
-from sync_platform_tests.dagster_runs import materializations, run_job, run_requested
+from sync_platform_tests.dagster_runs import (
+    check_metadata,
+    materializations,
+    run_job,
+    run_requested,
+)
+
+IN_STEP = "dealer_stock:in_step_with_source"
+HEALING = "sync_platform/healing"
 
 
 def tick(warehouse_url: str) -> dg.SensorResult:
@@ -31,8 +39,12 @@ def query(warehouse_url: str, statement) -> list:
 
 def test_a_dropped_record_is_found_and_resynced_by_the_next_tick(source_env, warehouse_url):
     source_env.faults(drop_keys=[{"key": "STK000042", "times": 1}])
-    stock = materializations(run_job())["dealer_stock"]
+    first = run_job()
+    stock = materializations(first)["dealer_stock"]
     assert stock["gap_count"] == 1 and "STK000042" in stock["notes"]
+    # The check fails, and says the platform is healing it (no alert for a gap in resync).
+    check = check_metadata(first, IN_STEP)
+    assert (check["passed"], check[HEALING], check["missing_keys"]) == (False, True, "STK000042")
 
     result = tick(warehouse_url)
     (request,) = result.run_requests
@@ -76,8 +88,12 @@ def test_a_record_lost_for_good_is_retried_with_backoff_then_alerted(source_env,
     assert alert["severity"] == "high" and "STK000042" in alert["message"]
     assert tick(warehouse_url).run_requests == []  # attempts used up: no more runs
 
-    # The next scheduled sync still misses it: known lost, not a new gap to resync again.
-    assert materializations(run_job())["dealer_stock"]["gap_count"] == 1
+    # The next scheduled sync still misses it: known lost, not a new gap to resync again,
+    # and its check failure is no longer one the platform heals (it raises its own alert).
+    again = run_job()
+    assert materializations(again)["dealer_stock"]["gap_count"] == 1
+    check = check_metadata(again, IN_STEP)
+    assert (check["passed"], check[HEALING]) == (False, False)
     (gap,) = query(warehouse_url, sa.select(sync_gaps))
     assert gap["status"] == "unrecoverable"
     assert tick(warehouse_url).run_requests == []
@@ -88,6 +104,24 @@ def test_a_record_lost_for_good_is_retried_with_backoff_then_alerted(source_env,
     assert gap["status"] == "resolved"
     (alert,) = query(warehouse_url, sa.select(sync_alerts))
     assert alert["status"] == "resolved"
+
+
+def test_the_lost_record_alert_names_every_key_lost_so_far(source_env, warehouse_url):
+    engine = WarehouseResource(url=warehouse_url).get_engine()
+    with engine.begin() as connection:
+        set_setting(connection, "gap_resync_max_attempts", "1")
+        set_setting(connection, "gap_resync_backoff_minutes", "0")
+    source_env.faults(drop_keys=[{"key": "STK000042", "times": 100}])
+    run_job()
+    assert run_requested(tick(warehouse_url).run_requests[0]).success
+    source_env.faults(
+        drop_keys=[{"key": "STK000042", "times": 100}, {"key": "STK000043", "times": 100}]
+    )
+    run_job()
+    assert run_requested(tick(warehouse_url).run_requests[0]).success
+    (alert,) = query(warehouse_url, sa.select(sync_alerts))
+    assert alert["status"] == "open"
+    assert "2 record(s)" in alert["message"] and "STK000042, STK000043" in alert["message"]
 
 
 def test_backoff_holds_back_the_next_attempt(source_env, warehouse_url):

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sync_platform.alerting.health import as_markdown, health_report
 from sync_platform.config import all_source_configs, cached_source_config
 from sync_platform.definitions import build_definitions
-from sync_platform.defs.ops.alerting import alert_rules_sensor, apply_alert_work
+from sync_platform.defs.ops.alerting import alert_rules_sensor, apply_alert_work, check_conditions
 from sync_platform.defs.platform.sensors import record_run_failures
 from sync_platform.defs.seller_sheet.resources import SellerSheetResource
 from sync_platform.engine import audit
@@ -269,3 +269,30 @@ def test_a_first_start_with_one_source_configured_raises_nothing(
     assert set(report["not_configured"]) == {"ga4", "legacy_erp", "n8n", "seller_sheet"}
     assert {entity["source"] for entity in report["entities"]} == {"dealer_feed", "n8n_events"}
     assert "**Not configured**" in as_markdown(report)
+
+
+def test_a_check_failure_the_platform_is_healing_raises_no_alert(warehouse_url):
+    """A failed check whose metadata says healing (a gap in resync, two tables a moment out
+    of step) is not an alert; the same failure without it is."""
+    instance = dg.DagsterInstance.ephemeral()
+    repository = build_definitions(fast_resources()).get_repository_def()
+    key = dg.AssetCheckKey(dg.AssetKey("dealer_stock"), "in_step_with_source")
+
+    def evaluate(healing: bool) -> bool:
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=key.asset_key,
+                check_name=key.name,
+                passed=False,
+                metadata={"sync_platform/healing": healing},
+            )
+        )
+        (condition,) = [
+            condition
+            for condition in check_conditions(instance, repository, unconfigured=set())
+            if condition.dedup_key == "check_failed:dealer_stock:in_step_with_source"
+        ]
+        return condition.holds
+
+    assert evaluate(healing=True) is False
+    assert evaluate(healing=False) is True

@@ -150,6 +150,19 @@ def take_exhausted(
     return exhausted
 
 
+def lost_keys(connection: sa.Connection, source: str, entity: str) -> list[str]:
+    """The entity's unrecoverable keys, sorted."""
+    return sorted(
+        connection.execute(
+            sa.select(sync_gaps.c.record_key).where(
+                sync_gaps.c.source == source,
+                sync_gaps.c.entity == entity,
+                sync_gaps.c.status == "unrecoverable",
+            )
+        ).scalars()
+    )
+
+
 def give_up_exhausted(
     connection: sa.Connection,
     *,
@@ -159,30 +172,28 @@ def give_up_exhausted(
     max_attempts: int,
     now: datetime,
 ) -> list[str]:
-    """Missing keys whose attempts are used up become unrecoverable, with one alert."""
+    """Missing keys whose attempts are used up become unrecoverable, with one alert for the
+    entity that names every key lost so far (not only this run's)."""
     exhausted = take_exhausted(
         connection, source=source, entity=entity, missing=missing, max_attempts=max_attempts
     )
     if not exhausted:
         return []
-    shown = ", ".join(sorted(exhausted)[:MAX_KEYS_IN_ALERT])
-    more = (
-        f" (+{len(exhausted) - MAX_KEYS_IN_ALERT} more)"
-        if len(exhausted) > MAX_KEYS_IN_ALERT
-        else ""
-    )
+    lost = lost_keys(connection, source, entity)
+    shown = ", ".join(lost[:MAX_KEYS_IN_ALERT])
+    more = f" (+{len(lost) - MAX_KEYS_IN_ALERT} more)" if len(lost) > MAX_KEYS_IN_ALERT else ""
     raise_alert(
         connection,
         severity="high",
         type="unrecovered_gap",
         message=(
-            f"{source}.{entity}: {len(exhausted)} record(s) the source lists are still missing "
+            f"{source}.{entity}: {len(lost)} record(s) the source lists are still missing "
             f"from the warehouse after {max_attempts} resync attempts: {shown}{more}. "
             "Check these records at the source (are they valid? readable by the sync's "
             "account?), then re-run the entity's sync; see docs/operations.md, 'Gaps'."
         ),
         dedup_key=f"unrecovered_gap:{source}:{entity}",
-        details={"keys": sorted(exhausted), "attempts": max_attempts},
+        details={"keys": lost, "attempts": max_attempts},
         now=now,
     )
     return exhausted
@@ -193,14 +204,7 @@ def resolve_alert_when_nothing_is_lost(
 ) -> None:
     """The unrecovered-gap alert of an entity closes once none of its gaps is unrecoverable
     (the lost keys came back, or the source no longer lists them)."""
-    lost = connection.execute(
-        sa.select(sa.func.count()).where(
-            sync_gaps.c.source == source,
-            sync_gaps.c.entity == entity,
-            sync_gaps.c.status == "unrecoverable",
-        )
-    ).scalar()
-    if not lost:
+    if not lost_keys(connection, source, entity):
         resolve_alerts(connection, f"unrecovered_gap:{source}:{entity}", now)
 
 

@@ -109,10 +109,18 @@ class Verification:
     gaps_opened: int = 0
     gaps_resolved: int = 0
     unrecoverable: list[str] = field(default_factory=list)
+    # the missing keys whose gaps are unrecoverable (now or before): the platform gave up
+    lost_keys: list[str] = field(default_factory=list)
 
     @property
     def gap_count(self) -> int:
         return len(self.missing_keys)
+
+    @property
+    def healing(self) -> bool:
+        """Keys are missing, and every one of them is a gap the resync is still working on
+        (no lost key, nothing unexpected): the platform heals this without a person."""
+        return bool(self.missing_keys) and not self.unexpected_keys and not self.lost_keys
 
     @property
     def unexpected_count(self) -> int:

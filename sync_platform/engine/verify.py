@@ -65,7 +65,7 @@ def verify_keys(
     with engine.begin() as connection:
         known = gaps.tracked_keys(connection, source, entity.name)
         settled = present.filter(pl.col("key").is_in(list(known))).get_column("key").to_list()
-        if complete:  # a key the whole source no longer lists is not lost either
+        if complete and scope is None:  # a key the whole source no longer lists is not lost
             listed = set(expected.get_column("key").to_list())
             settled += [key for key in known if key not in listed]
         opened, closed = gaps.record_gaps(
@@ -88,6 +88,7 @@ def verify_keys(
         gaps.resolve_alert_when_nothing_is_lost(
             connection, source=source, entity=entity.name, now=now
         )
+        lost = set(gaps.lost_keys(connection, source, entity.name))
     return Verification(
         status="gaps" if missing else "passed",
         source_count=expected.height,
@@ -97,4 +98,5 @@ def verify_keys(
         gaps_opened=opened,
         gaps_resolved=closed,
         unrecoverable=unrecoverable,
+        lost_keys=[key for key in missing if key in lost],
     )

@@ -21,6 +21,7 @@ from sync_platform.orchestration.configuration import REQUIRED_ENV_METADATA
 from sync_platform.orchestration.resources import EntitySourceResource, WarehouseResource
 from sync_platform.orchestration.tags import (
     FULL_REFRESH_TAG,
+    HEALING_METADATA,
     LAYER_TAG,
     PARTITIONING_TAG,
     RESYNC_TAG,
@@ -110,6 +111,7 @@ def verification_check(report: SyncReport) -> dg.AssetCheckResult:
             "source_count": verification.source_count,
             "warehouse_count": verification.warehouse_count,
             "gaps_resolved": verification.gaps_resolved,
+            HEALING_METADATA: verification.healing,
         },
     )
 

@@ -9,6 +9,9 @@ PARTITIONING_TAG = "sync_platform/partitioning"  # an asset: "daily" when daily-
 # a complete snapshot. A tag, not run config, so a run config a person adds (e.g. to confirm a
 # mass delete) cannot turn a full sync into a delta.
 FULL_REFRESH_TAG = "sync_platform/full_refresh"
+# A failed check's metadata: true when the platform is already healing what the check saw (a
+# gap it will resync, a table the next sync brings in step), so no alert is raised for it.
+HEALING_METADATA = "sync_platform/healing"
 
 
 def trigger_of(tags: dict[str, str]) -> str:

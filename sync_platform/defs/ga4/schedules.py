@@ -8,7 +8,7 @@ import dagster as dg
 
 from sync_platform.defs.ga4.jobs import ga4_daily
 from sync_platform.defs.ga4.resources import GA4Resource
-from sync_platform.orchestration.automation import RUNNING_IN_UTC, not_configured
+from sync_platform.orchestration.automation import RUNNING_IN_UTC, cadence, not_configured
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.runtime_config import non_negative_int, setting
 from sync_platform.warehouse.connection import READ_ONLY
@@ -37,7 +37,7 @@ def range_request(days_back: int, now: datetime, kind: str) -> dg.RunRequest:
 @dg.schedule(
     name="ga4_daily_with_lookback",
     job=ga4_daily,
-    cron_schedule="0 2 * * *",
+    cron_schedule=cadence("0 2 * * *"),
     **RUNNING_IN_UTC,
     description="02:00 UTC: yesterday and the ga4_lookback_days before it.",
 )
@@ -55,7 +55,7 @@ def ga4_daily_with_lookback(
 @dg.schedule(
     name="ga4_weekly_repull_30_days",
     job=ga4_daily,
-    cron_schedule="0 3 * * 1",
+    cron_schedule=cadence("0 3 * * 1"),
     **RUNNING_IN_UTC,
     description="Mondays 03:00 UTC: the last 30 days again, for late revisions.",
 )

@@ -10,7 +10,8 @@ from sync_platform.defs.ga4.assets import GA4_PARTITIONS, GA4_REPORTS
 from sync_platform.defs.ga4.checks import ga4_freshness_checks, missing_days
 from sync_platform.defs.ga4.jobs import ga4_daily
 from sync_platform.defs.ga4.resources import GA4Resource
-from sync_platform.orchestration.automation import not_configured
+from sync_platform.orchestration.automation import not_configured, sensor_interval
+from sync_platform.orchestration.runs import UNFINISHED
 from sync_platform.orchestration.tags import SOURCE_TAG, TRIGGER_TAG
 
 SENSOR_NAME = "ga4_missing_partitions_sensor"
@@ -18,12 +19,6 @@ MAX_DAYS_PER_REQUEST = 31
 MAX_ATTEMPTS = 3  # runs of one missing block; after that the completeness check says so
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
-UNFINISHED = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 def first_block(days: list[str], limit: int) -> tuple[str, str]:
@@ -74,7 +69,7 @@ def missing_block_request(
 @dg.sensor(
     name=SENSOR_NAME,
     job=ga4_daily,
-    minimum_interval_seconds=600,
+    minimum_interval_seconds=sensor_interval(600),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests a ga4_daily run (reports and marts) for the first block of due GA4 "
     "days that were never synced; a day is due from 04:00 UTC the day after.",
@@ -90,6 +85,6 @@ def ga4_missing_partitions_sensor(
 ga4_freshness_sensor = dg.build_sensor_for_freshness_checks(
     freshness_checks=ga4_freshness_checks,
     name="ga4_freshness_sensor",
-    minimum_interval_seconds=600,
+    minimum_interval_seconds=sensor_interval(600),
     default_status=dg.DefaultSensorStatus.RUNNING,
 )

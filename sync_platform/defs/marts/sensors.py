@@ -4,10 +4,12 @@ sensor for automation conditions starts stopped, so the code location brings one
 
 import dagster as dg
 
+from sync_platform.orchestration.automation import sensor_interval
+
 automation_condition_sensor = dg.AutomationConditionSensorDefinition(
     "automation_condition_sensor",
     target=dg.AssetSelection.all(),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=sensor_interval(60),
     description="Requests runs for assets whose automation condition holds (the marts).",
 )

@@ -5,6 +5,7 @@ import dagster as dg
 
 from sync_platform.defs.n8n.assets import ASSET_BY_WORKFLOW, DELIVERY_GAPS
 from sync_platform.orchestration.automation import source_job
+from sync_platform.orchestration.runs import unfinished
 
 EVENT_ASSETS = dg.AssetSelection.assets(*ASSET_BY_WORKFLOW.values())
 
@@ -23,20 +24,10 @@ n8n_gap_resync = source_job(
     description="Resync deliveries n8n ran but the receiver never got, then process them.",
 )
 
-IN_PROGRESS = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
-
 
 def processing_in_progress(instance: dg.DagsterInstance) -> bool:
     """A processing run already queued or running takes what is pending when it starts."""
-    runs = instance.get_run_records(
-        filters=dg.RunsFilter(job_name=process_webhooks.name, statuses=IN_PROGRESS), limit=1
-    )
-    return bool(runs)
+    return unfinished(instance, process_webhooks.name)
 
 
 def event_assets_for(workflows: dict[str, int], log) -> list[dg.AssetKey]:

@@ -11,7 +11,7 @@ from sync_platform.defs.n8n.jobs import (
 )
 from sync_platform.defs.n8n.resources import N8nApiResource
 from sync_platform.inbox.processing import pending_by_workflow
-from sync_platform.orchestration.automation import RUNNING_IN_UTC, utc_schedule
+from sync_platform.orchestration.automation import RUNNING_IN_UTC, cadence, utc_schedule
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.orchestration.tags import TRIGGER_TAG
 
@@ -19,7 +19,7 @@ from sync_platform.orchestration.tags import TRIGGER_TAG
 @dg.schedule(
     name="webhook_inbox_every_5_minutes",
     job=process_webhooks,
-    cron_schedule="*/5 * * * *",
+    cron_schedule=cadence("*/5 * * * *"),
     **RUNNING_IN_UTC,
     description="Safety net: processes deliveries still pending (a failed run, a batch limit, "
     "a sensor that was off).",

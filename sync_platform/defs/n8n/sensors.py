@@ -4,6 +4,7 @@ import dagster as dg
 
 from sync_platform.defs.n8n.jobs import event_assets_for, process_webhooks, processing_in_progress
 from sync_platform.inbox.processing import pending_by_workflow
+from sync_platform.orchestration.automation import sensor_interval
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.orchestration.tags import TRIGGER_TAG
 
@@ -11,7 +12,7 @@ from sync_platform.orchestration.tags import TRIGGER_TAG
 @dg.sensor(
     name="webhook_inbox_sensor",
     job=process_webhooks,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=sensor_interval(30),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launches a processing run when the inbox has new deliveries "
     "(cursor: the last inbox id seen; one run key per batch).",

@@ -24,23 +24,19 @@ from sync_platform.alerting.channels import configured_channels
 from sync_platform.alerting.sources import configured_since, record_configured
 from sync_platform.alerting.store import deliver_due, deliveries_due
 from sync_platform.config import all_source_configs
+from sync_platform.orchestration.automation import sensor_interval
 from sync_platform.orchestration.configuration import (
     required_env_by_source,
     unconfigured_sources,
 )
 from sync_platform.orchestration.resources import WarehouseResource
-from sync_platform.orchestration.tags import SOURCE_TAG
+from sync_platform.orchestration.runs import unfinished
+from sync_platform.orchestration.tags import HEALING_METADATA, SOURCE_TAG
 from sync_platform.warehouse.connection import READ_ONLY
 
 CHECK_SEVERITY = {"ERROR": "medium", "WARN": "warning"}
 TAGS = {"sync_platform/area": "alerting"}
 RETRY_BUCKET_MINUTES = 10  # a decision whose run failed is asked for again after this
-UNFINISHED = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 # Jobs whose failures are not alerted per job: the alerting machinery itself (it could not
 # raise its own alert), and asset jobs, whose failures are counted per source and entity.
 NOT_ALERTED_PER_JOB = {"apply_alerts", "record_run_failure"}
@@ -59,10 +55,18 @@ def _completed_evaluation(instance: dg.DagsterInstance, check_key: dg.AssetCheck
     return None
 
 
+def _healing(evaluation: dg.AssetCheckEvaluation) -> bool:
+    """The check says the platform is already healing what it saw (HEALING_METADATA)."""
+    value = (evaluation.metadata or {}).get(HEALING_METADATA)
+    return bool(getattr(value, "value", value))
+
+
 def check_conditions(
     instance: dg.DagsterInstance, repository: dg.RepositoryDefinition, unconfigured
 ) -> list[rules.Condition]:
-    """A failed check is a data-integrity alert until it passes again."""
+    """A failed check is a data-integrity alert until it passes again, unless the check says
+    the platform is already healing it (a gap being resynced: the resync either succeeds or
+    ends in its own unrecovered-gap alert)."""
     graph = repository.asset_graph
     keys = sorted(graph.asset_check_keys, key=str)
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
@@ -71,7 +75,7 @@ def check_conditions(
         source = graph.get(check_key.asset_key).tags.get(SOURCE_TAG)
         record = _completed_evaluation(instance, check_key, latest.get(check_key))
         evaluation = record.evaluation if record else None
-        failed = evaluation is not None and not evaluation.passed
+        failed = evaluation is not None and not evaluation.passed and not _healing(evaluation)
         text = (evaluation.description if evaluation else None) or (
             "see the check's metadata in the Dagster UI"
         )
@@ -195,7 +199,7 @@ def apply_alerts():
 @dg.sensor(
     name="alert_rules_sensor",
     job=apply_alerts,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=sensor_interval(60),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Decides whether alerts must be raised, resolved or delivered, and requests an "
     "apply_alerts run when so (reads only).",
@@ -203,10 +207,7 @@ def apply_alerts():
 def alert_rules_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource
 ) -> dg.RunRequest | dg.SkipReason:
-    running = context.instance.get_run_records(
-        filters=dg.RunsFilter(job_name=apply_alerts.name, statuses=UNFINISHED), limit=1
-    )
-    if running:
+    if unfinished(context.instance, apply_alerts.name):
         return dg.SkipReason("an apply_alerts run is in progress")
     work = pending_work(warehouse.get_engine(), context.instance, context.repository_def)
     if not work:

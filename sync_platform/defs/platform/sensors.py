@@ -25,6 +25,7 @@ from sync_platform.engine.gaps import (
     GAP_RESYNC_MAX_ATTEMPTS,
     resync_candidates,
 )
+from sync_platform.orchestration.automation import sensor_interval
 from sync_platform.orchestration.configuration import unconfigured_sources
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.orchestration.tags import RESYNC_TAG, SOURCE_TAG, TRIGGER_TAG
@@ -53,7 +54,7 @@ def resync_run_key(source: str, entity: str, attempt: int, keys: tuple[str, ...]
 @dg.sensor(
     name="sync_gap_sensor",
     target=dg.AssetSelection.tag(RESYNC_TAG, "keys"),
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=sensor_interval(60),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launches a targeted resync for open sync gaps (bounded attempts, backoff).",
 )
@@ -89,7 +90,7 @@ def sync_gap_sensor(
     name="record_run_failures",
     request_job=record_run_failure,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=sensor_interval(30),
 )
 def record_run_failures(context: dg.RunFailureSensorContext):
     """A failed run gets a `record_run_failure` run (once: the run key is the failed run's
