@@ -14,7 +14,12 @@ import sqlalchemy as sa
 from sync_platform.alerting.health import as_markdown, health_report
 from sync_platform.config import all_source_configs, cached_source_config
 from sync_platform.definitions import build_definitions
-from sync_platform.defs.ops.alerting import alert_rules_sensor, apply_alert_work, check_conditions
+from sync_platform.defs.ops.alerting import (
+    alert_rules_sensor,
+    apply_alert_work,
+    check_conditions,
+    op_job_conditions,
+)
 from sync_platform.defs.platform.sensors import record_run_failures
 from sync_platform.defs.seller_sheet.resources import SellerSheetResource
 from sync_platform.engine import audit
@@ -296,3 +301,31 @@ def test_a_check_failure_the_platform_is_healing_raises_no_alert(warehouse_url):
 
     assert evaluate(healing=True) is False
     assert evaluate(healing=False) is True
+
+
+@dg.asset
+def _report_of_nothing() -> None:
+    raise RuntimeError("cannot build the report")
+
+
+def test_a_job_whose_assets_sync_no_entity_is_alerted_by_its_own_name():
+    """Runs of a job that syncs no source entity (a report, a mart) leave no sync_runs row,
+    so their failures are counted per job; an entity's job is counted per entity instead."""
+    report_job = dg.define_asset_job("report_job", selection=[_report_of_nothing])
+    repository = dg.Definitions(assets=[_report_of_nothing], jobs=[report_job]).get_repository_def()
+    instance = dg.DagsterInstance.ephemeral()
+    job = repository.get_job("report_job")
+
+    def holds() -> bool:
+        (condition,) = op_job_conditions(instance, repository, limit=2)
+        assert condition.dedup_key == "job_failures:report_job"
+        return condition.holds
+
+    assert not job.execute_in_process(instance=instance, raise_on_error=False).success
+    assert holds() is False
+    assert not job.execute_in_process(instance=instance, raise_on_error=False).success
+    assert holds() is True
+    dealer = build_definitions(fast_resources()).get_repository_def()
+    assert "job_failures:dealer_sync" not in {
+        condition.dedup_key for condition in op_job_conditions(instance, dealer, limit=2)
+    }

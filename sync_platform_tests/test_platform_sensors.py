@@ -6,6 +6,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from sync_platform.definitions import build_definitions
+from sync_platform.defs.platform.jobs import unstarted_by_their_own_failure
 from sync_platform.defs.platform.sensors import record_run_failures
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.orchestration.tags import trigger_of
@@ -77,3 +78,39 @@ def test_the_recorder_does_not_record_its_own_failures():
         dagster_run=result.dagster_run,
     ).for_run_failure()
     assert isinstance(record_run_failures(context), dg.SkipReason)  # no loop of recorders
+
+
+@dg.asset
+def _fails() -> None:
+    raise RuntimeError("the source is down")
+
+
+@dg.asset(deps=[_fails])
+def _downstream() -> None:
+    return None
+
+
+@dg.asset
+def _unrelated() -> None:
+    return None
+
+
+def test_a_failed_run_counts_only_the_entities_whose_own_step_failed():
+    """A step skipped because one upstream failed, or one that succeeded, is not a failure of
+    its source; a run that died before any step started is a failure of all it planned."""
+    defs = dg.Definitions(assets=[_fails, _downstream, _unrelated])
+    job = defs.resolve_implicit_global_asset_job_def()
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        assert not result.success
+        assert unstarted_by_their_own_failure(instance, result.run_id) == {"_fails"}
+
+        never_started = instance.create_run_for_job(
+            job,
+            asset_selection=frozenset({dg.AssetKey("_fails"), dg.AssetKey("_unrelated")}),
+        )
+        instance.report_run_failed(never_started)
+        assert unstarted_by_their_own_failure(instance, never_started.run_id) == {
+            "_fails",
+            "_unrelated",
+        }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
 from sync_platform.definitions import build_definitions
@@ -96,7 +97,8 @@ def test_the_cleanup_purges_old_platform_rows_and_keeps_what_is_still_needed(eng
     ]
 
 
-def test_old_runs_go_unless_they_hold_a_latest_materialization():
+@pytest.mark.parametrize("page_size", [200, 1, 2])  # pages that end on a deleted run too
+def test_old_runs_go_unless_they_hold_a_latest_materialization(page_size):
     @dg.asset
     def plain() -> None:
         return None
@@ -112,7 +114,9 @@ def test_old_runs_go_unless_they_hold_a_latest_materialization():
     first_a = dg.materialize([parted], partition_key="a", instance=instance).run_id
     second_a = dg.materialize([parted], partition_key="a", instance=instance).run_id
 
-    counts = purge_dagster_runs(instance, before=datetime.now(UTC) + timedelta(minutes=1))
+    counts = purge_dagster_runs(
+        instance, before=datetime.now(UTC) + timedelta(minutes=1), page_size=page_size
+    )
     remaining = {run.run_id for run in instance.get_runs()}
     assert remaining == {latest, only_b, second_a}
     assert superseded not in remaining and first_a not in remaining

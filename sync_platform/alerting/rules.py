@@ -28,7 +28,7 @@ from sync_platform.alerting.store import (
 )
 from sync_platform.config.models import SourceConfig
 from sync_platform.inbox.queries import first_received_at
-from sync_platform.runtime_config import factor, positive_int, setting
+from sync_platform.runtime_config import factor, non_negative_int, positive_int, setting
 from sync_platform.warehouse.platform_tables import backups, sync_alerts, sync_gaps, sync_runs
 
 HISTORY = 15  # the latest sync plus its trailing 14
@@ -49,6 +49,12 @@ SLOW_FACTOR = setting(
     1.5,
     factor,
     "a sync slower than this many times its trailing median raises a warning",
+)
+SLOW_MIN_SECONDS = setting(
+    "alert_slow_min_seconds",
+    60,
+    non_negative_int,
+    "a sync shorter than this many seconds is never slow (a 2 s sync that took 5 s is noise)",
 )
 BACKUP_MAX_AGE_HOURS = setting(
     "backup_max_age_hours",
@@ -139,13 +145,15 @@ def stale(
     )
 
 
-def slow(source: str, entity: str, runs: list[sa.Row], factor: float) -> Condition:
+def slow(
+    source: str, entity: str, runs: list[sa.Row], factor: float, min_seconds: int = 0
+) -> Condition:
     times = [d for run in runs if run.status in OK_STATUSES and (d := duration(run)) is not None]
     key = f"slow_sync:{source}:{entity}"
     if len(times) < MIN_HISTORY_FOR_TRENDS + 1:
         return Condition(key, False)
     latest, median = times[0], statistics.median(times[1:])
-    holds = median > 0 and latest > factor * median
+    holds = median > 0 and latest > factor * median and latest >= min_seconds
     return Condition(
         key,
         holds,
@@ -244,6 +252,7 @@ def evaluate(
     never-synced entities their grace."""
     failures = CONSECUTIVE_FAILURES.read(connection)
     factor = SLOW_FACTOR.read(connection)
+    slow_min = SLOW_MIN_SECONDS.read(connection)
     gap_limit = OPEN_GAPS.read(connection)
     gaps = open_gap_counts(connection)
     since = configured_since or {}
@@ -254,7 +263,7 @@ def evaluate(
             runs = recent_runs(connection, name, entity.name)
             found = [
                 consecutive_failures(name, entity.name, runs, failures),
-                slow(name, entity.name, runs, factor),
+                slow(name, entity.name, runs, factor, slow_min),
                 too_many_gaps(name, entity.name, gaps.get((name, entity.name), 0), gap_limit),
             ]
             if entity.freshness_minutes:

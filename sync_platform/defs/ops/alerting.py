@@ -96,13 +96,17 @@ def check_conditions(
 def op_job_conditions(
     instance: dg.DagsterInstance, repository: dg.RepositoryDefinition, limit: int
 ) -> list[rules.Condition]:
-    """The last `limit` runs of a job without assets (backups, restores) all failed."""
+    """The last `limit` runs of a job that syncs no source entity (backups, restores, the
+    health report, retention) all failed. A job that syncs entities is counted per source
+    and entity instead (sync_runs), whichever job or sensor launched it."""
+    entities = {name for source in all_source_configs() for name in source.entities}
     conditions = []
     for job in repository.get_all_jobs():
         if job.name.startswith("__") or job.name in NOT_ALERTED_PER_JOB:
             continue
-        if job.asset_layer.executable_asset_keys:
-            continue  # asset runs are counted per source and entity (sync_runs)
+        assets = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+        if assets & entities:
+            continue
         latest = instance.get_runs(filters=dg.RunsFilter(job_name=job.name), limit=limit)
         holds = len(latest) == limit and all(
             run.status == dg.DagsterRunStatus.FAILURE for run in latest

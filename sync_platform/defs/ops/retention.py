@@ -69,15 +69,18 @@ def holds_latest_materialization(instance: dg.DagsterInstance, run_id: str) -> b
     return False
 
 
-def purge_dagster_runs(instance: dg.DagsterInstance, before: datetime) -> dict[str, int]:
+def purge_dagster_runs(
+    instance: dg.DagsterInstance, before: datetime, page_size: int = RUNS_PER_PAGE
+) -> dict[str, int]:
     """Delete finished runs last updated before `before` that no longer hold a latest
-    materialization; returns {"runs_deleted", "runs_kept"}."""
+    materialization; returns {"runs_deleted", "runs_kept"}. Pages on from the last run
+    *kept* (a deleted run cannot be a cursor)."""
     counts = {"runs_deleted": 0, "runs_kept": 0}
     cursor = None
     while True:
         page = instance.get_run_records(
             filters=dg.RunsFilter(statuses=FINISHED, updated_before=before),
-            limit=RUNS_PER_PAGE,
+            limit=page_size,
             cursor=cursor,
         )
         if not page:
@@ -86,10 +89,10 @@ def purge_dagster_runs(instance: dg.DagsterInstance, before: datetime) -> dict[s
             run_id = record.dagster_run.run_id
             if holds_latest_materialization(instance, run_id):
                 counts["runs_kept"] += 1
+                cursor = run_id
             else:
                 instance.delete_run(run_id)
                 counts["runs_deleted"] += 1
-        cursor = page[-1].dagster_run.run_id
 
 
 @dg.op(tags=TAGS)

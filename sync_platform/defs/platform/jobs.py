@@ -34,6 +34,29 @@ def step_errors(instance: dg.DagsterInstance, run_id: str, most: int = 3) -> lis
     return found
 
 
+def unstarted_by_their_own_failure(instance: dg.DagsterInstance, run_id: str) -> set[str]:
+    """The assets of a failed run whose own step failed, or every planned asset when no step
+    started (the run died before any work). Assets left out because a step upstream failed
+    are not theirs to count: their source did nothing wrong."""
+    planned = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    ).records
+    started = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.STEP_START, limit=1
+    ).records
+    failed_steps = {
+        record.event_log_entry.step_key
+        for record in instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.STEP_FAILURE
+        ).records
+    }
+    return {
+        record.event_log_entry.dagster_event.asset_key.to_user_string()
+        for record in planned
+        if not started or record.event_log_entry.step_key in failed_steps
+    }
+
+
 class FailedRunConfig(dg.Config):
     run_id: str = Field(description="the failed Dagster run")
     message: str = Field(default="run failed", description="why it failed, as Dagster said")
@@ -45,18 +68,16 @@ class FailedRunConfig(dg.Config):
 def record_failure(
     context: dg.OpExecutionContext, config: FailedRunConfig, warehouse: WarehouseResource
 ) -> None:
-    """The failed run in `sync_errors`, and a failed sync in the audit for each entity it was
-    to sync whose sync never started, so the alert rules count it per source and entity."""
+    """The failed run in `sync_errors`, and a failed sync in the audit for each entity whose
+    own step failed before its sync started (`unstarted_by_their_own_failure`), so the alert
+    rules count failures per source and entity, whichever job or sensor launched the run."""
     run = context.instance.get_run_by_id(config.run_id)
     if run is None:
         raise dg.Failure(f"run {config.run_id} is not in this instance")
-    planned = context.instance.get_records_for_run(
-        config.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
-    ).records
     source_of = {
         entity: source.source for source in all_source_configs() for entity in source.entities
     }
-    names = {record.event_log_entry.dagster_event.asset_key.to_user_string() for record in planned}
+    names = unstarted_by_their_own_failure(context.instance, config.run_id)
     entities = sorted((source_of[name], name) for name in names if name in source_of)
     message = f"run {run.run_id} of job {run.job_name} failed: {config.message}"
     if causes := step_errors(context.instance, config.run_id):
