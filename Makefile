@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: demo test bench lint dev env
+.PHONY: demo test bench lint dev env soak
 
 demo: env
 	$(VENV)/bin/python -m demo
@@ -47,3 +47,10 @@ $(CURDIR)/.tools/bin/uv:
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
+
+# The whole platform under the real daemon on PostgreSQL, with faults on every source, for
+# SOAK_MINUTES (an hour by default), then a verdict (docs/reliability.md). A short variant
+# runs in `make test` (sync_platform_tests/test_soak.py).
+SOAK_MINUTES ?= 60
+soak: env
+	$(VENV)/bin/python -m soak --minutes $(SOAK_MINUTES)

@@ -154,10 +154,16 @@ def run_soak(
     seed: int = 42,
     workdir: Path,
     keep: bool = False,
+    admin_url: str | None = None,
 ) -> verdict.Verdict:
     began = time.monotonic()
     stack = Stack.prepare(
-        workdir, speedup=speedup, seed=seed, settings_=soak_settings(speedup), keep=keep
+        workdir,
+        speedup=speedup,
+        seed=seed,
+        settings_=soak_settings(speedup),
+        keep=keep,
+        admin_url=admin_url,
     )
     engine = create_warehouse_engine(stack.warehouse_url)
     samples: list[tuple[float, dict[str, float]]] = []

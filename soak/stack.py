@@ -81,11 +81,19 @@ class Stack:
 
     @classmethod
     def prepare(
-        cls, workdir: Path, *, speedup: float, seed: int, settings_: dict[str, str], keep=False
+        cls,
+        workdir: Path,
+        *,
+        speedup: float,
+        seed: int,
+        settings_: dict[str, str],
+        keep: bool = False,
+        admin_url: str | None = None,
     ) -> Stack:
         """Databases, DAGSTER_HOME, the simulator, the warehouse schema and settings; nothing
-        of the platform runs yet."""
-        admin_url = os.environ.get(PG_URL_ENV, DEFAULT_PG_URL)
+        of the platform runs yet. `admin_url`: a PostgreSQL server where the user may create
+        databases (default: SYNC_PLATFORM_SOAK_PG_URL, else the local server)."""
+        admin_url = admin_url or os.environ.get(PG_URL_ENV, DEFAULT_PG_URL)
         stack = cls(workdir, admin_url, speedup, seed, keep)
         workdir.mkdir(parents=True, exist_ok=True)
         suffix = uuid.uuid4().hex[:8]

@@ -201,7 +201,10 @@ def check_planted(engine: sa.Engine, planted: Planted, verdict: Verdict) -> None
         ).all()
     if planted.invalid_vehicle not in quarantined:
         verdict.fail(f"the invalid vehicle {planted.invalid_vehicle} is not in quarantine")
-    expected_gaps = {("dealer_stock", planted.lost_vehicle, "unrecoverable")}
+    expected_gaps = {
+        ("dealer_stock", planted.lost_vehicle, "unrecoverable"),
+        ("order_update", planted.lost_execution, "unrecoverable"),
+    }
     if set(gaps) != expected_gaps:
         verdict.fail(f"unresolved gaps: {sorted(gaps)}; expected exactly {expected_gaps}")
     raised = {key for key, _status, _message in alerts}

@@ -20,6 +20,8 @@ def test_trigger_is_read_from_run_tags():
     assert trigger_of({"dagster/sensor_name": "x"}) == "sensor"
     assert trigger_of({"dagster/backfill": "abc", "dagster/schedule_name": "y"}) == "backfill"
     assert trigger_of({"sync_platform/trigger": "resync", "dagster/sensor_name": "x"}) == "resync"
+    # a trigger tag a person set by hand is a manual run, not a violated audit constraint
+    assert trigger_of({"sync_platform/trigger": "soak"}) == "manual"
 
 
 def test_a_failed_run_is_recorded_once_with_its_reason(source_env, warehouse_url):

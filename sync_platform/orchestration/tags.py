@@ -1,5 +1,7 @@
 """The tags the platform puts on runs and assets, and reads back (one spelling each)."""
 
+from sync_platform.engine.audit import TRIGGERS  # the triggers sync_runs.trigger accepts
+
 TRIGGER_TAG = "sync_platform/trigger"  # a run: resync / backfill / sensor / scheduled / manual
 SOURCE_TAG = "sync_platform/source"  # a run or asset: the source it syncs
 LAYER_TAG = "sync_platform/layer"  # an asset: "source" (synced entity) or "mart"
@@ -15,9 +17,10 @@ HEALING_METADATA = "sync_platform/healing"
 
 
 def trigger_of(tags: dict[str, str]) -> str:
-    """How this run started, for the audit table (resync/backfill/sensor/scheduled/manual)."""
+    """How this run started, for the audit table (resync/backfill/sensor/scheduled/manual).
+    A trigger tag a person set to something else (a launch from the UI or CLI) is manual."""
     if tags.get(TRIGGER_TAG):
-        return tags[TRIGGER_TAG]
+        return tags[TRIGGER_TAG] if tags[TRIGGER_TAG] in TRIGGERS else "manual"
     if tags.get("dagster/backfill"):
         return "backfill"
     if tags.get("dagster/sensor_name"):

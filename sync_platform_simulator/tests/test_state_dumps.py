@@ -206,6 +206,20 @@ def test_peek_is_what_the_latest_pull_served_and_counts_nothing(sim):
     assert run_report(sim)["rows"] != second["rows"]  # so the next pull is a third one
 
 
+def test_each_report_is_revised_by_its_own_pulls(sim):
+    """A report's pull does not revise another report: the reports a job pulls one after
+    the other see recent dates alike, whichever runs first, and each peek is what that
+    report's own latest pull served."""
+    daily = {"dimensions": [{"name": "date"}], "metrics": [{"name": "sessions"}]}
+    next_daily = peek(sim, REPORT | daily)  # never pulled: as its next pull will serve it
+    by_device = run_report(sim)
+    totals = run_report(sim, **daily)
+    assert totals == next_daily
+    assert peek(sim) == by_device and peek(sim, REPORT | daily) == totals
+    assert run_report(sim, **daily) != totals  # its own second pull is revised upwards
+    assert sim.get("/_sim/ga4/pulls").json()["pulls"][-1]["count"] == 3  # all reports
+
+
 def test_peek_of_dates_never_pulled_is_what_the_next_pull_serves(sim):
     peeked = peek(sim)
     assert sim.get("/_sim/ga4/pulls").json() == {"pulls": []}

@@ -8,9 +8,11 @@ figures are the same in every report that breaks it down the same way, and a rep
 
 What makes GA4 awkward to sync is simulated too:
 - revisions: a date within `revision_days` of the simulated "today" is incomplete, and each
-  pull of it (a request at offset 0; later pages of the same read see the same figures)
-  returns higher counts than the one before; older dates never change. Which rows exist
-  does not change, only their figures;
+  pull of it by a report (a request at offset 0 with the same dimensions and metrics; later
+  pages of the same read see the same figures) returns higher counts than that report's pull
+  before; older dates never change. Which rows exist does not change, only their figures.
+  Revisions are counted per report so that the reports one job pulls together see the same
+  state of a date, whichever runs first;
 - the "(other)" row: beyond `cardinality_limit` dimension combinations, the least popular
   are folded into one row of "(other)" values and `dataLossFromOtherRow` is set;
 - property quotas: each request costs 1 token + 1 per 10,000 rows it returns, from hourly
@@ -195,6 +197,7 @@ class Figures:
 
 ReportRow = tuple[list[str], Figures]  # dimension values in request order, figures
 Shares = dict[date, float]  # each date a report covers: the share of its final figures seen
+Shape = tuple[tuple[str, ...], tuple[str, ...]]  # a report's dimensions and metrics
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,11 @@ class ReportRequest:
     offset: int
     keep_empty_rows: bool
     return_quota: bool
+
+    @property
+    def shape(self) -> Shape:
+        """What makes two requests the same report (its revisions are counted together)."""
+        return tuple(self.dimensions), tuple(self.metrics)
 
 
 class Corruption(BaseModel):
@@ -254,8 +262,9 @@ class GA4Data:
         self.properties = {prop.id: prop for prop in self.settings.properties}
         self.lock = threading.Lock()
         self._today = self.settings.today
-        self._pulls: Counter[tuple[str, date]] = Counter()
-        self._pulled_on: dict[tuple[str, date], date] = {}  # the today of each latest pull
+        # pulls and the today of each latest pull, by (property, date, report shape)
+        self._pulls: Counter[tuple[str, date, Shape]] = Counter()
+        self._pulled_on: dict[tuple[str, date, Shape], date] = {}
         self._tokens_left = {
             prop: [self.settings.tokens_per_hour, self.settings.tokens_per_day]
             for prop in self.properties
@@ -278,42 +287,54 @@ class GA4Data:
     def set_today(self, today: date | None) -> None:
         self._today = today
 
-    def shares(self, prop: str, start: date, end: date, today: date, offset: int) -> Shares:
+    def shares(
+        self, prop: str, start: date, end: date, today: date, offset: int, shape: Shape = ((), ())
+    ) -> Shares:
         """The dates a read serves (none after today), each with the share of its final
-        figures this read sees. A read from offset 0 is a new pull; its later pages belong
-        to the pull already counted, so they see the same figures."""
+        figures this read sees. A read from offset 0 is a new pull of its report `shape`;
+        its later pages belong to the pull already counted, so they see the same figures."""
         already = 0 if offset == 0 else 1
         with self.lock:
             return {
                 day: self.completeness(
-                    (today - day).days, max(self._pulls[(prop, day)] - already, 0)
+                    (today - day).days, max(self._pulls[(prop, day, shape)] - already, 0)
                 )
                 for day in _days(start, min(end, today))
             }
 
-    def latest_shares(self, prop: str, start: date, end: date, today: date) -> Shares:
+    def latest_shares(
+        self, prop: str, start: date, end: date, today: date, shape: Shape = ((), ())
+    ) -> Shares:
         """As `shares`, but each date as its latest pull saw it, at that pull's today (so a
         date that has aged since keeps the figures it was last served with); a date never
         pulled as the next pull will see it."""
         with self.lock:
             return {
                 day: self.completeness(
-                    (self._pulled_on.get((prop, day), today) - day).days,
-                    max(self._pulls[(prop, day)] - 1, 0),
+                    (self._pulled_on.get((prop, day, shape), today) - day).days,
+                    max(self._pulls[(prop, day, shape)] - 1, 0),
                 )
                 for day in _days(start, min(end, today))
             }
 
-    def record_pull(self, prop: str, days: Iterable[date], today: date) -> None:
+    def record_pull(
+        self, prop: str, days: Iterable[date], today: date, shape: Shape = ((), ())
+    ) -> None:
         with self.lock:
             for day in days:
-                self._pulls[(prop, day)] += 1
-                self._pulled_on[(prop, day)] = today
+                self._pulls[(prop, day, shape)] += 1
+                self._pulled_on[(prop, day, shape)] = today
 
     def pulls(self) -> list[dict[str, Any]]:
+        """Pulls per property and date, every report together."""
+        counts: Counter[tuple[str, date]] = Counter()
         with self.lock:
-            counts = sorted(self._pulls.items())
-        return [{"property_id": p, "date": d.isoformat(), "count": n} for (p, d), n in counts]
+            for (prop, day, _shape), count in self._pulls.items():
+                counts[(prop, day)] += count
+        return [
+            {"property_id": p, "date": d.isoformat(), "count": n}
+            for (p, d), n in sorted(counts.items())
+        ]
 
     # -- quota -----------------------------------------------------------------------------
 
@@ -725,13 +746,13 @@ def run_report(
         )
     today = ga4.today()
     report = parse_request(body, today)
-    shares = ga4.shares(property_id, report.start, report.end, today, report.offset)
+    shares = ga4.shares(property_id, report.start, report.end, today, report.offset, report.shape)
     rows, folded = ga4.report_rows(property_id, report, shares)
     response = report_body(ga4, property_id, report, rows, folded)
     cost = 1 + len(response.get("rows", [])) // ROWS_PER_EXTRA_TOKEN
     hour_left, day_left, project_left = ga4.charge(property_id, cost)
     if report.offset == 0:
-        ga4.record_pull(property_id, shares, today)
+        ga4.record_pull(property_id, shares, today, report.shape)
     if report.return_quota:
         errors = _server_errors(request)
         response["propertyQuota"] = {
@@ -784,7 +805,7 @@ def peek_report(property_id: str, ga4: GA4, body: Annotated[Any, Body()] = None)
         raise HTTPException(status_code=404, detail=f"no property {property_id}")
     today = ga4.today()
     report = parse_request(body, today)
-    shares = ga4.latest_shares(property_id, report.start, report.end, today)
+    shares = ga4.latest_shares(property_id, report.start, report.end, today, report.shape)
     rows, folded = ga4.report_rows(property_id, report, shares)
     every_row = replace(report, limit=len(rows), offset=0)
     return JSONResponse(report_body(ga4, property_id, every_row, rows, folded))
