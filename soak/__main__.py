@@ -51,7 +51,12 @@ def _say(text: str = "") -> None:
 def soak_settings(speedup: float) -> dict[str, str]:
     """Runtime settings the soak's compressed day needs (thresholds in minutes shrink with
     the cadence; everything else keeps its production default)."""
-    return {"gap_resync_backoff_minutes": str(max(0, round(5 / speedup)))}
+    return {
+        "gap_resync_backoff_minutes": str(max(0, round(5 / speedup))),
+        # two targeted resyncs before a gap is lost (three in production): the planted lost
+        # vehicle takes one run fewer to settle on this small machine
+        "gap_resync_max_attempts": "2",
+    }
 
 
 def _backfill_ga4(stack: Stack) -> float:
@@ -175,6 +180,7 @@ def run_soak(
         _say(f"prepared in {workdir}; backfilling GA4 (dagster job execute -j ga4_daily)")
         figures["ga4_backfill_seconds"] = round(_backfill_ga4(stack), 1)
         planted = load.plant(control)
+        requests_before = load.source_requests(control)
         stack.launch()
         load.plant_lost_delivery(control, stack.receiver_url, planted)
         _say(f"running under the daemon for {minutes:g} min at {speedup:g}x; planted {planted}")
@@ -188,6 +194,7 @@ def run_soak(
                 raise RuntimeError(f"{', '.join(dead)} exited (see {workdir}/*.log)")
             time.sleep(max(0.0, round_seconds - (time.monotonic() - round_began)))
         figures["faults_injected"] = load.faults_injected(control)
+        figures["source_requests_under_faults"] = load.source_requests(control) - requests_before
         load.stop_changing(control, planted)
         settle_from = datetime.now(UTC)
         stack.cli(

@@ -201,3 +201,8 @@ def stop_changing(control: httpx.Client, planted: Planted) -> None:
 
 def faults_injected(control: httpx.Client) -> dict[str, int]:
     return control.get("/_sim/stats").json()["faults"]
+
+
+def source_requests(control: httpx.Client) -> int:
+    """Source requests the simulator has served so far (its control API not counted)."""
+    return sum(row["count"] for row in control.get("/_sim/stats").json()["requests"])
