@@ -34,7 +34,7 @@ import typer
 
 from sync_platform import settings
 from sync_platform.config import all_source_configs
-from sync_platform.orchestration.runs import UNFINISHED
+from sync_platform.orchestration.runs import stop_waiting_for_runs
 from sync_platform.warehouse.connection import create_warehouse_engine, redacted
 from sync_platform.warehouse.mart_tables import mart_daily_kpis
 from sync_platform.warehouse.platform_tables import (
@@ -309,17 +309,7 @@ def _finish_launched_runs(deadline: float) -> list[str]:
     """Wait (until `deadline`) for the runs the daemon launched; cancel what is still
     queued or going then. Returns "job (status)" of the cancelled ones."""
     with dg.DagsterInstance.get() as instance:
-        while time.monotonic() < deadline:
-            if not instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED), limit=1):
-                return []
-            time.sleep(2)
-        left = instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED))
-        for run in left:
-            if run.status in (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED):
-                instance.report_run_canceled(run, message="the demo ended")
-            else:
-                instance.run_launcher.terminate(run.run_id)
-        return [f"{run.job_name} ({run.status.value.lower()})" for run in left]
+        return stop_waiting_for_runs(instance, deadline - time.monotonic(), "the demo ended")
 
 
 def _alert_summary(engine: sa.Engine) -> None:

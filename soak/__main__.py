@@ -24,7 +24,6 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import dagster as dg
 import httpx
 import sqlalchemy as sa
 import typer
@@ -32,7 +31,7 @@ import typer
 from soak import load, verdict
 from soak.stack import Stack
 from sync_platform.config import all_source_configs
-from sync_platform.orchestration.runs import UNFINISHED
+from sync_platform.orchestration.runs import stop_waiting_for_runs
 from sync_platform.warehouse.connection import create_warehouse_engine
 from sync_platform.warehouse.platform_tables import sync_gaps, sync_runs, webhook_inbox
 
@@ -114,21 +113,6 @@ def _settled(engine: sa.Engine, since: datetime) -> list[str]:
     if open_gaps:
         waiting.append(f"{open_gaps} open gaps")
     return waiting
-
-
-def _finish_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Cancel what is queued; wait for what runs (FINISH_SECONDS), then terminate it."""
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED])):
-        instance.report_run_canceled(run, message="the soak ended")
-    deadline = time.monotonic() + FINISH_SECONDS
-    while time.monotonic() < deadline:
-        if not instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED), limit=1):
-            return []
-        time.sleep(2)
-    left = instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED))
-    for run in left:
-        instance.report_run_canceled(run, message="still going when the soak ended")
-    return [f"{run.job_name} ({run.status.value})" for run in left]
 
 
 def memory_figures(samples: list[tuple[float, dict[str, float]]]) -> dict[str, dict]:
@@ -214,7 +198,9 @@ def run_soak(
         samples.append((time.monotonic() - started, stack.sample_memory()))
         stack.stop_daemon()
         with stack.instance() as instance:
-            left = _finish_runs(instance)
+            left = stop_waiting_for_runs(
+                instance, FINISH_SECONDS, "the soak ended", cancel_queued=True
+            )
             judged = verdict.Verdict()
             if waiting:
                 judged.fail(f"the platform did not settle: {', '.join(waiting)}")

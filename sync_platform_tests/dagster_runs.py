@@ -109,6 +109,20 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     }
 
 
+def failure_sensor_decision(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance):
+    """What `record_run_failures` decides for this failed run, as the daemon would ask it."""
+    from sync_platform.defs.platform.sensors import record_run_failures
+
+    failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
+    context = dg.build_run_status_sensor_context(
+        sensor_name="record_run_failures",
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    ).for_run_failure()
+    return record_run_failures(context)
+
+
 def check_metadata(result: dg.ExecuteInProcessResult, check: str) -> dict[str, object]:
     """The metadata of one check evaluation ("asset:check") of a run, plus its `passed`."""
     for evaluation in result.get_asset_check_evaluations():

@@ -31,6 +31,13 @@ def tick(warehouse_url: str) -> dg.SensorResult:
     return sync_gap_sensor(context)
 
 
+def configure(warehouse_url: str, **settings: str) -> None:
+    """Runtime settings, as `sync-platform config set` writes them."""
+    with WarehouseResource(url=warehouse_url).get_engine().begin() as connection:
+        for key, value in settings.items():
+            set_setting(connection, key, value)
+
+
 def query(warehouse_url: str, statement) -> list:
     engine = WarehouseResource(url=warehouse_url).get_engine()
     with engine.connect() as connection:
@@ -68,10 +75,7 @@ def test_a_dropped_record_is_found_and_resynced_by_the_next_tick(source_env, war
 
 
 def test_a_record_lost_for_good_is_retried_with_backoff_then_alerted(source_env, warehouse_url):
-    engine = WarehouseResource(url=warehouse_url).get_engine()
-    with engine.begin() as connection:
-        set_setting(connection, "gap_resync_max_attempts", "2")
-        set_setting(connection, "gap_resync_backoff_minutes", "0")
+    configure(warehouse_url, gap_resync_max_attempts="2", gap_resync_backoff_minutes="0")
     source_env.faults(drop_keys=[{"key": "STK000042", "times": 100}])
     run_job()
 
@@ -107,10 +111,7 @@ def test_a_record_lost_for_good_is_retried_with_backoff_then_alerted(source_env,
 
 
 def test_the_lost_record_alert_names_every_key_lost_so_far(source_env, warehouse_url):
-    engine = WarehouseResource(url=warehouse_url).get_engine()
-    with engine.begin() as connection:
-        set_setting(connection, "gap_resync_max_attempts", "1")
-        set_setting(connection, "gap_resync_backoff_minutes", "0")
+    configure(warehouse_url, gap_resync_max_attempts="1", gap_resync_backoff_minutes="0")
     source_env.faults(drop_keys=[{"key": "STK000042", "times": 100}])
     run_job()
     assert run_requested(tick(warehouse_url).run_requests[0]).success
@@ -125,25 +126,19 @@ def test_the_lost_record_alert_names_every_key_lost_so_far(source_env, warehouse
 
 
 def test_backoff_holds_back_the_next_attempt(source_env, warehouse_url):
-    engine = WarehouseResource(url=warehouse_url).get_engine()
-    with engine.begin() as connection:
-        set_setting(connection, "gap_resync_backoff_minutes", "60")
+    configure(warehouse_url, gap_resync_backoff_minutes="60")
     source_env.faults(drop_keys=[{"key": "STK000042", "times": 100}])
     run_job()
     (request,) = tick(warehouse_url).run_requests  # the first attempt is immediate
     run_requested(request)
     assert tick(warehouse_url).run_requests == []  # the second waits an hour
-    with engine.begin() as connection:
-        set_setting(connection, "gap_resync_backoff_minutes", "0")
+    configure(warehouse_url, gap_resync_backoff_minutes="0")
     (second,) = tick(warehouse_url).run_requests  # and nothing else was holding it back
     assert second.run_key != request.run_key and "attempt-2" in second.run_key
 
 
 def test_a_lost_record_the_source_then_deletes_is_no_longer_lost(source_env, warehouse_url):
-    engine = WarehouseResource(url=warehouse_url).get_engine()
-    with engine.begin() as connection:
-        set_setting(connection, "gap_resync_max_attempts", "1")
-        set_setting(connection, "gap_resync_backoff_minutes", "0")
+    configure(warehouse_url, gap_resync_max_attempts="1", gap_resync_backoff_minutes="0")
     source_env.faults(drop_keys=[{"key": "STK000042", "times": 100}])
     run_job()
     assert run_requested(tick(warehouse_url).run_requests[0]).success

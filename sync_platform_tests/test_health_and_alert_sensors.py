@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -20,15 +21,16 @@ from sync_platform.defs.ops.alerting import (
     check_conditions,
     op_job_conditions,
 )
-from sync_platform.defs.platform.sensors import record_run_failures
+from sync_platform.defs.seller_sheet.checks import property_records_exist
 from sync_platform.defs.seller_sheet.resources import SellerSheetResource
 from sync_platform.engine import audit
 from sync_platform.orchestration.configuration import unconfigured_sources
 from sync_platform.orchestration.resources import WarehouseResource
-from sync_platform.warehouse.platform_tables import sync_alerts
+from sync_platform.warehouse.platform_tables import sync_alerts, sync_quarantine
 from sync_platform_simulator.environment import simulator_environment
 from sync_platform_tests.dagster_runs import (
     execute_as_operator,
+    failure_sensor_decision,
     fast_resources,
     latest_materialization,
     run_job,
@@ -221,14 +223,7 @@ def test_runs_that_die_before_their_sync_count_per_entity_not_per_job(source_env
         job = definitions.resolve_job_def("seller_sheet_sync")
         result = job.execute_in_process(instance=instance, raise_on_error=False)
         assert not result.success
-        failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
-        context = dg.build_run_status_sensor_context(
-            sensor_name="record_run_failures",
-            dagster_event=failure,
-            dagster_instance=instance,
-            dagster_run=result.dagster_run,
-        ).for_run_failure()
-        request = record_run_failures(context)
+        request = failure_sensor_decision(result, instance)
         assert request.run_key == f"failed-run:{result.run_id}"
         recorded = recorder.execute_in_process(run_config=request.run_config, instance=instance)
         assert recorded.success
@@ -329,3 +324,45 @@ def test_a_job_whose_assets_sync_no_entity_is_alerted_by_its_own_name():
     assert "job_failures:dealer_sync" not in {
         condition.dedup_key for condition in op_job_conditions(instance, dealer, limit=2)
     }
+
+
+def test_sellers_a_moment_ahead_of_their_properties_are_healing_unless_refused(
+    source_env, warehouse_url
+):
+    """The two seller tables come from separate reads: a seller whose property row is not
+    there yet is healing (the next sync brings it); one whose row is quarantined is not."""
+    run_job("seller_sheet_sync", instance=dg.DagsterInstance.ephemeral())
+    engine = WarehouseResource(url=warehouse_url).get_engine()
+    with engine.begin() as connection:
+        seller = connection.execute(
+            sa.text(
+                "SELECT seller_number FROM sheet_seller_properties "
+                "WHERE _deleted_at IS NULL ORDER BY seller_number LIMIT 1"
+            )
+        ).scalar_one()
+        connection.execute(
+            sa.text("DELETE FROM sheet_seller_properties WHERE seller_number = :s"), {"s": seller}
+        )
+
+    def evaluate() -> dict:
+        context = dg.build_asset_check_context(
+            resources={"warehouse": WarehouseResource(url=warehouse_url)}
+        )
+        result = property_records_exist(context)
+        assert not result.passed and seller in result.metadata["seller_numbers"].value
+        return result.metadata["sync_platform/healing"].value
+
+    assert evaluate() is True
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(sync_quarantine),
+            {
+                "source": "seller_sheet",
+                "entity": "sheet_seller_properties",
+                "record_key": seller,
+                "raw_record": json.dumps({"Seller Number": seller}),
+                "reason": "Asking Price: 'a lot' is not a valid decimal",
+                "quarantined_at": datetime.now(UTC),
+            },
+        )
+    assert evaluate() is False

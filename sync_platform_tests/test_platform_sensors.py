@@ -7,11 +7,10 @@ import sqlalchemy as sa
 
 from sync_platform.definitions import build_definitions
 from sync_platform.defs.platform.jobs import unstarted_by_their_own_failure
-from sync_platform.defs.platform.sensors import record_run_failures
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.orchestration.tags import trigger_of
 from sync_platform.warehouse.platform_tables import sync_errors
-from sync_platform_tests.dagster_runs import fast_resources, run_job
+from sync_platform_tests.dagster_runs import failure_sensor_decision, fast_resources, run_job
 
 
 def test_trigger_is_read_from_run_tags():
@@ -29,17 +28,7 @@ def test_a_failed_run_is_recorded_once_with_its_reason(source_env, warehouse_url
     instance = dg.DagsterInstance.ephemeral()
     result = run_job(instance=instance)
     assert not result.success
-    failure = next(
-        event for event in result.all_events if event.event_type_value == "PIPELINE_FAILURE"
-    )
-
-    context = dg.build_run_status_sensor_context(
-        sensor_name="record_run_failures",
-        dagster_event=failure,
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-    ).for_run_failure()
-    request = record_run_failures(context)  # decides only: a run to record it
+    request = failure_sensor_decision(result, instance)  # decides only: a run to record it
     assert request.run_key == f"failed-run:{result.run_id}"
     warehouse = WarehouseResource(url=warehouse_url)
     with warehouse.get_engine().connect() as connection:
@@ -72,14 +61,8 @@ def test_the_recorder_does_not_record_its_own_failures():
         raise_on_error=False,
     )
     assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
-    context = dg.build_run_status_sensor_context(
-        sensor_name="record_run_failures",
-        dagster_event=failure,
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-    ).for_run_failure()
-    assert isinstance(record_run_failures(context), dg.SkipReason)  # no loop of recorders
+    # no loop of recorders
+    assert isinstance(failure_sensor_decision(result, instance), dg.SkipReason)
 
 
 @dg.asset

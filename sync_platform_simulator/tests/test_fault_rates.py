@@ -8,12 +8,11 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from sync_platform_simulator import DealerSettings, FaultInjector, FaultPlan, SimulatorServer
+from sync_platform_simulator import FaultInjector, FaultPlan
 from sync_platform_simulator.faults import FaultKind
 
 SEED = 42
@@ -33,19 +32,6 @@ MIX = {
     "hang_seconds": 0.001,
     "retry_after": 0.5,
 }
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimulatorServer]:
-    with SimulatorServer(seed=SEED, dealer=DealerSettings(stock=20, leads=5)) as running:
-        yield running
-
-
-@pytest.fixture
-def sim(server: SimulatorServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        client.post("/_sim/reset", json=RESET).raise_for_status()
-        yield client
 
 
 def stock(client: httpx.Client, **kwargs) -> httpx.Response:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -33,20 +32,6 @@ LEAD_KEYS = {
     "LeadId", "StockNumber", "CustomerName", "Email", "Phone", "Source", "Status",
     "CreatedAt", "UpdatedAt",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimulatorServer]:
-    with SimulatorServer(seed=SEED, dealer=DealerSettings(stock=STOCK, leads=LEADS)) as running:
-        yield running
-
-
-@pytest.fixture
-def sim(server: SimulatorServer) -> Iterator[httpx.Client]:
-    """A client of the module's simulator, reset to seed 42 with no faults and no stats."""
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        client.post("/_sim/reset", json=RESET).raise_for_status()
-        yield client
 
 
 def stock(client: httpx.Client, **params) -> httpx.Response:

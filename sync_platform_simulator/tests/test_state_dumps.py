@@ -5,13 +5,9 @@ it changes nothing (no fault, no pull, no quota, no clock, no session)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
-
-from sync_platform_simulator import SimulatorServer
 
 TODAY = "2026-03-10"
 RESET = {
@@ -30,19 +26,6 @@ REPORT = {
     "dimensions": [{"name": "date"}, {"name": "deviceCategory"}],
     "metrics": [{"name": "sessions"}, {"name": "totalUsers"}, {"name": "engagementRate"}],
 }
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimulatorServer]:
-    with SimulatorServer(seed=42) as running:
-        yield running
-
-
-@pytest.fixture
-def sim(server: SimulatorServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        client.post("/_sim/reset", json=RESET).raise_for_status()
-        yield client
 
 
 def decoded(response: httpx.Response) -> Any:

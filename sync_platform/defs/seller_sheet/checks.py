@@ -2,9 +2,10 @@
 property data has a property record.
 
 The two tables are synced from separate reads of the sheet, so for a moment after a seller
-is added one can hold them and the other not yet: while no property row is quarantined or
-held, a failure is marked healing (the next sync brings the tables in step) and raises no
-alert."""
+is added (or a row is missing from one read) one can hold them and the other not yet: unless
+a missing seller's property row is quarantined (refused until someone fixes the sheet), a
+failure is marked healing (the next sync brings the tables in step) and raises no alert. A
+held property row is healing too: it is released once its seller is in the warehouse."""
 
 import dagster as dg
 import sqlalchemy as sa
@@ -27,12 +28,11 @@ SELLERS_WITHOUT_PROPERTY = sa.text(
 )
 PROPERTY_ROWS_REFUSED = sa.text(
     """
-    SELECT (SELECT count(*) FROM sync_quarantine
-            WHERE entity = 'sheet_seller_properties' AND resolved_at IS NULL)
-         + (SELECT count(*) FROM sync_held_records
-            WHERE entity = 'sheet_seller_properties' AND released_at IS NULL)
+    SELECT count(*) FROM sync_quarantine
+    WHERE entity = 'sheet_seller_properties' AND resolved_at IS NULL
+      AND record_key IN :sellers
     """
-)
+).bindparams(sa.bindparam("sellers", expanding=True))
 
 seller_sheet_checks = entity_checks(SELLER_SHEET)
 
@@ -48,7 +48,11 @@ def property_records_exist(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
     engine = context.resources.warehouse.ready_engine()
     with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
         missing = list(connection.execute(SELLERS_WITHOUT_PROPERTY).scalars())
-        refused = connection.execute(PROPERTY_ROWS_REFUSED).scalar() if missing else 0
+        refused = (
+            connection.execute(PROPERTY_ROWS_REFUSED, {"sellers": missing}).scalar()
+            if missing
+            else 0
+        )
     return dg.AssetCheckResult(
         passed=not missing,
         description=(
