@@ -24,6 +24,7 @@ FAULT_MIX = {
 STOCK = 200
 LEADS = 100
 SELLERS = 80
+WORKFLOWS = ("new_lead", "form_submission", "order_update")
 WEBHOOKS_PER_ROUND = 6
 WEBHOOK_DROP_RATE = 0.05
 WEBHOOK_DUPLICATE_RATE = 0.10
@@ -151,7 +152,7 @@ def one_round(
             ],
         )
         ledger.healed_drops += [once, seller]
-    for workflow in ("new_lead", "form_submission", "order_update"):
+    for workflow in WORKFLOWS:
         report = control.post(
             "/_sim/n8n/send",
             json={

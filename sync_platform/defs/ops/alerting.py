@@ -38,7 +38,7 @@ CHECK_SEVERITY = {"ERROR": "medium", "WARN": "warning"}
 TAGS = {"sync_platform/area": "alerting"}
 RETRY_BUCKET_MINUTES = 10  # a decision whose run failed is asked for again after this
 # Jobs whose failures are not alerted per job: the alerting machinery itself (it could not
-# raise its own alert), and asset jobs, whose failures are counted per source and entity.
+# raise its own alert). Jobs that sync entities are counted per source and entity instead.
 NOT_ALERTED_PER_JOB = {"apply_alerts", "record_run_failure"}
 
 
