@@ -36,7 +36,7 @@ BIN = Path(sys.executable).parent
 PG_URL_ENV = "SYNC_PLATFORM_SOAK_PG_URL"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 STARTUP_SECONDS = 120
-WORKERS = ("execute_run", "execute_step", "resume_run", "multiprocess")  # run and step workers
+WORKERS = ("execute_run", "execute_step", "resume_run", "multiprocess", "watch_orphans")
 
 
 def _free_port() -> int:

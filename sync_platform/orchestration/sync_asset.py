@@ -94,6 +94,27 @@ def report_metadata(report: SyncReport) -> dict[str, Any]:
     return metadata
 
 
+def _out_of_step(verification) -> str:
+    """What the failed verification saw, naming keys, ahead of the sync's own message (which
+    may be about something else, e.g. quarantined records)."""
+    parts = []
+    if verification.missing_keys:
+        shown = ", ".join(verification.missing_keys[:MAX_KEYS_IN_METADATA])
+        lost = len(verification.lost_keys)
+        state = f"{lost} given up as unrecoverable" if lost else "being resynced"
+        parts.append(
+            f"{verification.gap_count} key(s) the source lists are not in the warehouse "
+            f"({state}): {shown}"
+        )
+    if verification.unexpected_keys:
+        shown = ", ".join(verification.unexpected_keys[:MAX_KEYS_IN_METADATA])
+        parts.append(
+            f"{verification.unexpected_count} key(s) in the warehouse the source no longer "
+            f"lists (a refused mass delete?): {shown}"
+        )
+    return "; ".join(parts)
+
+
 def verification_check(report: SyncReport) -> dg.AssetCheckResult:
     verification = report.verification
     assert verification is not None
@@ -102,7 +123,7 @@ def verification_check(report: SyncReport) -> dg.AssetCheckResult:
         check_name=VERIFICATION_CHECK,
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=None if passed else report.message,
+        description=None if passed else f"{_out_of_step(verification)}. {report.message}",
         metadata={
             "gap_count": verification.gap_count,
             "missing_keys": ", ".join(verification.missing_keys[:MAX_KEYS_IN_METADATA]),
