@@ -256,11 +256,14 @@ def test_a_first_start_with_one_source_configured_raises_nothing(
     )
     assert counts["raised"] == 0 and open_alerts(warehouse_url) == {}
 
-    schedule = repository.get_schedule_def("seller_sheet_every_10_minutes")
-    skip = schedule.evaluate_tick(dg.build_schedule_context(instance=instance)).skip_message
-    assert "not configured: set" in skip and "SELLER_SHEET_ID" in skip
-    dealer = repository.get_schedule_def("dealer_sync_every_15_minutes")
-    assert dealer.evaluate_tick(dg.build_schedule_context(instance=instance)).run_requests
+    # A schedule reads the instance's runs (is its previous run unfinished?), so its context
+    # needs a persistent instance, as the daemon's is.
+    with dg.instance_for_test() as stored, dg.build_schedule_context(instance=stored) as context:
+        schedule = repository.get_schedule_def("seller_sheet_every_10_minutes")
+        skip = schedule.evaluate_tick(context).skip_message
+        assert "not configured: set" in skip and "SELLER_SHEET_ID" in skip
+        dealer = repository.get_schedule_def("dealer_sync_every_15_minutes")
+        assert dealer.evaluate_tick(context).run_requests
 
     with WarehouseResource(url=warehouse_url).get_engine().connect() as connection:
         report = health_report(

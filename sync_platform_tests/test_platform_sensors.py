@@ -80,22 +80,30 @@ def _unrelated() -> None:
     return None
 
 
-def test_a_failed_run_counts_only_the_entities_whose_own_step_failed():
-    """A step skipped because one upstream failed, or one that succeeded, is not a failure of
-    its source; a run that died before any step started is a failure of all it planned."""
+def test_a_failed_run_counts_only_the_entities_whose_own_source_failed():
+    """A step skipped because a step of another source upstream failed, or one that
+    succeeded, is not a failure of its source; one of the failed step's own source is; a run
+    that died before any step started is a failure of all it planned."""
     defs = dg.Definitions(assets=[_fails, _downstream, _unrelated])
     job = defs.resolve_implicit_global_asset_job_def()
+    sources = {"_fails": "crm", "_unrelated": "erp"}
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False)
         assert not result.success
-        assert unstarted_by_their_own_failure(instance, result.run_id) == {"_fails"}
+        other_source = sources | {"_downstream": "webhooks"}
+        assert unstarted_by_their_own_failure(instance, result.run_id, other_source) == {"_fails"}
+        same_source = sources | {"_downstream": "crm"}
+        assert unstarted_by_their_own_failure(instance, result.run_id, same_source) == {
+            "_fails",
+            "_downstream",
+        }
 
         never_started = instance.create_run_for_job(
             job,
             asset_selection=frozenset({dg.AssetKey("_fails"), dg.AssetKey("_unrelated")}),
         )
         instance.report_run_failed(never_started)
-        assert unstarted_by_their_own_failure(instance, never_started.run_id) == {
+        assert unstarted_by_their_own_failure(instance, never_started.run_id, sources) == {
             "_fails",
             "_unrelated",
         }

@@ -34,10 +34,13 @@ def step_errors(instance: dg.DagsterInstance, run_id: str, most: int = 3) -> lis
     return found
 
 
-def unstarted_by_their_own_failure(instance: dg.DagsterInstance, run_id: str) -> set[str]:
-    """The assets of a failed run whose own step failed, or every planned asset when no step
-    started (the run died before any work). Assets left out because a step upstream failed
-    are not theirs to count: their source did nothing wrong."""
+def unstarted_by_their_own_failure(
+    instance: dg.DagsterInstance, run_id: str, source_of: dict[str, str]
+) -> set[str]:
+    """The assets of a failed run whose own step failed, with those of the same source left
+    out behind them (`source_of`: asset → source); every planned asset when no step started
+    (the run died before any work). An asset of another source left out because a step
+    upstream of it failed is not counted: its source did nothing wrong."""
     planned = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
     ).records
@@ -50,11 +53,17 @@ def unstarted_by_their_own_failure(instance: dg.DagsterInstance, run_id: str) ->
             run_id, of_type=dg.DagsterEventType.STEP_FAILURE
         ).records
     }
-    return {
-        record.event_log_entry.dagster_event.asset_key.to_user_string()
+    step_of = {
+        record.event_log_entry.dagster_event.asset_key.to_user_string(): (
+            record.event_log_entry.step_key
+        )
         for record in planned
-        if not started or record.event_log_entry.step_key in failed_steps
     }
+    if not started:
+        return set(step_of)
+    failed = {asset for asset, step in step_of.items() if step in failed_steps}
+    sources = {source_of[asset] for asset in failed if asset in source_of}
+    return failed | {asset for asset in step_of if source_of.get(asset) in sources}
 
 
 class FailedRunConfig(dg.Config):
@@ -77,7 +86,7 @@ def record_failure(
     source_of = {
         entity: source.source for source in all_source_configs() for entity in source.entities
     }
-    names = unstarted_by_their_own_failure(context.instance, config.run_id)
+    names = unstarted_by_their_own_failure(context.instance, config.run_id, source_of)
     entities = sorted((source_of[name], name) for name in names if name in source_of)
     message = f"run {run.run_id} of job {run.job_name} failed: {config.message}"
     if causes := step_errors(context.instance, config.run_id):
