@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from sync_platform.definitions import build_definitions
 from sync_platform.defs.platform.sensors import sync_gap_sensor
+from sync_platform.engine.ports import Verification
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.runtime_config import set_setting
 from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps, sync_runs
@@ -151,3 +152,14 @@ def test_a_lost_record_the_source_then_deletes_is_no_longer_lost(source_env, war
     assert gap["status"] == "resolved"
     (alert,) = query(warehouse_url, sa.select(sync_alerts))
     assert alert["status"] == "resolved"
+
+
+def test_what_the_platform_heals_without_a_person():
+    """`Verification.healing` (no alert for the check): gaps still in resync, and keys a
+    snapshot's listing no longer has unless the merge refused to delete them."""
+    base = {"status": "gaps", "source_count": 10, "warehouse_count": 10}
+    assert Verification(**base, missing_keys=["a"]).healing
+    assert not Verification(**base, missing_keys=["a"], lost_keys=["a"]).healing
+    assert Verification(**base, unexpected_keys=["b"]).healing  # deleted after the data read
+    assert not Verification(**base, unexpected_keys=["b"], deletes_refused=True).healing
+    assert not Verification(**base).healing  # nothing out of step: nothing to heal

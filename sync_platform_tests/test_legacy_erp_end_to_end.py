@@ -165,6 +165,7 @@ def test_the_full_sync_stays_full_when_a_run_config_confirms_a_mass_delete(
     assert check.metadata["unexpected_in_warehouse"].value == 20
     assert check.description.startswith("20 key(s) in the warehouse the source no longer lists")
     assert "refused to soft-delete 20" in check.description  # with what to do about it
+    assert check.metadata["sync_platform/healing"].value is False  # a person must decide
     named = check.metadata["unexpected_keys"].value.split(", ")
     assert sorted(named) == sorted(str(key) for key in removed)
 

@@ -463,6 +463,7 @@ def _run_with_lease(
             _merge_and_record(engine, request, report, frame, rejects, source.on_commit)
         with timer("verify"):
             report.verification = _verify(engine, request, report, source, frame, rejects)
+            report.verification.deletes_refused = bool(report.merge and report.merge.delete_refused)
         with engine.connect() as connection:
             history = trailing_fetched(connection, request.source, entity.name, sync_run_id)
         report.quality = quality_metrics(entity, report.fetched, rejects, history)

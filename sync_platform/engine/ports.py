@@ -111,6 +111,8 @@ class Verification:
     unrecoverable: list[str] = field(default_factory=list)
     # the missing keys whose gaps are unrecoverable (now or before): the platform gave up
     lost_keys: list[str] = field(default_factory=list)
+    # the merge refused a mass deletion: the unexpected keys wait for a person
+    deletes_refused: bool = False
 
     @property
     def gap_count(self) -> int:
@@ -118,9 +120,13 @@ class Verification:
 
     @property
     def healing(self) -> bool:
-        """Keys are missing, and every one of them is a gap the resync is still working on
-        (no lost key, nothing unexpected): the platform heals this without a person."""
-        return bool(self.missing_keys) and not self.unexpected_keys and not self.lost_keys
+        """Out of step in a way the platform heals without a person: every missing key is a
+        gap the resync is still working on (none lost), and unexpected keys, if any, are not
+        a refused deletion (the source's key listing was read after its data and a record
+        was deleted in between: the next snapshot soft-deletes it)."""
+        if self.lost_keys or (self.unexpected_keys and self.deletes_refused):
+            return False
+        return bool(self.missing_keys or self.unexpected_keys)
 
     @property
     def unexpected_count(self) -> int:

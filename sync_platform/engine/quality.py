@@ -9,6 +9,7 @@ history cannot drag along the way a mean and standard deviation would.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -19,6 +20,7 @@ from sync_platform.engine.ports import RejectedRecord
 from sync_platform.warehouse.platform_tables import sync_runs
 
 TRAILING = 14
+MAX_Z = 99.0  # the score of any change after a history of one value
 DUPLICATE_MARKERS = ("more than once", "duplicate key")
 
 
@@ -41,14 +43,20 @@ def trailing_fetched(
 
 
 def robust_z(value: float, history: Sequence[float]) -> float | None:
-    """0.6745 (x - median) / MAD; None without enough history or any spread."""
+    """0.6745 (x - median) / MAD; None without enough history. Where most of the history is
+    one value (MAD 0), the mean absolute deviation stands in (x - median) / (1.2533 MeanAD),
+    and a history of one value only scores any other value at +-MAX_Z: a steady feed
+    that suddenly serves a third of its rows must not go unnoticed."""
     if len(history) < 5:
         return None
     median = statistics.median(history)
     mad = statistics.median(abs(x - median) for x in history)
-    if mad == 0:
-        return 0.0 if value == median else None
-    return 0.6745 * (value - median) / mad
+    if mad:
+        return 0.6745 * (value - median) / mad
+    mean_ad = statistics.fmean(abs(x - median) for x in history)
+    if mean_ad:
+        return max(-MAX_Z, min(MAX_Z, (value - median) / (1.253314 * mean_ad)))
+    return 0.0 if value == median else math.copysign(MAX_Z, value - median)
 
 
 def quality_metrics(

@@ -10,6 +10,7 @@ Freshness is a `FreshnessPolicy.time_window` on each asset (orchestration/sync_a
 and `in_step_with_source` is reported by the sync asset itself.
 """
 
+import statistics
 from collections import Counter
 from collections.abc import Iterator
 
@@ -28,6 +29,7 @@ SCHEMA_VALID = "schema_valid"
 QUARANTINE_RATE = "quarantine_rate"
 VOLUME_NORMAL = "volume_normal"
 ANOMALY_Z = 3.5  # |robust z| above this is an anomaly (Iglewicz and Hoaglin's cut-off)
+MIN_SHARE = 0.10  # … and the jump is at least this share of the entity's rows
 MAX_EXAMPLES = 10
 QUARANTINE_WARN_SHARE = setting(
     "quarantine_warn_share",
@@ -115,13 +117,21 @@ def volume_normal(
     if len(runs) < 6:
         return dg.AssetCheckResult(**key, passed=True, metadata={"note": "not enough history"})
     latest, history = runs[0], runs[1:]
-    scores = {
-        "fetched": robust_z(latest.fetched, [r.fetched for r in history]),
-        "written": robust_z(
-            latest.inserted + latest.updated, [r.inserted + r.updated for r in history]
-        ),
+    series = {
+        "fetched": (latest.fetched, [r.fetched for r in history]),
+        "written": (latest.inserted + latest.updated, [r.inserted + r.updated for r in history]),
     }
-    anomalies = {name: z for name, z in scores.items() if z is not None and abs(z) > ANOMALY_Z}
+    scores = {name: robust_z(value, past) for name, (value, past) in series.items()}
+    # A jump must also be material: a sync that wrote 25 rows of 220 after a run of 5s scores
+    # a high z, but it is not a truncated or flooded source.
+    size = max(latest.fetched, statistics.median(r.fetched for r in history), 1)
+    anomalies = {
+        name: z
+        for name, z in scores.items()
+        if z is not None
+        and abs(z) > ANOMALY_Z
+        and abs(series[name][0] - statistics.median(series[name][1])) >= MIN_SHARE * size
+    }
     return dg.AssetCheckResult(
         **key,
         passed=not anomalies,

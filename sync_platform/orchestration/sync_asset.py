@@ -108,9 +108,14 @@ def _out_of_step(verification) -> str:
         )
     if verification.unexpected_keys:
         shown = ", ".join(verification.unexpected_keys[:MAX_KEYS_IN_METADATA])
+        why = (
+            "a refused mass delete: confirm it with allow_mass_delete"
+            if verification.deletes_refused
+            else "deleted at the source after its data was read: the next sync removes them"
+        )
         parts.append(
             f"{verification.unexpected_count} key(s) in the warehouse the source no longer "
-            f"lists (a refused mass delete?): {shown}"
+            f"lists ({why}): {shown}"
         )
     return "; ".join(parts)
 
