@@ -29,7 +29,10 @@ SCHEMA_VALID = "schema_valid"
 QUARANTINE_RATE = "quarantine_rate"
 VOLUME_NORMAL = "volume_normal"
 ANOMALY_Z = 3.5  # |robust z| above this is an anomaly (Iglewicz and Hoaglin's cut-off)
-MIN_SHARE = 0.10  # … and the jump is at least this share of the entity's rows
+# … and the jump is at least this share of the entity's rows: rows fetched move little
+# from sync to sync, rows written follow how much changed since the last sync, which a late
+# run (a busy queue, a skipped tick) multiplies
+MIN_SHARE = {"fetched": 0.10, "written": 0.25}
 MAX_EXAMPLES = 10
 QUARANTINE_WARN_SHARE = setting(
     "quarantine_warn_share",
@@ -122,7 +125,7 @@ def volume_normal(
         "written": (latest.inserted + latest.updated, [r.inserted + r.updated for r in history]),
     }
     scores = {name: robust_z(value, past) for name, (value, past) in series.items()}
-    # A jump must also be material: a sync that wrote 25 rows of 220 after a run of 5s scores
+    # A jump must also be material: a sync that wrote 30 rows of 212 after a run of 5s scores
     # a high z, but it is not a truncated or flooded source.
     size = max(latest.fetched, statistics.median(r.fetched for r in history), 1)
     anomalies = {
@@ -130,7 +133,7 @@ def volume_normal(
         for name, z in scores.items()
         if z is not None
         and abs(z) > ANOMALY_Z
-        and abs(series[name][0] - statistics.median(series[name][1])) >= MIN_SHARE * size
+        and abs(series[name][0] - statistics.median(series[name][1])) >= MIN_SHARE[name] * size
     }
     return dg.AssetCheckResult(
         **key,
