@@ -91,26 +91,40 @@ def test_an_unbound_process_keeps_its_breakers_to_itself(simulator):
 
 
 def test_a_rate_limit_counts_the_calls_of_every_process(warehouse_url, bound):
-    limiter = read_limiter("robot@example.iam", 3, 6.0)
-    for _ in range(3):
-        limiter.try_acquire("read")
-    started = time.monotonic()
-    waited = float(
-        _another_process(
-            f"""
-            import time
-            from sync_platform.sources import shared_state
-            from sync_platform.sources.seller_sheet.client import read_limiter
-            from sync_platform.warehouse.connection import create_warehouse_engine
+    # The other process is started and bound first, and reads only once this one has spent
+    # the window: its start-up (slow on a busy machine) cannot let the window pass first.
+    script = f"""
+        import sys, time
+        from sync_platform.sources import shared_state
+        from sync_platform.sources.seller_sheet.client import read_limiter
+        from sync_platform.warehouse.connection import create_warehouse_engine
 
-            shared_state.share_through(create_warehouse_engine({warehouse_url!r}))
-            limiter = read_limiter("robot@example.iam", 3, 6.0)
-            started = time.monotonic()
-            limiter.try_acquire("read")
-            print(time.monotonic() - started)
-            """
-        )
+        shared_state.share_through(create_warehouse_engine({warehouse_url!r}))
+        limiter = read_limiter("robot@example.iam", 3, 6.0)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        started = time.monotonic()
+        limiter.try_acquire("read")
+        print(time.monotonic() - started, flush=True)
+        """
+    other = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    try:
+        assert other.stdout.readline().strip() == "ready", other.stderr.read()[-2000:]
+        limiter = read_limiter("robot@example.iam", 3, 6.0)
+        for _ in range(3):
+            limiter.try_acquire("read")
+        other.stdin.write("go\n")
+        other.stdin.flush()
+        out, err = other.communicate(timeout=120)
+    finally:
+        other.kill()
+    assert other.returncode == 0, err[-2000:]
+    waited = float(out.strip())
     # The other process found the window full and waited for it to move on.
     assert waited >= 1.0, waited
-    assert time.monotonic() - started < 30

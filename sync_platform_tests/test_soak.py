@@ -14,7 +14,7 @@ def test_the_platform_heals_what_it_can_and_alerts_only_on_what_it_cannot(tmp_pa
         minutes=3,
         speedup=24,
         round_seconds=30,
-        settle_minutes=12,
+        settle_minutes=20,  # a cap: it settled in 3-7 minutes here; room for a slower machine
         workdir=tmp_path / "soak",
         admin_url=pg_admin_url,
     )
