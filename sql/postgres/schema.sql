@@ -128,8 +128,10 @@ CREATE TABLE sync_runs (
 	error_counts JSONB, 
 	rows_per_second FLOAT, 
 	message TEXT, 
+	kind VARCHAR(20), 
 	PRIMARY KEY (id), 
 	CONSTRAINT ck_sync_runs_trigger CHECK (trigger IN ('scheduled', 'manual', 'sensor', 'resync', 'backfill')), 
+	CONSTRAINT ck_sync_runs_kind CHECK (kind IN ('snapshot', 'changes', 'keys', 'slice')), 
 	CONSTRAINT ck_sync_runs_status CHECK (status IN ('running', 'succeeded', 'warning', 'failed'))
 );
 

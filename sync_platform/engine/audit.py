@@ -43,6 +43,7 @@ def start_sync_run(
     trigger: str,
     dagster_run_id: str | None,
     partition_key: str | None,
+    kind: str | None = None,
 ) -> int:
     with engine.begin() as connection:
         return connection.execute(
@@ -51,6 +52,7 @@ def start_sync_run(
                 source=source,
                 entity=entity,
                 trigger=trigger,
+                kind=kind,
                 dagster_run_id=dagster_run_id,
                 partition_key=partition_key,
                 started_at=utcnow(),

@@ -420,6 +420,7 @@ def _run_with_lease(
         source=request.source,
         entity=entity.name,
         trigger=request.trigger,
+        kind=request.kind,
         dagster_run_id=request.dagster_run_id,
         partition_key=request.partition_key,
     )

@@ -81,6 +81,15 @@ class SyncRequest:
         return self.entity.sync_mode == "incremental" and not self.full_refresh
 
     @property
+    def kind(self) -> str:
+        """What the sync reads, recorded with it so volume checks compare like with like."""
+        if self.only_keys:
+            return "keys"
+        if self.incremental:
+            return "changes"
+        return "slice" if self.scope else "snapshot"
+
+    @property
     def complete_snapshot(self) -> bool:
         """The fetched rows are everything the source has (in scope): vanished rows go."""
         return not self.incremental and not self.only_keys

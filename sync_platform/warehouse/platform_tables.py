@@ -48,9 +48,14 @@ sync_runs = sa.Table(
     sa.Column("error_counts", Json),
     sa.Column("rows_per_second", sa.Float),
     sa.Column("message", sa.Text),
+    # migration 0006: what the sync read (SyncRequest.kind); NULL for syncs from before it
+    sa.Column("kind", sa.String(20)),
     sa.CheckConstraint(
         "trigger IN ('scheduled', 'manual', 'sensor', 'resync', 'backfill')",
         name="ck_sync_runs_trigger",
+    ),
+    sa.CheckConstraint(
+        "kind IN ('snapshot', 'changes', 'keys', 'slice')", name="ck_sync_runs_kind"
     ),
     sa.CheckConstraint(
         "status IN ('running', 'succeeded', 'warning', 'failed')", name="ck_sync_runs_status"
