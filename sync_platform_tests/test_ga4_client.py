@@ -222,7 +222,7 @@ def test_recent_dates_are_revised_upwards_between_pulls_and_older_ones_are_stabl
         ("header_mismatch", 0, r"page 1 \(offset 0\): .*row 1 has 1 dimension and 1 metric"),
         ("non_numeric_metric", 0, r"row 1 metric sessions \(TYPE_INTEGER\) is not numeric"),
         ("missing_row_count", 0, "2 rows came without a rowCount"),
-        ("short_page", 1, r"page 2 \(offset 2\): .* returned 1 rows where rowCount 6 promised 2"),
+        ("empty_page", 1, r"page 2 \(offset 2\): .* returned no rows at offset 2 of rowCount 6"),
     ],
 )
 def test_a_malformed_response_fails_the_whole_report_with_a_clear_error(ga4, mode, after, problem):

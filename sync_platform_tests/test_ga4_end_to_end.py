@@ -209,3 +209,26 @@ def test_a_missing_block_is_asked_for_once_at_a_time_and_a_bounded_number_of_tim
     launched(dg.DagsterRunStatus.FAILURE)
     launched(dg.DagsterRunStatus.FAILURE)
     assert "still missing after 3 runs" in missing_block_request(instance, now).skip_message
+
+
+def test_pages_shorter_than_asked_are_followed_to_the_row_count(source_env, warehouse_url):
+    """GA4 serves at most 250,000 rows a response whatever `limit` asks: here 7 while the
+    client asks 20, so every page is short until the last, and the day still loads whole."""
+    source_env.ga4("POST", "/reset", {"max_rows_per_response": 7})
+    set_today(source_env)
+    result = run_job("ga4_daily", partition_key="2026-11-20", ga4_page_size=20)
+    assert result.success
+    traffic = materializations(result)["ga4_daily_traffic"]
+    assert traffic["ga4_row_count"] == traffic["fetched"] == traffic["inserted"] > 7
+    assert traffic["ga4_pages"] == -(-traffic["ga4_row_count"] // 7)
+    ((rows,),) = query(warehouse_url, "SELECT count(*) FROM ga4_daily_traffic")
+    expected = source_env.http.post(
+        "/_sim/ga4/properties/123456789:peekReport",
+        json={
+            "dateRanges": [{"startDate": "2026-11-20", "endDate": "2026-11-20"}],
+            "dimensions": [{"name": n} for n in ("date", "sessionSource", "sessionMedium",
+                                                 "deviceCategory")],
+            "metrics": [{"name": "sessions"}],
+        },
+    ).json()["rowCount"]  # fmt: skip
+    assert rows == expected

@@ -1,6 +1,7 @@
 """Client for the Google Analytics 4 Data API v1beta: `properties/{id}:runReport`.
 
-A report is read page by page (limit/offset) until `rowCount` rows are in hand, and handed
+A report is read page by page (limit/offset) until `rowCount` rows are in hand (a page may
+hold fewer rows than asked: GA4 serves at most 250,000 a response), and handed
 back only whole: a failure on any page raises and returns nothing, so a partition is never
 written from half a report. Each request asks for `propertyQuota`; when the hourly or daily
 token budget falls below a floor the client stops before its next request instead of
@@ -245,12 +246,17 @@ class GA4Client:
                 f"rowCount changed from {first.row_count} to {page.row_count} between pages "
                 "(GA4 revised the data mid-read)"
             )
-        promised = max(0, min(self.page_size, page.row_count - offset))
-        if len(page.rows) != promised:
+        # GA4 may serve fewer rows than `limit` (at most 250,000 a response) before the last
+        # page: paging advances by the rows received, but never more than are left, and a
+        # page with none while rows remain would never end.
+        left = max(0, page.row_count - offset)
+        if len(page.rows) > min(self.page_size, left):
             raise fail(
-                f"returned {len(page.rows)} rows where rowCount {page.row_count} promised "
-                f"{promised}"
+                f"returned {len(page.rows)} rows where at most {min(self.page_size, left)} "
+                f"were left of rowCount {page.row_count}"
             )
+        if left and not page.rows:
+            raise fail(f"returned no rows at offset {offset} of rowCount {page.row_count}")
 
     def _request(self, prop: str, where: str, body: dict[str, Any]) -> Any:
         headers = {"Authorization": f"Bearer {self.tokens.token()}"}

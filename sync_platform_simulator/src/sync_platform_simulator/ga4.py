@@ -112,7 +112,9 @@ KNOWN_FIELDS = frozenset(
 )  # fmt: skip
 RELATIVE_DAYS = re.compile(r"^(\d+)daysAgo$")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-CorruptionMode = Literal["header_mismatch", "non_numeric_metric", "missing_row_count", "short_page"]
+CorruptionMode = Literal[
+    "header_mismatch", "non_numeric_metric", "missing_row_count", "short_page", "empty_page"
+]
 
 
 class GA4Property(BaseModel):
@@ -138,6 +140,10 @@ class GA4Settings(BaseModel):
     cardinality_limit: int = Field(default=50_000, ge=2)
     tokens_per_hour: int = Field(default=40_000, ge=0)
     tokens_per_day: int = Field(default=200_000, ge=0)
+    # "The API returns a maximum of 250,000 rows per request, no matter how many you ask
+    # for" (RunReportRequest.limit): a page may hold fewer rows than asked before the last
+    # one. Lower it to serve that at test size.
+    max_rows_per_response: int = Field(default=MAX_LIMIT, ge=1, le=MAX_LIMIT)
 
 
 def _unit(*parts: object) -> float:
@@ -650,7 +656,8 @@ def report_body(
     ga4: GA4Data, prop: str, request: ReportRequest, rows: list[ReportRow], folded: bool
 ) -> dict[str, Any]:
     settings = ga4.properties[prop]
-    page = rows[request.offset : request.offset + request.limit]
+    served = min(request.limit, ga4.settings.max_rows_per_response)
+    page = rows[request.offset : request.offset + served]
     body: dict[str, Any] = {
         "dimensionHeaders": [{"name": name} for name in request.dimensions],
         "metricHeaders": [{"name": m, "type": METRIC_TYPES[m]} for m in request.metrics],
@@ -698,7 +705,9 @@ def corrupt(body: dict[str, Any], mode: CorruptionMode) -> None:
     elif mode == "missing_row_count":
         body.pop("rowCount", None)
     elif mode == "short_page" and rows:
-        rows.pop()
+        rows.pop()  # a row that would be served again from the next offset (not a fault)
+    elif mode == "empty_page" and body.get("rowCount"):
+        body.pop("rows", None)  # rowCount says rows remain, yet none come
 
 
 # -- the API -----------------------------------------------------------------------------
