@@ -4,26 +4,42 @@ A service-account JSON key is exchanged for an OAuth2 access token with the JWT-
 grant by google-auth (no hand-written crypto); the token is cached until shortly before it
 expires. The token URL can be overridden so the simulator can serve it. A static token
 serves tests and callers that obtain tokens elsewhere.
+
+A token can be revoked before it expires (a deleted key, withdrawn access): `with_token`
+answers the API's 401 by dropping the token, asking for a new one and sending once more.
+A grant Google refuses (`invalid_grant`: a deleted account or key) is remembered for
+`REFUSAL_REMEMBERED_SECONDS` through a circuit breaker shared by every process of the
+deployment, so the steps of a run do not each ask again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import google.auth.exceptions
 import google.auth.transport.requests
+import pybreaker
 from google.oauth2 import service_account
 
 from sync_platform.errors import ConfigurationError, SourceUnavailableError
+from sync_platform.sources.http_session import HttpStatusError, RetrySettings, breaker_for
+
+log = logging.getLogger("sync_platform.http")
+T = TypeVar("T")
 
 ANALYTICS_READONLY = "https://www.googleapis.com/auth/analytics.readonly"
 SPREADSHEETS_READONLY = "https://www.googleapis.com/auth/spreadsheets.readonly"
 # The environment variables Google credentials come from (GA4 and the seller sheet share them).
 SERVICE_ACCOUNT_JSON_ENV = "GOOGLE_SERVICE_ACCOUNT_JSON"
 TOKEN_URI_ENV = "GOOGLE_TOKEN_URI"
+REFUSAL_REMEMBERED_SECONDS = 600.0
+_REFUSALS = RetrySettings(breaker_fail_max=1, breaker_reset_seconds=REFUSAL_REMEMBERED_SECONDS)
 
 
 class AccessTokenProvider(Protocol):
@@ -33,6 +49,27 @@ class AccessTokenProvider(Protocol):
     @property
     def identity(self) -> str:
         """Who the token speaks for (a service-account e-mail), for error messages."""
+
+    def invalidate(self, token: str) -> None:
+        """The API refused `token` (401): the next `token()` must not return it."""
+
+
+def with_token(tokens: AccessTokenProvider, send: Callable[[dict[str, str]], T]) -> T:
+    """`send(headers)` with a bearer token; a 401 (the token was revoked before it expired)
+    is answered once with a new token. A second 401, or one on a token that cannot be
+    renewed, is the caller's to explain."""
+    token = tokens.token()
+    try:
+        return send({"Authorization": f"Bearer {token}"})
+    except HttpStatusError as exc:
+        if exc.status != 401:
+            raise
+        tokens.invalidate(token)
+        renewed = tokens.token()
+        if renewed == token:  # a static token: sending it again changes nothing
+            raise
+        log.warning("the token of %s was refused (401); sent again with a new one", tokens.identity)
+        return send({"Authorization": f"Bearer {renewed}"})
 
 
 class StaticToken:
@@ -46,6 +83,9 @@ class StaticToken:
     @property
     def identity(self) -> str:
         return self._identity
+
+    def invalidate(self, token: str) -> None:
+        """A static token cannot be renewed: the caller's second request fails the same."""
 
 
 def load_service_account_info(value: str, setting: str) -> dict[str, Any]:
@@ -94,24 +134,49 @@ class ServiceAccountToken:
             ) from None
         self._lock = threading.Lock()
         self._request = google.auth.transport.requests.Request()
+        # one breaker per key: a new key is asked for at once, a refused one not again soon
+        key_digest = hashlib.sha256(
+            f"{info.get('client_email')}\n{info.get('private_key')}".encode()
+        ).hexdigest()[:16]
+        self._refusals_name = f"google-token:{key_digest}"
 
     @property
     def identity(self) -> str:
         return self._credentials.service_account_email
 
+    def invalidate(self, token: str) -> None:
+        with self._lock:
+            if self._credentials.token == token:
+                self._credentials.token = None  # not valid: the next token() refreshes
+
     def token(self) -> str:
         with self._lock:
             if not self._credentials.valid:  # no token yet, or expiring within the skew
+                refusals = breaker_for(
+                    self._refusals_name, _REFUSALS, exclude=(SourceUnavailableError,)
+                )
                 try:
-                    self._credentials.refresh(self._request)
-                except google.auth.exceptions.RefreshError as exc:
+                    refusals.call(self._refresh)
+                except pybreaker.CircuitBreakerError:
                     raise ConfigurationError(
-                        f"Google refused a token for {self.identity}: {exc.args[0]}",
-                        hint="check the key is current and the service account is enabled",
-                    ) from None
-                except google.auth.exceptions.TransportError as exc:
-                    raise SourceUnavailableError(
-                        f"could not reach Google's token endpoint for {self.identity}: {exc}",
-                        hint="check network access to oauth2.googleapis.com",
+                        f"Google refused a token for {self.identity} within the last "
+                        f"{REFUSAL_REMEMBERED_SECONDS / 60:.0f} minutes; no new token is asked "
+                        "for with this key until then",
+                        hint="check the key is current and the service account is enabled "
+                        f"({SERVICE_ACCOUNT_JSON_ENV}); a new key is tried at once",
                     ) from None
             return self._credentials.token
+
+    def _refresh(self) -> None:
+        try:
+            self._credentials.refresh(self._request)
+        except google.auth.exceptions.RefreshError as exc:
+            raise ConfigurationError(
+                f"Google refused a token for {self.identity}: {exc.args[0]}",
+                hint="check the key is current and the service account is enabled",
+            ) from None
+        except google.auth.exceptions.TransportError as exc:
+            raise SourceUnavailableError(
+                f"could not reach Google's token endpoint for {self.identity}: {exc}",
+                hint="check network access to oauth2.googleapis.com",
+            ) from None

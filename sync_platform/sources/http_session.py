@@ -64,15 +64,18 @@ class HttpStatusError(NetworkError):
 _breakers: dict[tuple[str, object], pybreaker.CircuitBreaker] = {}
 
 
-def breaker_for(source: str, settings: RetrySettings) -> pybreaker.CircuitBreaker:
+def breaker_for(
+    source: str, settings: RetrySettings, exclude: tuple[type[Exception], ...] = ()
+) -> pybreaker.CircuitBreaker:
     """One breaker per source, shared by every client of that source: across processes when
     the process is bound to a database (shared_state.py), else within the process; the
-    newest client's settings apply."""
+    newest client's settings apply. Errors of the `exclude` types (and 429s and 4xx) do not
+    count as failures."""
     engine = shared_state.bound_engine()
     key = (source, engine.url if engine is not None else None)
     if key not in _breakers:
         _breakers[key] = pybreaker.CircuitBreaker(
-            exclude=[RateLimitedError, HttpStatusError],
+            exclude=[RateLimitedError, HttpStatusError, *exclude],
             throw_new_error_on_trip=False,
             name=source,
             state_storage=shared_state.breaker_storage(source),

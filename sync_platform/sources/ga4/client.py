@@ -9,7 +9,8 @@ spending the rest (GA4 then refuses the whole property until the quota refills).
 
 GA4 counts server errors against the property (about 10 an hour on a standard property),
 so retries are few and the circuit breaker opens after 5 failures, not the HTTP layer's
-defaults. The bearer token is asked for on every request, so a refreshed token applies.
+defaults. The bearer token is asked for on every request, so a refreshed token applies, and
+a 401 on a token revoked before it expired is answered once with a new token.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from sync_platform.sources.ga4.report import (
     SamplingMetadata,
     parse_page,
 )
-from sync_platform.sources.google_auth import ANALYTICS_READONLY, AccessTokenProvider
+from sync_platform.sources.google_auth import ANALYTICS_READONLY, AccessTokenProvider, with_token
 from sync_platform.sources.http_session import HttpStatusError, RetrySettings, SourceHttpClient
 
 SOURCE = "ga4"
@@ -259,10 +260,12 @@ class GA4Client:
             raise fail(f"returned no rows at offset {offset} of rowCount {page.row_count}")
 
     def _request(self, prop: str, where: str, body: dict[str, Any]) -> Any:
-        headers = {"Authorization": f"Bearer {self.tokens.token()}"}
         path = f"/v1beta/properties/{prop}:runReport"
         try:
-            return self.http.request_json("POST", path, json=body, headers=headers)
+            return with_token(
+                self.tokens,
+                lambda headers: self.http.request_json("POST", path, json=body, headers=headers),
+            )
         except HttpStatusError as exc:
             raise self._refusal(exc, prop, where) from None
 
@@ -284,7 +287,7 @@ class GA4Client:
                     f"{identity} with the Viewer role (and check the property id is right)"
                 ),
             )
-        if exc.status == 401:
+        if exc.status == 401:  # a renewed token was refused too
             return ConfigurationError(
                 f"GA4 rejected the access token of {identity} for property {prop} "
                 f"({status or exc.status}: {message})",

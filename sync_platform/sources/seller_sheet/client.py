@@ -32,7 +32,7 @@ from pyrate_limiter import Duration, Limiter, Rate
 
 from sync_platform.errors import ConfigurationError
 from sync_platform.sources import shared_state
-from sync_platform.sources.google_auth import SPREADSHEETS_READONLY, AccessTokenProvider
+from sync_platform.sources.google_auth import SPREADSHEETS_READONLY, AccessTokenProvider, with_token
 from sync_platform.sources.http_session import HttpStatusError, RetrySettings, SourceHttpClient
 
 SOURCE = "sheets"
@@ -221,9 +221,11 @@ class SheetsClient:
             f"/values/{quote(cell_range, safe='')}"
         )
         params = {"majorDimension": "ROWS", "valueRenderOption": "FORMATTED_VALUE"}
-        headers = {"Authorization": f"Bearer {self.token.token()}"}
         try:
-            body = self.http.request_json("GET", path, params=params, headers=headers)
+            body = with_token(
+                self.token,
+                lambda headers: self.http.request_json("GET", path, params=params, headers=headers),
+            )
         except HttpStatusError as exc:
             self._raise_for(exc, cell_range)
         if not isinstance(body, dict) or not isinstance(body.get("values", []), list):

@@ -106,6 +106,9 @@ class GoogleOAuth:
         self._lock = threading.Lock()
         self._tokens: dict[str, IssuedToken] = {}
         self.issued = 0
+        self.refused = 0
+        self.deleted = False  # the service account was deleted: every grant is refused
+        self._revoke_after: int | None = None  # API requests to serve before revoking all
 
     def service_account_info(self, token_uri: str) -> dict[str, str]:
         """The JSON key file, as Google Cloud IAM issues it, pointed at this simulator."""
@@ -159,12 +162,20 @@ class GoogleOAuth:
 
     def exchange(self, form: dict[str, str], own_token_uri: str) -> dict[str, Any]:
         """Check a JWT-bearer grant and issue a token, or raise `TokenRefused`."""
+        try:
+            return self._exchange(form, own_token_uri)
+        except TokenRefused:
+            with self._lock:
+                self.refused += 1
+            raise
+
+    def _exchange(self, form: dict[str, str], own_token_uri: str) -> dict[str, Any]:
         if form.get("grant_type") != JWT_BEARER_GRANT:
             raise TokenRefused(
                 "unsupported_grant_type", f"Invalid grant_type: {form.get('grant_type', '')}"
             )
         claims = self._verified_claims(form.get("assertion", ""))
-        if claims.get("iss") != self.settings.client_email:
+        if claims.get("iss") != self.settings.client_email or self.deleted:
             raise TokenRefused("invalid_grant", "Invalid grant: account not found")
         if claims.get("aud") not in LEGACY_TOKEN_URIS | {own_token_uri}:
             raise TokenRefused("invalid_grant", "Invalid JWT: Failed audience check.")
@@ -201,6 +212,33 @@ class GoogleOAuth:
             return None
         return issued
 
+    def revoke(self, token: str) -> bool:
+        """Revoke one issued token (Google's revoke endpoint); False if it is not live."""
+        with self._lock:
+            return self._tokens.pop(token, None) is not None
+
+    def revoke_all(self, after_requests: int = 0) -> int:
+        """Revoke every token issued so far, as Google does when a key is deleted or the
+        account's access is withdrawn: tokens that have not expired are refused from now,
+        or once `after_requests` more API requests have been served with them."""
+        with self._lock:
+            if after_requests:
+                self._revoke_after = after_requests
+                return 0
+            revoked = len(self._tokens)
+            self._tokens.clear()
+        return revoked
+
+    def count_request(self) -> None:
+        """An API request arrived: a revocation planned for this moment happens now."""
+        with self._lock:
+            if self._revoke_after is None:
+                return
+            self._revoke_after -= 1
+            if self._revoke_after < 0:
+                self._revoke_after = None
+                self._tokens.clear()
+
     def is_valid(self, token: str) -> bool:
         return self.lookup(token) is not None
 
@@ -214,6 +252,7 @@ def require_bearer(
 ) -> str:
     """The caller's bearer token if Google would accept it for an API needing one of
     `scopes`, else the 401/403 Google answers. A static token stands in with every scope."""
+    oauth.count_request()
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise GoogleApiError(
@@ -265,6 +304,20 @@ async def token(request: Request, oauth: OAuth) -> JSONResponse:
         )
 
 
+@router.post("/revoke")
+async def revoke(request: Request, oauth: OAuth) -> JSONResponse:
+    """Google's revoke endpoint: `token` as a query or form parameter; 200 `{}` when it was
+    revoked, else 400 `invalid_token`."""
+    fields = parse_qs((await request.body()).decode("utf-8", "replace"))
+    token = request.query_params.get("token") or (fields.get("token") or [""])[0]
+    if oauth.revoke(token):
+        return JSONResponse({})
+    return JSONResponse(
+        {"error": "invalid_token", "error_description": "Token expired or revoked"},
+        status_code=400,
+    )
+
+
 # -- the service account's part of the control API ------------------------------------------
 
 control_router = APIRouter(prefix="/_sim/google")
@@ -279,5 +332,33 @@ def service_account(request: Request, oauth: OAuth) -> dict[str, str]:
 
 @control_router.get("/tokens")
 def tokens(oauth: OAuth) -> dict[str, int]:
-    """How many tokens the endpoint has issued since the last reset."""
-    return {"issued": oauth.issued}
+    """How many grants the endpoint has answered with a token, and refused, since the last
+    reset."""
+    return {"issued": oauth.issued, "refused": oauth.refused}
+
+
+class Revocation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after_requests: int = Field(default=0, ge=0)
+
+
+@control_router.post("/revoke_all")
+def revoke_all(oauth: OAuth, plan: Revocation | None = None) -> dict[str, int]:
+    """Revoke every live token server side, now or once `after_requests` more API requests
+    have been served: the APIs answer 401 to those tokens from then on."""
+    return {"revoked": oauth.revoke_all((plan or Revocation()).after_requests)}
+
+
+class AccountState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deleted: bool
+
+
+@control_router.post("/account")
+def set_account(state: AccountState, oauth: OAuth) -> AccountState:
+    """Delete (or restore) the service account: while deleted, the token endpoint refuses
+    every grant with `invalid_grant` "Invalid grant: account not found"."""
+    oauth.deleted = state.deleted
+    return state
