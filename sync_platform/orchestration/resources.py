@@ -7,11 +7,13 @@ none.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from functools import cache
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 
 import dagster as dg
+import pydantic
 import sqlalchemy as sa
 from pydantic import Field
 
@@ -96,6 +98,40 @@ class EntitySourceResource(dg.ConfigurableResource):
 
     key: ClassVar[str]
     required_env: ClassVar[tuple[str, ...]] = ()
+    # Settings an operator tunes without code: each from `<env_prefix><FIELD>` when set
+    # (GA4_TIMEOUT_SECONDS …), and per run from the sync asset's `source_settings`.
+    env_prefix: ClassVar[str] = ""
+    tunable: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def tuning_from_env(cls) -> dict[str, Any]:
+        """The tunable settings the environment sets, checked as the resource checks them;
+        a bad value fails with the variable's name."""
+        values = {}
+        for name in cls.tunable:
+            variable = f"{cls.env_prefix}{name.upper()}"
+            raw = os.environ.get(variable, "").strip()
+            if raw:
+                values[name] = _checked(cls, name, raw, variable)
+        return values
+
+    def with_settings(self, overrides: Mapping[str, Any]) -> Self:
+        """This resource with some tunable settings changed for one run; the rest keep
+        their configured values."""
+        if not overrides:
+            return self
+        unknown = sorted(set(overrides) - set(self.tunable))
+        if unknown:
+            raise ConfigurationError(
+                f"source_settings names {', '.join(unknown)}, which {self.key} does not have",
+                hint=f"the settings of {self.key} are: {', '.join(self.tunable)}",
+            )
+        current = {name: getattr(self, name) for name in type(self).model_fields}
+        checked = {
+            name: _checked(type(self), name, value, f"source_settings.{name}")
+            for name, value in overrides.items()
+        }
+        return type(self)(**{**current, **checked})
 
     def entity_source(
         self, entity: EntityConfig, scope: Scope | None
@@ -105,8 +141,27 @@ class EntitySourceResource(dg.ConfigurableResource):
         raise NotImplementedError(f"{type(self).__name__} does not implement entity_source")
 
 
+def _checked(resource: type[dg.ConfigurableResource], name: str, value: Any, where: str) -> Any:
+    field = resource.model_fields[name]
+    try:
+        return pydantic.TypeAdapter(Annotated[field.annotation, field]).validate_python(value)
+    except pydantic.ValidationError as exc:
+        raise ConfigurationError(
+            f"{where} = {str(value)[:40]!r} is not valid: {exc.errors()[0]['msg']}",
+            hint=f"{field.description or name}; unset it for the default ({field.default})",
+        ) from None
+
+
 class HttpSourceResource(dg.ConfigurableResource):
     """What every HTTP source resource shares: paging, timeouts and the retry budget."""
+
+    tunable: ClassVar[tuple[str, ...]] = (
+        "page_size",
+        "timeout_seconds",
+        "retry_attempts",
+        "retry_wait_initial",
+        "retry_wait_jitter",
+    )
 
     page_size: int = Field(default=500, ge=1, description="records asked for per page")
     timeout_seconds: float = Field(default=30.0, gt=0, description="per request")
@@ -146,6 +201,12 @@ class GoogleSourceResource(EntitySourceResource):
     access_token: str | None = Field(
         default=None, description="a static bearer token instead of a service account (tests)"
     )
+    timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="how long a request (or a token request) may stall before it is retried "
+        "within the retry budget",
+    )
 
     def token_provider(self, *, scope: str, what: str) -> AccessTokenProvider:
         if self.access_token:
@@ -156,7 +217,9 @@ class GoogleSourceResource(EntitySourceResource):
                 hint="set it to the service account's JSON key (or the key file's path)",
             )
         info = load_service_account_info(self.service_account_json, SERVICE_ACCOUNT_JSON_ENV)
-        return ServiceAccountToken(info, [scope], token_uri=self.token_uri)
+        return ServiceAccountToken(
+            info, [scope], token_uri=self.token_uri, timeout_seconds=self.timeout_seconds
+        )
 
     @staticmethod
     def credentials_from_env() -> dict[str, str | dg.EnvVar | None]:

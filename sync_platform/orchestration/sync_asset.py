@@ -55,6 +55,11 @@ class SyncRunConfig(dg.Config):
     resync_keys: list[str] = Field(
         default=[], description="targeted resync of these record keys (set by sync_gap_sensor)"
     )
+    source_settings: dict[str, Any] = Field(
+        default={},
+        description="the source's tunable settings changed for this run only (e.g. "
+        '{"page_size": 5000, "timeout_seconds": 40}); the others keep their configured values',
+    )
 
 
 def report_metadata(report: SyncReport) -> dict[str, Any]:
@@ -205,7 +210,8 @@ def build_sync_asset(
         try:
             engine = warehouse.ready_engine()
             shared_state.share_through(engine)  # breakers and rate limits across processes
-            with resources[resource.key].entity_source(entity, scope) as reader:
+            source_resource = resources[resource.key].with_settings(config.source_settings)
+            with source_resource.entity_source(entity, scope) as reader:
                 report = run_entity_sync(engine, request, reader)
                 extra = reader.extra_metadata() if reader.extra_metadata else {}
         except SyncError as exc:

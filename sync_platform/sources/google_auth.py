@@ -39,6 +39,7 @@ SPREADSHEETS_READONLY = "https://www.googleapis.com/auth/spreadsheets.readonly"
 SERVICE_ACCOUNT_JSON_ENV = "GOOGLE_SERVICE_ACCOUNT_JSON"
 TOKEN_URI_ENV = "GOOGLE_TOKEN_URI"
 REFUSAL_REMEMBERED_SECONDS = 600.0
+DEFAULT_TOKEN_TIMEOUT_SECONDS = 20.0
 _REFUSALS = RetrySettings(breaker_fail_max=1, breaker_reset_seconds=REFUSAL_REMEMBERED_SECONDS)
 
 
@@ -116,10 +117,29 @@ def load_service_account_info(value: str, setting: str) -> dict[str, Any]:
     return info
 
 
+class _TimedRequest(google.auth.transport.requests.Request):
+    """google-auth's transport with our timeout: its own default waits 120 s on a stalled
+    token endpoint."""
+
+    def __init__(self, timeout_seconds: float):
+        super().__init__()
+        self._timeout = timeout_seconds
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["timeout"] = min(kwargs.get("timeout") or self._timeout, self._timeout)
+        return super().__call__(*args, **kwargs)
+
+
 class ServiceAccountToken:
     """JWT-bearer exchange through google-auth, cached until near expiry, thread-safe."""
 
-    def __init__(self, info: dict[str, Any], scopes: list[str], token_uri: str | None = None):
+    def __init__(
+        self,
+        info: dict[str, Any],
+        scopes: list[str],
+        token_uri: str | None = None,
+        timeout_seconds: float = DEFAULT_TOKEN_TIMEOUT_SECONDS,
+    ):
         if token_uri:
             info = {**info, "token_uri": token_uri}
         try:
@@ -133,7 +153,7 @@ class ServiceAccountToken:
                 hint="issue a new JSON key for the service account",
             ) from None
         self._lock = threading.Lock()
-        self._request = google.auth.transport.requests.Request()
+        self._request = _TimedRequest(timeout_seconds)
         # one breaker per key: a new key is asked for at once, a refused one not again soon
         key_digest = hashlib.sha256(
             f"{info.get('client_email')}\n{info.get('private_key')}".encode()

@@ -285,11 +285,18 @@ def test_reset_clears_faults_and_stats(sim):
         "error_rate": 0.0, "fail_next": 0, "down": False, "rate_limit_next": 0,
         "rate_limit_rate": 0.0, "retry_after": 1.0, "truncate_next": 0, "truncate_rate": 0.0,
         "latency_ms": 0, "slow_rate": 0.0, "slow_ms": 1000, "hang_next": 0, "hang_rate": 0.0,
-        "hang_seconds": 30.0, "drop_keys": [],
+        "hang_seconds": 30.0, "drop_keys": [], "paths": [],
     }  # fmt: skip
     assert served(sim) == {}
     assert set(sim.get("/_sim/stats").json()["faults"].values()) == {0}
     assert len(items(stock(sim))) == STOCK
+
+
+def test_a_plan_limited_to_some_paths_leaves_the_others_untouched(sim):
+    set_faults(sim, fail_next=1, paths=["/erp/"])
+    assert stock(sim).status_code == 200  # the dealer API is not in the plan's paths …
+    assert sim.get("/_sim/faults").json()["fail_next"] == 1  # … and used up nothing
+    assert sim.post("/erp/api/v1/login", json={}).status_code == 503
 
 
 def test_a_misspelt_fault_is_refused_rather_than_ignored(sim):

@@ -39,6 +39,7 @@ def dealer_entity_source(client: DealerFeedClient, entity: EntityConfig) -> Iter
 
 class DealerFeedResource(HttpSourceResource, EntitySourceResource):
     key: ClassVar[str] = "dealer_feed"
+    env_prefix: ClassVar[str] = "DEALER_FEED_"
     required_env: ClassVar[tuple[str, ...]] = (BASE_URL_ENV, API_KEY_ENV)
 
     base_url: str = Field(description=f"dealer API base URL ({BASE_URL_ENV})")
@@ -58,7 +59,11 @@ class DealerFeedResource(HttpSourceResource, EntitySourceResource):
 
     @classmethod
     def from_env(cls) -> DealerFeedResource:
-        return cls(base_url=dg.EnvVar(BASE_URL_ENV), api_key=dg.EnvVar(API_KEY_ENV))
+        return cls(
+            base_url=dg.EnvVar(BASE_URL_ENV),
+            api_key=dg.EnvVar(API_KEY_ENV),
+            **cls.tuning_from_env(),
+        )
 
 
 @dg.definitions

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from datetime import date
 from typing import Any, ClassVar
 
@@ -25,6 +26,9 @@ from sync_platform.orchestration.resources import GoogleSourceResource, optional
 from sync_platform.sources.ga4.client import (
     BASE_URL_ENV,
     DEFAULT_BASE_URL,
+    DEFAULT_PAGE_SIZE,
+    GA4_RETRY,
+    MAX_PAGE_SIZE,
     PROPERTY_ID_ENV,
     GA4Client,
     QuotaFloor,
@@ -92,14 +96,32 @@ class GA4Resource(GoogleSourceResource):
     key: ClassVar[str] = "ga4"
     required_env: ClassVar[tuple[str, ...]] = (PROPERTY_ID_ENV, *GoogleSourceResource.required_env)
 
+    env_prefix: ClassVar[str] = "GA4_"
+    tunable: ClassVar[tuple[str, ...]] = (
+        "page_size",
+        "timeout_seconds",
+        "retry_attempts",
+        "retry_seconds",
+        "min_tokens_per_hour",
+        "min_tokens_per_day",
+    )
+
     property_id: str = Field(description=f"the GA4 property id ({PROPERTY_ID_ENV})")
     base_url: str = DEFAULT_BASE_URL
-    page_size: int = Field(default=100_000, ge=1, le=250_000)
+    page_size: int = Field(
+        default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="rows asked for per request"
+    )
+    retry_attempts: int = Field(
+        default=GA4_RETRY.attempts, ge=1, description="attempts per request (5xx, 429, stalls)"
+    )
+    retry_seconds: float = Field(
+        default=GA4_RETRY.total_seconds, gt=0, description="time budget of one request's attempts"
+    )
     min_tokens_per_hour: int = Field(
-        default=50, description="stop before the hourly token quota falls below this"
+        default=50, ge=0, description="stop before the hourly token quota falls below this"
     )
     min_tokens_per_day: int = Field(
-        default=500, description="stop before the daily token quota falls below this"
+        default=500, ge=0, description="stop before the daily token quota falls below this"
     )
 
     def client(self) -> GA4Client:
@@ -109,6 +131,10 @@ class GA4Resource(GoogleSourceResource):
             base_url=self.base_url,
             page_size=self.page_size,
             min_remaining_tokens=QuotaFloor(self.min_tokens_per_hour, self.min_tokens_per_day),
+            timeout_seconds=self.timeout_seconds,
+            retry=replace(
+                GA4_RETRY, attempts=self.retry_attempts, total_seconds=self.retry_seconds
+            ),
         )
 
     def entity_source(
@@ -122,6 +148,7 @@ class GA4Resource(GoogleSourceResource):
             property_id=dg.EnvVar(PROPERTY_ID_ENV),
             base_url=optional_env(BASE_URL_ENV, DEFAULT_BASE_URL),
             **cls.credentials_from_env(),
+            **cls.tuning_from_env(),
         )
 
 

@@ -46,6 +46,7 @@ def erp_entity_source(client: LegacyErpClient, entity: EntityConfig) -> Iterator
 
 class LegacyErpResource(HttpSourceResource, EntitySourceResource):
     key: ClassVar[str] = "legacy_erp"
+    env_prefix: ClassVar[str] = "LEGACY_ERP_"
     required_env: ClassVar[tuple[str, ...]] = (BASE_URL_ENV, USERNAME_ENV, PASSWORD_ENV)
 
     base_url: str = Field(description=f"ERP REST API root ({BASE_URL_ENV})")
@@ -71,6 +72,7 @@ class LegacyErpResource(HttpSourceResource, EntitySourceResource):
             base_url=dg.EnvVar(BASE_URL_ENV),
             username=dg.EnvVar(USERNAME_ENV),
             password=dg.EnvVar(PASSWORD_ENV),
+            **cls.tuning_from_env(),
         )
 
 

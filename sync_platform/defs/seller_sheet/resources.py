@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import ClassVar
 
@@ -20,7 +21,9 @@ from sync_platform.sources.seller_sheet.client import (
     BASE_URL_ENV,
     DEFAULT_BASE_URL,
     PAGE_ROWS,
+    READS_PER_MINUTE,
     SHEET_ID_ENV,
+    SHEETS_RETRY,
     SheetsClient,
 )
 
@@ -60,9 +63,25 @@ class SellerSheetResource(GoogleSourceResource):
     key: ClassVar[str] = "seller_sheet"
     required_env: ClassVar[tuple[str, ...]] = (SHEET_ID_ENV, *GoogleSourceResource.required_env)
 
+    env_prefix: ClassVar[str] = "SELLER_SHEET_"
+    tunable: ClassVar[tuple[str, ...]] = (
+        "reads_per_minute",
+        "timeout_seconds",
+        "retry_attempts",
+        "retry_seconds",
+    )
+
     spreadsheet_id: str = Field(description=f"the sheet's id ({SHEET_ID_ENV})")
     base_url: str = DEFAULT_BASE_URL
-    reads_per_minute: int = 60
+    reads_per_minute: int = Field(
+        default=READS_PER_MINUTE, ge=1, description="reads a minute the client keeps under"
+    )
+    retry_attempts: int = Field(
+        default=SHEETS_RETRY.attempts, ge=1, description="attempts per read (5xx, 429, stalls)"
+    )
+    retry_seconds: float = Field(
+        default=SHEETS_RETRY.total_seconds, gt=0, description="time budget of one read's attempts"
+    )
 
     def client(self) -> SheetsClient:
         return SheetsClient(
@@ -70,6 +89,10 @@ class SellerSheetResource(GoogleSourceResource):
             self.token_provider(scope=SPREADSHEETS_READONLY, what="the seller sheet"),
             base_url=self.base_url,
             reads_per_minute=self.reads_per_minute,
+            timeout_seconds=self.timeout_seconds,
+            retry=replace(
+                SHEETS_RETRY, attempts=self.retry_attempts, total_seconds=self.retry_seconds
+            ),
         )
 
     def entity_source(
@@ -84,6 +107,7 @@ class SellerSheetResource(GoogleSourceResource):
             spreadsheet_id=dg.EnvVar(SHEET_ID_ENV),
             base_url=optional_env(BASE_URL_ENV, DEFAULT_BASE_URL),
             **cls.credentials_from_env(),
+            **cls.tuning_from_env(),
         )
 
 

@@ -133,7 +133,7 @@ class GA4Client:
         base_url: str = DEFAULT_BASE_URL,
         page_size: int = DEFAULT_PAGE_SIZE,
         min_remaining_tokens: QuotaFloor | None = None,
-        timeout_seconds: float = 60.0,
+        timeout_seconds: float = 20.0,
         retry: RetrySettings | None = None,
     ):
         if not 1 <= page_size <= MAX_PAGE_SIZE:

@@ -82,6 +82,9 @@ class FaultPlan(BaseModel):
     hang_rate: float = Field(default=0.0, ge=0, le=1)
     hang_seconds: float = Field(default=30.0, ge=0)
     drop_keys: list[DroppedKey] = Field(default_factory=list)
+    # Only source paths starting with one of these meet faults (every source path if
+    # empty); the others are served as if no plan were set, and draw nothing.
+    paths: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _rates_fit_in_one_draw(self) -> Self:
@@ -135,6 +138,10 @@ class FaultInjector:
                 setattr(self._plan, counter, left - 1)
                 return True
             return False
+
+    def applies_to(self, path: str) -> bool:
+        paths = self._plan.paths
+        return not paths or any(path.startswith(prefix) for prefix in paths)
 
     def draw(self) -> FaultKind | None:
         """The rated fault of one source request, if any: exactly one draw per request
@@ -266,6 +273,9 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        if not self.faults.applies_to(path):
+            await self._serve(scope, receive, send, path, None)
+            return
         drawn = self.faults.draw()
         delay, stalls = self.faults.take_delay(drawn)
         for kind in stalls:
