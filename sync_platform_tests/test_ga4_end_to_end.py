@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
 from sync_platform.defs.ga4.assets import GA4_PARTITIONS
@@ -232,3 +233,30 @@ def test_pages_shorter_than_asked_are_followed_to_the_row_count(source_env, ware
         },
     ).json()["rowCount"]  # fmt: skip
     assert rows == expected
+
+
+def test_sampling_is_kept_as_the_share_of_events_read(source_env):
+    """samplesReadCount / samplingSpaceSize (int64, sent as JSON strings) for a sampled
+    property; 1.0 for one that is not."""
+    source_env.ga4("POST", "/reset", {"properties": [{"id": "123456789", "sampled": True}]})
+    set_today(source_env)
+    body = {
+        "dateRanges": [{"startDate": "2026-11-20", "endDate": "2026-11-20"}],
+        "dimensions": [{"name": "date"}, {"name": "sessionSource"}, {"name": "sessionMedium"},
+                       {"name": "deviceCategory"}],
+        "metrics": [{"name": m} for m in ("sessions", "totalUsers", "newUsers",
+                                          "screenPageViews", "engagementRate", "keyEvents")],
+    }  # fmt: skip
+    served = source_env.http.post("/_sim/ga4/properties/123456789:peekReport", json=body).json()
+    (sampling,) = served["metadata"]["samplingMetadatas"]
+    assert isinstance(sampling["samplesReadCount"], str)  # int64 as proto3 JSON writes it
+    traffic = materializations(run_job("ga4_daily", partition_key="2026-11-20"))[
+        "ga4_daily_traffic"
+    ]
+    assert traffic["ga4_sampled"] is True
+    expected = int(sampling["samplesReadCount"]) / int(sampling["samplingSpaceSize"])
+    assert traffic["ga4_sampling_ratio"] == pytest.approx(expected) and expected < 1
+    source_env.ga4("POST", "/reset", {})
+    set_today(source_env)
+    unsampled = materializations(run_job("ga4_daily", partition_key="2026-11-21"))
+    assert unsampled["ga4_daily_traffic"]["ga4_sampling_ratio"] == 1.0

@@ -57,6 +57,16 @@ def report_metadata(report: ReportResult) -> dict[str, Any]:
         "ga4_data_loss_from_other_row": report.metadata.data_loss_from_other_row,
         "ga4_subject_to_thresholding": report.metadata.subject_to_thresholding,
         "ga4_sampled": bool(report.metadata.sampling),
+        # the share of events the figures were computed from (1.0: unsampled); the least
+        # of the date ranges' when GA4 sampled more than one
+        "ga4_sampling_ratio": min(
+            (
+                s.samples_read_count / s.sampling_space_size
+                for s in report.metadata.sampling
+                if s.sampling_space_size
+            ),
+            default=1.0,
+        ),
     }
     quota = report.quota
     if quota and quota.tokens_per_hour:
