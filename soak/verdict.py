@@ -24,9 +24,9 @@ from soak.load import EXPLAINED_ALERTS, Ledger, Planted
 from sync_platform.config import all_source_configs
 from sync_platform.config.models import EntityConfig
 from sync_platform.engine.hashing import row_hash_expr
-from sync_platform.engine.mapping import map_records, record_key_expr
+from sync_platform.engine.loadable import first_of_each_key, loadable_page
+from sync_platform.engine.mapping import record_key_expr
 from sync_platform.engine.readback import read_active_rows
-from sync_platform.engine.validation import entity_schema, find_invalid_rows
 from sync_platform.sources.ga4.report import parse_page
 from sync_platform.sources.seller_sheet.client import rows_to_records
 from sync_platform.warehouse.platform_tables import (
@@ -93,17 +93,11 @@ def _source_records(
 
 
 def expected_frame(records: list[dict[str, Any]], entity: EntityConfig) -> pl.DataFrame:
-    """key and hash of the rows the platform must hold for these source records: mapped,
-    empty rows skipped, invalid ones (quarantined by the platform) left out."""
-    typed, _rejects = map_records(records, entity)
-    if entity.skip_when_empty:
-        typed = typed.filter(
-            ~pl.all_horizontal(pl.col(c).is_null() for c in entity.skip_when_empty)
-        )
-    invalid = find_invalid_rows(typed, entity_schema(entity), entity.key)
-    if invalid:
-        typed = typed.with_row_index("_position").filter(~pl.col("_position").is_in(list(invalid)))
-    return _keyed(typed, entity)
+    """key and hash of the rows the platform must hold for these source records, by the
+    rule a sync loads with (engine/loadable.py): invalid rows and later copies of a key left
+    out."""
+    frame, _repeated = first_of_each_key(loadable_page(records, entity).frame, entity)
+    return _keyed(frame, entity)
 
 
 def _keyed(frame: pl.DataFrame, entity: EntityConfig) -> pl.DataFrame:

@@ -277,11 +277,26 @@ def test_a_failed_fetch_writes_nothing_and_records_the_error(engine):
     assert "ConnectionError" in error["stack"]
 
 
-def test_duplicate_keys_across_pages_are_quarantined_not_merged(engine):
-    records = [*fleet(150), vehicle(5, Price=99.0)]
+def test_of_a_repeated_key_the_first_record_loads_and_later_copies_are_quarantined(engine):
+    # one copy on a later page (the source pages by 100), one on the same page
+    records = [*fleet(150), vehicle(5, Price=99.0), vehicle(7, Price=77.0)]
+    records.insert(8, vehicle(7, Price=88.0))
     report = sync_stock(engine, records)
-    assert report.quarantined == 2
-    assert "STK000005" not in active_stock(engine)
+    assert report.quarantined == 3 and report.merge.inserted == 150
+    stock = active_stock(engine)
+    assert float(stock["STK000005"]["price"]) == vehicle(5)["Price"]  # the first copy
+    assert float(stock["STK000007"]["price"]) == vehicle(7)["Price"]
+    with engine.connect() as connection:
+        reasons = sorted(
+            connection.execute(
+                sa.text("SELECT record_key, reason FROM sync_quarantine ORDER BY id")
+            ).all()
+        )
+    assert [key for key, _ in reasons] == ["STK000005", "STK000007", "STK000007"]
+    assert "returned STK000005 more than once; record 6 was loaded, this is record 152" in str(
+        reasons[0][1]
+    )
+    assert "record 8 was loaded, this is record 9" in str(reasons[1][1] + reasons[2][1])
 
 
 def test_concurrent_syncs_of_different_entities_do_not_see_each_others_rows(engine):

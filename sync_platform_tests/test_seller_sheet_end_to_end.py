@@ -12,7 +12,7 @@ from sync_platform.definitions import build_definitions
 from sync_platform.defs.platform.sensors import sync_gap_sensor
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.runtime_config import set_setting
-from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps
+from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps, sync_quarantine
 from sync_platform_tests.dagster_runs import (
     check_results,
     materializations,
@@ -136,3 +136,32 @@ def test_a_seller_with_property_data_but_no_property_record_fails_the_check(
         e for e in result.get_asset_check_evaluations() if e.check_name == "property_records_exist"
     )
     assert evaluation.metadata["seller_numbers"].value == "AA99999"
+
+
+def test_a_seller_listed_twice_loads_once_and_the_later_row_is_quarantined(
+    source_env, warehouse_url
+):
+    rows = source_env.sheets("GET", "/rows")["rows"]
+    header, first = rows[0], rows[3]
+    copy = list(first) + [""] * (len(header) - len(first))
+    copy[header.index("Phone")] = "0499 999 999"
+    source_env.sheets("POST", "/rows", {"row": len(rows) + 1, "values": copy})
+    result = run_job("seller_sheet_sync")
+    assert result.success
+    seller = first[0].strip().upper()
+    (kept,) = fetch(
+        warehouse_url,
+        sa.text(
+            "SELECT phone, sheet_row FROM sheet_sellers WHERE seller_number = :s"
+        ).bindparams(s=seller),
+    )  # fmt: skip
+    assert kept["sheet_row"] == 4 and kept["phone"] != "0499 999 999"  # the first row
+    quarantined = fetch(
+        warehouse_url,
+        sa.select(sync_quarantine.c.entity, sync_quarantine.c.reason).where(
+            sync_quarantine.c.record_key == seller
+        ),
+    )
+    assert {row["entity"] for row in quarantined} >= {"sheet_sellers"}
+    assert all(f"returned {seller} more than once" in row["reason"] for row in quarantined)
+    assert materializations(result)["sheet_sellers"]["quarantined"] == 1

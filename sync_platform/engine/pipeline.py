@@ -20,14 +20,9 @@ from sync_platform.alerting.store import raise_alert, resolve_alerts
 from sync_platform.config.models import EntityConfig
 from sync_platform.crashpoints import crashpoint
 from sync_platform.engine import audit, gaps, held, state
-from sync_platform.engine.hashing import row_hash_expr
 from sync_platform.engine.leases import Lease, acquire_lease, holder_name
-from sync_platform.engine.mapping import (
-    ROW_INDEX,
-    map_records,
-    record_key_expr,
-    record_keys,
-)
+from sync_platform.engine.loadable import SOURCE_ROW, first_of_each_key, loadable_page
+from sync_platform.engine.mapping import map_records, record_key_expr, record_keys
 from sync_platform.engine.merge import merge_snapshot
 from sync_platform.engine.ports import (
     EntitySource,
@@ -40,7 +35,7 @@ from sync_platform.engine.ports import (
 )
 from sync_platform.engine.quality import quality_metrics, trailing_fetched
 from sync_platform.engine.scope import describe as describe_scope
-from sync_platform.engine.validation import entity_schema, find_invalid_rows, polars_type
+from sync_platform.engine.validation import entity_schema, polars_type
 from sync_platform.engine.verify import verify_keys
 from sync_platform.runtime_config import (
     non_negative_int,
@@ -116,48 +111,28 @@ def _fetch_and_validate(
     report: SyncReport,
     progress: Callable[[], None] = lambda: None,
 ) -> tuple[pl.DataFrame, list[RejectedRecord]]:
-    """Map and validate page by page, so raw records never pile up in memory."""
+    """Map and validate page by page, so raw records never pile up in memory; then the
+    first row of each key over the whole read (loadable.py)."""
     schema = entity_schema(entity)
     frames: list[pl.DataFrame] = []
     rejects: list[RejectedRecord] = []
     for page in timer.timed("fetch", pages):
+        first_row = report.fetched
         report.fetched += len(page)
         progress()
-        with timer("map"):
-            typed, cast_failures = map_records(page, entity)
-            rejects.extend(cast_failures)
-            if entity.skip_when_empty:
-                empty = pl.all_horizontal(pl.col(c).is_null() for c in entity.skip_when_empty)
-                report.skipped += typed.filter(empty).height
-                typed = typed.filter(~empty)
-        with timer("validate"):
-            invalid = find_invalid_rows(typed, schema, entity.key)
-            if invalid:
-                keys = record_keys(typed, entity.key)
-                positions = typed.get_column(ROW_INDEX)
-                for position, reasons in invalid.items():
-                    rejects.append(
-                        RejectedRecord(page[positions[position]], keys[position], reasons)
-                    )
-                typed = typed.filter(~pl.int_range(pl.len()).is_in(list(invalid)))
-        with timer("map"):
-            frames.append(
-                typed.drop(ROW_INDEX).with_columns(
-                    row_hash_expr(entity.value_columns).alias(ROW_HASH)
-                )
-            )
+        loaded = loadable_page(page, entity, first_row, phase=timer, schema=schema)
+        rejects.extend(loaded.rejects)
+        report.skipped += loaded.skipped
+        frames.append(loaded.frame)
     with timer("validate"):
-        frame = pl.concat(frames) if frames else pl.DataFrame(schema=schema_of(entity))
-        duplicated = frame.select(record_key_expr(entity.key).is_duplicated()).to_series()
-        if duplicated.any():
-            for row in frame.filter(duplicated).iter_rows(named=True):
-                key = "|".join(str(row[column]) for column in entity.key)
-                raw = {column: row[column] for column in entity.columns}
-                rejects.append(
-                    RejectedRecord(raw, key, ["key: the source returned this key more than once"])
-                )
-            frame = frame.filter(~duplicated)
-    return frame, rejects
+        frame = (
+            pl.concat(frames)
+            if frames
+            else pl.DataFrame(schema=schema_of(entity) | {SOURCE_ROW: pl.Int64})
+        )
+        frame, repeated = first_of_each_key(frame, entity)
+        rejects.extend(repeated)
+    return frame.drop(SOURCE_ROW), rejects
 
 
 def schema_of(entity: EntityConfig) -> dict[str, pl.DataType]:

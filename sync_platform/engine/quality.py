@@ -21,7 +21,7 @@ from sync_platform.warehouse.platform_tables import sync_runs
 
 TRAILING = 14
 MAX_Z = 99.0  # the score of any change after a history of one value
-DUPLICATE_MARKERS = ("more than once", "duplicate key")
+DUPLICATE_MARKERS = ("more than once",)
 
 
 def trailing_fetched(

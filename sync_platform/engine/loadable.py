@@ -1,0 +1,101 @@
+"""Which of a source's records a sync loads: mapped and typed, empty rows skipped, rows that
+break the entity's schema quarantined with their reasons, and of each key only the first
+occurrence (a later copy is quarantined naming the key and both positions).
+
+The pipeline applies it page by page (`loadable_page`, then `first_of_each_key` over the
+whole read); the soak's verdict applies it to a source's state dump, so what the platform
+should hold is judged by the very rule that loads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+
+import pandera.polars as pa
+import polars as pl
+
+from sync_platform.config.models import EntityConfig
+from sync_platform.engine.hashing import row_hash_expr
+from sync_platform.engine.mapping import ROW_INDEX, map_records, record_key_expr, record_keys
+from sync_platform.engine.ports import Records, RejectedRecord
+from sync_platform.engine.validation import entity_schema, find_invalid_rows
+from sync_platform.warehouse.entity_tables import ROW_HASH
+
+SOURCE_ROW = "_source_row"  # the record's 0-based position in the sync's read
+Phase = Callable[[str], AbstractContextManager]
+
+
+def _untimed(_name: str) -> AbstractContextManager:
+    return nullcontext()
+
+
+@dataclass
+class LoadablePage:
+    frame: pl.DataFrame  # typed rows with ROW_HASH and SOURCE_ROW
+    rejects: list[RejectedRecord] = field(default_factory=list)
+    skipped: int = 0  # rows empty in every skip_when_empty column
+
+
+def loadable_page(
+    page: Records,
+    entity: EntityConfig,
+    first_row: int = 0,
+    phase: Phase = _untimed,
+    schema: pa.DataFrameSchema | None = None,
+) -> LoadablePage:
+    """One page of records as the rows a sync would load, and the ones it quarantines.
+    `first_row` is the page's position in the read; `phase` times "map" and "validate";
+    `schema` is the entity's (built once per sync by a caller with many pages)."""
+    with phase("map"):
+        typed, rejects = map_records(page, entity)
+        skipped = 0
+        if entity.skip_when_empty:
+            empty = pl.all_horizontal(pl.col(c).is_null() for c in entity.skip_when_empty)
+            skipped = typed.filter(empty).height
+            typed = typed.filter(~empty)
+    with phase("validate"):
+        invalid = find_invalid_rows(typed, schema or entity_schema(entity), entity.key)
+        if invalid:
+            keys = record_keys(typed, entity.key)
+            positions = typed.get_column(ROW_INDEX)
+            for position, reasons in invalid.items():
+                rejects.append(RejectedRecord(page[positions[position]], keys[position], reasons))
+            typed = typed.filter(~pl.int_range(pl.len()).is_in(list(invalid)))
+    with phase("map"):
+        frame = typed.with_columns(
+            (pl.col(ROW_INDEX) + first_row).alias(SOURCE_ROW),
+            row_hash_expr(entity.value_columns).alias(ROW_HASH),
+        ).drop(ROW_INDEX)
+    return LoadablePage(frame, rejects, skipped)
+
+
+def first_of_each_key(
+    frame: pl.DataFrame, entity: EntityConfig
+) -> tuple[pl.DataFrame, list[RejectedRecord]]:
+    """The first row of each key (by SOURCE_ROW) loads; every later copy is quarantined, so
+    a key the source repeats is never lost, nor merged twice."""
+    frame = frame.sort(SOURCE_ROW)
+    key = record_key_expr(entity.key).alias("_key")
+    first = frame.select(key.is_first_distinct()).to_series()
+    if first.all():
+        return frame, []
+    keyed = frame.with_columns(key)
+    loaded_at = dict(
+        keyed.filter(first).filter(pl.col("_key").is_in(keyed.filter(~first)["_key"].implode()))
+        .select("_key", SOURCE_ROW)
+        .iter_rows()
+    )  # fmt: skip
+    rejects = [
+        RejectedRecord(
+            {column: row[column] for column in entity.columns},
+            row["_key"],
+            [
+                f"key: the source returned {row['_key']} more than once; record "
+                f"{loaded_at[row['_key']] + 1} was loaded, this is record {row[SOURCE_ROW] + 1}"
+            ],
+        )
+        for row in keyed.filter(~first).iter_rows(named=True)
+    ]
+    return frame.filter(first), rejects
