@@ -260,3 +260,45 @@ def test_sampling_is_kept_as_the_share_of_events_read(source_env):
     set_today(source_env)
     unsampled = materializations(run_job("ga4_daily", partition_key="2026-11-21"))
     assert unsampled["ga4_daily_traffic"]["ga4_sampling_ratio"] == 1.0
+
+
+def _served_reports(simulator) -> dict[int, int]:
+    return {
+        status: n
+        for (path, status), n in simulator.served("/ga4").items()
+        if path.endswith(":runReport")
+    }
+
+
+def test_the_quota_floor_holds_across_the_reports_of_a_job_and_across_runs(
+    source_env, warehouse_url
+):
+    """One request costs a token here: 51 left and a floor of 50 let two reports read
+    (51 → 50 → 49); the other two stop before their first request, and so does a new run."""
+    set_today(source_env)
+    source_env.ga4("POST", "/quota", {"tokens_per_hour": 51})
+    result = run_job("ga4_daily", partition_key="2026-11-10")
+    assert not result.success
+    assert _served_reports(source_env) == {200: 2}
+    stopped = [e.step_failure_data.error.message for e in result.get_step_failure_events()]
+    assert len(stopped) == 2
+    assert all("stopped before the next request: only 49 hourly tokens left" in m for m in stopped)
+    loaded = [r for r in REPORTS if query(warehouse_url, f"SELECT 1 FROM {r} LIMIT 1")]
+    assert len(loaded) == 2  # the stopped reports wrote nothing
+    again = run_job("ga4_daily", partition_key="2026-11-11")
+    assert not again.success and len(again.get_step_failure_events()) == 4
+    assert _served_reports(source_env) == {200: 2}  # the next run asked nothing either
+
+
+def test_a_spent_daily_quota_is_not_retried_and_says_when_it_refills(source_env, warehouse_url):
+    set_today(source_env)
+    source_env.ga4("POST", "/quota", {"tokens_per_day": 0})
+    result = run_job("ga4_daily", partition_key="2026-11-10")
+    assert not result.success
+    assert _served_reports(source_env) == {429: 1}  # one refusal, then no report asks again
+    messages = [e.step_failure_data.error.message for e in result.get_step_failure_events()]
+    assert len(messages) == 4
+    assert any("Exhausted property tokens per day" in m for m in messages)
+    assert all("daily quota refills at midnight Pacific time" in m for m in messages)
+    assert not any("up and reachable" in m for m in messages)
+    assert all(not query(warehouse_url, f"SELECT 1 FROM {r} LIMIT 1") for r in REPORTS)

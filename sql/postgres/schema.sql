@@ -103,6 +103,14 @@ CREATE TABLE sync_leases (
 	PRIMARY KEY (source, entity)
 );
 
+CREATE TABLE sync_quota_readings (
+	source VARCHAR(100) NOT NULL, 
+	subject VARCHAR(200) NOT NULL, 
+	reading JSONB NOT NULL, 
+	read_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	PRIMARY KEY (source, subject)
+);
+
 CREATE TABLE sync_runs (
 	id BIGSERIAL NOT NULL, 
 	source VARCHAR(100) NOT NULL, 

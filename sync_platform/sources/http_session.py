@@ -125,8 +125,11 @@ class SourceHttpClient:
         retry: RetrySettings | None = None,
         transport: httpx.BaseTransport | None = None,
         before_request: Callable[[], object] | None = None,
+        final_429: Callable[[str], bool] | None = None,
     ):
         self.source = source
+        # a 429 whose body this says is final (a spent quota, not a pace) is not retried
+        self.final_429 = final_429
         self.retry = retry or RetrySettings()
         self.breaker = breaker_for(source, self.retry)
         self._client = httpx.Client(
@@ -159,6 +162,10 @@ class SourceHttpClient:
         response = self._client.request(method, path, **kwargs)
         status = response.status_code
         where = f"{self.source}: {method} {path}"
+        if status == 429 and self.final_429 is not None and self.final_429(response.text):
+            raise HttpStatusError(
+                f"{where} answered 429: {_excerpt(response.text)}", status=429, body=response.text
+            )
         if status == 429:
             raise RateLimitedError(
                 f"{where} was rate limited (429)",

@@ -13,7 +13,11 @@ bound to a database (`share_through(engine)`, which the sync assets do with the 
   file beside it (`<warehouse>.ratelimits.db`, with a file lock), so the warehouse's own
   write lock is never taken for it.
 
-Unbound (a client in a test or a script), both stay in memory, as before. If the database
+- the last quota reading of each rate-limited subject (a GA4 property's `propertyQuota`)
+  is kept in `sync_quota_readings`, so every report and run starts from what the last one
+  was told was left.
+
+Unbound (a client in a test or a script), all of it stays in memory, as before. If the database
 cannot be read, a breaker falls back to closed and says so in the log: the sync then fails
 on its own errors, never on the breaker's bookkeeping.
 """
@@ -31,12 +35,13 @@ import sqlalchemy as sa
 from pyrate_limiter import InMemoryBucket, Limiter, Rate, SQLiteBucket
 
 from sync_platform.warehouse.connection import READ_ONLY
-from sync_platform.warehouse.platform_tables import sync_circuit_breakers
+from sync_platform.warehouse.platform_tables import sync_circuit_breakers, sync_quota_readings
 
 log = logging.getLogger("sync_platform.http")
 
 _engine: sa.Engine | None = None
 _limiters: dict[tuple[str, str], Limiter] = {}
+_readings: dict[tuple[str, str], tuple[dict, datetime]] = {}  # unbound
 _lock = threading.Lock()
 
 
@@ -56,6 +61,7 @@ def unbind() -> None:
     with _lock:
         _engine = None
         _close_limiters()
+        _readings.clear()
 
 
 def _close_limiters() -> None:
@@ -209,3 +215,49 @@ def _bucket(identity: str, rate: Rate, engine: sa.Engine | None):
         url.render_as_string(hide_password=False), min_size=1, max_size=2, open=True
     )
     return PostgresBucket(pool, table, [rate])
+
+
+def last_reading(source: str, subject: str) -> tuple[dict, datetime] | None:
+    """What `source` last said was left of `subject`'s quota, and when; None if nothing was
+    recorded (or the database cannot be read: the request then meets the quota itself)."""
+    engine = _engine
+    if engine is None:
+        return _readings.get((source, subject))
+    table = sync_quota_readings
+    try:
+        with engine.connect().execution_options(**READ_ONLY) as connection:
+            row = connection.execute(
+                sa.select(table.c.reading, table.c.read_at).where(
+                    table.c.source == source, table.c.subject == subject
+                )
+            ).first()
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("could not read the quota of %s %s: %s", source, subject, exc)
+        return None
+    return (row.reading, row.read_at) if row else None
+
+
+def remember_reading(
+    source: str, subject: str, reading: dict, read_at: datetime, *, again: bool = True
+) -> None:
+    """Keep the newest quota reading for every process; a failure to write is logged only."""
+    engine = _engine
+    if engine is None:
+        _readings[(source, subject)] = (reading, read_at)
+        return
+    table = sync_quota_readings
+    where = (table.c.source == source, table.c.subject == subject)
+    values = {"reading": reading, "read_at": read_at}
+    try:
+        with engine.begin() as connection:
+            if not connection.execute(sa.update(table).where(*where).values(values)).rowcount:
+                connection.execute(
+                    sa.insert(table).values(source=source, subject=subject, **values)
+                )
+    except sa.exc.IntegrityError as exc:  # another process inserted it first: update it
+        if again:
+            remember_reading(source, subject, reading, read_at, again=False)
+        else:
+            log.warning("could not keep the quota of %s %s: %s", source, subject, exc)
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("could not keep the quota of %s %s: %s", source, subject, exc)

@@ -359,3 +359,14 @@ sync_circuit_breakers = sa.Table(
     sa.Column("opened_at", Timestamp()),
     sa.Column("updated_at", Timestamp(), nullable=False),
 )
+
+# --- migration 0007: the last quota reading of each rate-limited subject --------------------
+
+sync_quota_readings = sa.Table(
+    "sync_quota_readings",
+    metadata,
+    sa.Column("source", sa.String(100), primary_key=True),
+    sa.Column("subject", sa.String(200), primary_key=True),  # e.g. "property 123456789"
+    sa.Column("reading", Json, nullable=False),  # what the source last said was left
+    sa.Column("read_at", Timestamp(), nullable=False),
+)

@@ -16,18 +16,19 @@ a 401 on a token revoked before it expired is answered once with a new token.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sync_platform.errors import ConfigurationError, NetworkError
+from sync_platform.sources import shared_state
 from sync_platform.sources.ga4.report import (
     GA4ResponseError,
     PropertyQuota,
+    QuotaStatus,
     ReportMetadata,
     ReportPage,
     ReportResult,
@@ -96,10 +97,32 @@ _BUDGETS = (
 )
 
 
-@dataclass(frozen=True)
-class _QuotaReading:
-    quota: PropertyQuota
-    read_at: datetime
+# What GA4's 429 says when a token budget is spent (the Data API quota page), by the
+# QuotaFloor field it exhausts.
+_EXHAUSTED = (
+    ("tokens_per_day", "Exhausted property tokens per day"),
+    ("tokens_per_hour", "Exhausted property tokens per hour"),
+    ("tokens_per_hour", "Exhausted property tokens per project per hour"),
+    ("tokens_per_hour", "Exhausted tokens per project per hour"),
+)
+
+
+def _exhausted_quota(message: str) -> str | None:
+    return next((quota for quota, said in _EXHAUSTED if said.lower() in message.lower()), None)
+
+
+def _quota_subject(prop: str) -> str:
+    return f"property {prop}"
+
+
+def _stored(quota: PropertyQuota) -> dict[str, Any]:
+    return asdict(quota)
+
+
+def _loaded(reading: dict[str, Any]) -> PropertyQuota:
+    return PropertyQuota(
+        **{name: QuotaStatus(**value) if value else None for name, value in reading.items()}
+    )
 
 
 def _google_error(body: str) -> tuple[str, str]:
@@ -151,9 +174,9 @@ class GA4Client:
             headers={"Accept": "application/json"},
             timeout_seconds=timeout_seconds,
             retry=retry or GA4_RETRY,
+            # a spent token budget is not a pace to slow down to: no retry can succeed
+            final_429=lambda body: _exhausted_quota(_google_error(body)[1]) is not None,
         )
-        self._quota_lock = threading.Lock()
-        self._last_quota: dict[str, _QuotaReading] = {}
 
     def close(self) -> None:
         self.http.close()
@@ -201,8 +224,9 @@ class GA4Client:
             page = parse_page(body, fail)
             self._check_page(page, pages[0] if pages else None, dimensions, metrics, offset, fail)
             if page.quota is not None:
-                with self._quota_lock:
-                    self._last_quota[prop] = _QuotaReading(page.quota, datetime.now(UTC))
+                shared_state.remember_reading(
+                    SOURCE, _quota_subject(prop), _stored(page.quota), datetime.now(UTC)
+                )
             pages.append(page)
             rows.extend(page.rows)
             if len(rows) >= page.row_count:
@@ -273,6 +297,8 @@ class GA4Client:
         """A typed error for a 4xx GA4 will not change its mind about."""
         status, message = _google_error(exc.body)
         identity = self.tokens.identity
+        if exc.status == 429 and (quota := _exhausted_quota(message)):
+            return self._exhausted(prop, where, quota, message)
         if exc.status == 403 and "scope" in message:
             return ConfigurationError(
                 f"GA4 refused the token of {identity} for property {prop}: {message}",
@@ -303,15 +329,16 @@ class GA4Client:
     # -- quota -----------------------------------------------------------------------------
 
     def _check_quota(self, prop: str, where: str) -> None:
-        """Refuse to send the next request if the last reading left too little to spend."""
-        with self._quota_lock:
-            reading = self._last_quota.get(prop)
-        if reading is None:
+        """Refuse to send the next request if the last reading (this report's, or another
+        report's or run's) left too little to spend."""
+        last = shared_state.last_reading(SOURCE, _quota_subject(prop))
+        if last is None:
             return
+        reading, read_at = _loaded(last[0]), last[1]
         for quota, period, next_refill, refill_text in _BUDGETS:
-            status = getattr(reading.quota, quota)
+            status = getattr(reading, quota)
             floor = getattr(self.floor, quota)
-            refills_at = next_refill(reading.read_at)
+            refills_at = next_refill(read_at)
             if status is None or status.remaining >= floor or datetime.now(UTC) >= refills_at:
                 continue
             raise GA4QuotaExhaustedError(
@@ -323,6 +350,27 @@ class GA4Client:
                 refills_at=refills_at,
                 hint=f"re-run after {refills_at:%Y-%m-%d %H:%M} UTC; nothing was stored",
             )
+
+    def _exhausted(self, prop: str, where: str, quota: str, message: str) -> Exception:
+        """GA4's 429 for a spent budget: remembered as nothing left, so no report or run asks
+        again before the refill."""
+        now = datetime.now(UTC)
+        last = shared_state.last_reading(SOURCE, _quota_subject(prop))
+        reading = _stored(_loaded(last[0])) if last else _stored(PropertyQuota())
+        reading[quota] = {"consumed": 0, "remaining": 0}
+        shared_state.remember_reading(SOURCE, _quota_subject(prop), reading, now)
+        period, next_refill, refill_text = next(
+            (period, refill, text) for name, period, refill, text in _BUDGETS if name == quota
+        )
+        refills_at = next_refill(now)
+        return GA4QuotaExhaustedError(
+            f"{where}: GA4 refused the request: {message} The {period} quota refills "
+            f"{refill_text} ({refills_at:%Y-%m-%d %H:%M} UTC); nothing of this report was stored",
+            quota=quota,
+            remaining=0,
+            refills_at=refills_at,
+            hint=f"re-run after {refills_at:%Y-%m-%d %H:%M} UTC (no request is sent before)",
+        )
 
 
 def _bad_response(where: str, problem: str) -> GA4ResponseError:
