@@ -302,3 +302,18 @@ def test_a_spent_daily_quota_is_not_retried_and_says_when_it_refills(source_env,
     assert all("daily quota refills at midnight Pacific time" in m for m in messages)
     assert not any("up and reachable" in m for m in messages)
     assert all(not query(warehouse_url, f"SELECT 1 FROM {r} LIMIT 1") for r in REPORTS)
+
+
+def test_a_dead_api_gets_a_handful_of_requests_per_run_whatever_the_reports(
+    source_env, warehouse_url
+):
+    """GA4 answering 503 to everything: the breaker every step shares opens after 5 failed
+    requests (GA4 allows about 10 server errors an hour), and the rest of the job asks
+    nothing."""
+    set_today(source_env)
+    source_env.faults(down=True, paths=["/ga4/"])
+    result = run_job("ga4_daily", partition_key="2026-11-10")
+    assert not result.success
+    assert _served_reports(source_env) == {503: 5}
+    messages = [e.step_failure_data.error.message for e in result.get_step_failure_events()]
+    assert len(messages) == 4 and sum("circuit breaker is open" in m for m in messages) >= 2
