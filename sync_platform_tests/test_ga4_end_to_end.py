@@ -317,3 +317,34 @@ def test_a_dead_api_gets_a_handful_of_requests_per_run_whatever_the_reports(
     assert _served_reports(source_env) == {503: 5}
     messages = [e.step_failure_data.error.message for e in result.get_step_failure_events()]
     assert len(messages) == 4 and sum("circuit breaker is open" in m for m in messages) >= 2
+
+
+def test_a_day_that_comes_back_empty_keeps_its_rows_and_raises_an_alert(source_env, warehouse_url):
+    set_today(source_env)
+    day = "2026-11-20"
+    assert run_job("ga4_daily", partition_key=day).success
+    ((held,),) = query(warehouse_url, "SELECT count(*) FROM ga4_daily_traffic")
+    dark = {"properties": [{"id": "123456789", "days_without_data": [day]}]}
+    source_env.ga4("POST", "/reset", dark)  # the tag was removed: GA4 now has nothing
+    set_today(source_env)
+    result = run_job("ga4_daily", partition_key=day)
+    assert materializations(result)["ga4_daily_traffic"]["fetched"] == 0
+    active = "SELECT count(*) FROM ga4_daily_traffic WHERE _deleted_at IS NULL"
+    assert query(warehouse_url, active) == [(held,)]  # the guard kept them
+    alerts = dict(
+        query(
+            warehouse_url,
+            "SELECT dedup_key, message FROM sync_alerts WHERE status = 'open' "
+            "AND type = 'empty_read'",
+        )
+    )
+    message = alerts[f"empty_read:ga4:ga4_daily_traffic:date {day}"]
+    assert f"GA4 property 123456789: ga4_daily_traffic returned no rows for date {day}" in message
+    assert f"where the warehouse holds {held}" in message and "nothing was deleted" in message
+    assert len(alerts) == 4  # each report of the day
+    # the tag is back: the day reads again and the alert closes
+    source_env.ga4("POST", "/reset", {})
+    set_today(source_env)
+    assert run_job("ga4_daily", partition_key=day).success
+    still_open = "SELECT count(*) FROM sync_alerts WHERE status = 'open' AND type = 'empty_read'"
+    assert query(warehouse_url, still_open) == [(0,)]

@@ -165,3 +165,25 @@ def test_a_seller_listed_twice_loads_once_and_the_later_row_is_quarantined(
     assert {row["entity"] for row in quarantined} >= {"sheet_sellers"}
     assert all(f"returned {seller} more than once" in row["reason"] for row in quarantined)
     assert materializations(result)["sheet_sellers"]["quarantined"] == 1
+
+
+def test_a_sheet_that_comes_back_empty_keeps_its_sellers_and_raises_an_alert(
+    source_env, warehouse_url
+):
+    assert run_job("seller_sheet_sync").success
+    active = sa.text("SELECT count(*) AS n FROM sheet_sellers WHERE _deleted_at IS NULL")
+    (before,) = fetch(warehouse_url, active)
+    for row in source_env.sheets("GET", "/rows")["rows"][1:]:
+        if row and row[0]:
+            source_env.http.delete(f"/_sim/sheets/sellers/{row[0]}").raise_for_status()
+    run_job("seller_sheet_sync")
+    assert fetch(warehouse_url, active) == [before]  # nothing deleted
+    (alert,) = fetch(
+        warehouse_url,
+        sa.select(sync_alerts.c.message).where(
+            sync_alerts.c.dedup_key == "empty_read:seller_sheet:sheet_sellers",
+            sync_alerts.c.status == "open",
+        ),
+    )
+    assert "spreadsheet sim-seller-sheet, range Sellers!A1:H" in alert["message"]
+    assert f"where the warehouse holds {before['n']}" in alert["message"]

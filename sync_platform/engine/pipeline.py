@@ -248,6 +248,51 @@ def _integrity_alert(
     )
 
 
+def _empty_read_alert(
+    connection: sa.Connection,
+    request: SyncRequest,
+    report: SyncReport,
+    subject: str | None,
+    now: datetime,
+) -> None:
+    """A complete read that returned nothing where the warehouse holds rows is never silent,
+    whether the mass-delete guard kept the rows or a confirmed run removed them; a read that
+    returns rows again closes the alert."""
+    scope = describe_scope(request.scope)
+    key = f"empty_read:{request.source}:{request.entity.name}" + (f":{scope}" if scope else "")
+    held_before = report.merge.active_before
+    if report.fetched or not held_before:
+        resolve_alerts(connection, key, now)
+        return
+    outcome = (
+        "nothing was deleted (the mass-delete guard refused)"
+        if report.merge.delete_refused
+        else f"all {report.merge.soft_deleted} were soft-deleted (the run allowed it)"
+    )
+    raise_alert(
+        connection,
+        severity="high",
+        type="empty_read",
+        message=(
+            f"{subject or request.source}: {request.entity.name} returned no rows"
+            f"{' for ' + scope if scope else ''} where the warehouse holds {held_before}; "
+            f"{outcome}. If the source really has nothing there, re-run with "
+            "allow_mass_delete=true; otherwise check the source (tracking, sharing, range)."
+        ),
+        dedup_key=key,
+        details={
+            "source": request.source,
+            "entity": request.entity.name,
+            "subject": subject,
+            "scope": scope,
+            "warehouse_rows": held_before,
+            "fetched": 0,
+            "deleted": report.merge.soft_deleted,
+        },
+        now=now,
+    )
+
+
 def _merge_and_record(
     engine: sa.Engine,
     request: SyncRequest,
@@ -255,6 +300,7 @@ def _merge_and_record(
     frame: pl.DataFrame,
     rejects: list[RejectedRecord],
     on_commit: OnCommit | None = None,
+    subject: str | None = None,
 ) -> None:
     """Step 4, in one transaction: data, quarantine, held records, conflicts, record log,
     cursor, audit counts and the source's own bookkeeping commit together or not at all."""
@@ -305,6 +351,8 @@ def _merge_and_record(
         )
         if not request.only_keys:
             _integrity_alert(connection, request, rejects, report.fetched, now)
+        if request.complete_snapshot:
+            _empty_read_alert(connection, request, report, subject, now)
         crashpoint("merge:before_state")
         if request.incremental and not request.only_keys:
             report.cursor_after = _advanced_cursor(entity, frame, report.cursor_before)
@@ -436,7 +484,9 @@ def _run_with_lease(
             _key_reason(reason) for reject in rejects for reason in reject.reasons
         )
         with timer("merge"):
-            _merge_and_record(engine, request, report, frame, rejects, source.on_commit)
+            _merge_and_record(
+                engine, request, report, frame, rejects, source.on_commit, source.subject
+            )
         with timer("verify"):
             report.verification = _verify(engine, request, report, source, frame, rejects)
             report.verification.deletes_refused = bool(report.merge and report.merge.delete_refused)

@@ -56,6 +56,9 @@ class EntitySource:
     # What the source said about the data it sent (e.g. GA4 sampling), once pages are read;
     # shown with the sync's figures.
     extra_metadata: Callable[[], dict[str, Any]] | None = None
+    # What is read, in words an operator knows ("GA4 property 123", "spreadsheet X, range
+    # Sellers!A1:H"), for alerts about the read itself.
+    subject: str | None = None
     # The source's own bookkeeping that must commit in the load transaction, with the data
     # (the webhook inbox marks what it handed over processed or quarantined); called with
     # the connection, the sync run id and the rejected records.

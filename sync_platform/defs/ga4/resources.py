@@ -96,7 +96,9 @@ def ga4_entity_source(
 
     try:
         yield EntitySource(
-            pages=pages, extra_metadata=lambda: report_metadata(fetched[-1]) if fetched else {}
+            pages=pages,
+            extra_metadata=lambda: report_metadata(fetched[-1]) if fetched else {},
+            subject=f"GA4 property {client.property_id}",
         )
     finally:
         client.close()

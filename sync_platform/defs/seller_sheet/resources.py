@@ -54,7 +54,11 @@ def sheet_entity_source(
             yield listed[start : start + PAGE_ROWS]
 
     try:
-        yield EntitySource(pages=pages, key_listing=key_listing if list_keys else None)
+        yield EntitySource(
+            pages=pages,
+            key_listing=key_listing if list_keys else None,
+            subject=f"spreadsheet {client.spreadsheet_id}, range {entity.endpoint}",
+        )
     finally:
         client.close()
 

@@ -128,6 +128,10 @@ class GA4Property(BaseModel):
     sessions_per_day: int | None = Field(default=None, ge=0, description="None: from the seed")
     subject_to_thresholding: bool = False
     sampled: bool = False
+    # Days the property collected nothing (a tag removed, consent refused): no sessions, so
+    # runReport serves no rows for them (rows with only zero metrics are left out, and
+    # rowCount with them) while other days are served as usual.
+    days_without_data: list[date] = Field(default_factory=list)
 
 
 class GA4Settings(BaseModel):
@@ -432,6 +436,8 @@ class GA4Data:
         return 300 + math.floor(2700 * _unit(self.seed, "ga4", prop))
 
     def day_sessions(self, prop: str, day: date) -> float:
+        if day in self.properties[prop].days_without_data:
+            return 0.0
         noise = 0.85 + 0.3 * _unit(self.seed, "ga4", prop, day.toordinal())
         return self.sessions_per_day(prop) * WEEKDAY_FACTORS[day.weekday()] * noise
 
