@@ -49,6 +49,10 @@ class ValidationError(SyncError):
     category = ErrorCategory.VALIDATION
 
 
+class SchemaDriftError(ValidationError):
+    """The source's records no longer carry a field the entity's mapping needs."""
+
+
 class DatabaseError(SyncError):
     category = ErrorCategory.DATABASE
 

@@ -187,3 +187,51 @@ def test_a_sheet_that_comes_back_empty_keeps_its_sellers_and_raises_an_alert(
     )
     assert "spreadsheet sim-seller-sheet, range Sellers!A1:H" in alert["message"]
     assert f"where the warehouse holds {before['n']}" in alert["message"]
+
+
+def _rename_column(simulator, old: str, new: str) -> None:
+    header = simulator.sheets("GET", "/rows")["rows"][0]
+    simulator.http.put(
+        "/_sim/sheets/header", json=[new if name == old else name for name in header]
+    ).raise_for_status()
+
+
+def test_a_renamed_optional_column_loads_and_alerts_naming_the_field(source_env, warehouse_url):
+    assert run_job("seller_sheet_sync").success
+    _rename_column(source_env, "Phone", "Mobile")
+    result = run_job("seller_sheet_sync")
+    sellers = materializations(result)["sheet_sellers"]
+    assert sellers["source_fields_missing"] == "Phone"
+    assert "Mobile" in sellers["source_fields_unmapped"]
+    (alert,) = fetch(
+        warehouse_url,
+        sa.select(sync_alerts.c.message, sync_alerts.c.severity).where(
+            sync_alerts.c.dedup_key == "schema_drift:seller_sheet:sheet_sellers",
+            sync_alerts.c.status == "open",
+        ),
+    )
+    assert "carries 'Phone' (column phone)" in alert["message"] and "Mobile" in alert["message"]
+    _rename_column(source_env, "Mobile", "Phone")
+    assert run_job("seller_sheet_sync").success
+    open_drift = sa.select(sync_alerts.c.id).where(
+        sync_alerts.c.type == "schema_drift", sync_alerts.c.status == "open"
+    )
+    assert fetch(warehouse_url, open_drift) == []
+
+
+def test_a_renamed_required_column_fails_the_sync_and_writes_nothing(source_env, warehouse_url):
+    assert run_job("seller_sheet_sync").success
+    names = sa.text("SELECT seller_number, name FROM sheet_sellers ORDER BY 1")
+    before = fetch(warehouse_url, names)
+    _rename_column(source_env, "Name", "Full Name")
+    result = run_job("seller_sheet_sync")
+    assert not result.success
+    messages = [e.step_failure_data.error.message for e in result.get_step_failure_events()]
+    assert any(
+        "carries 'Name' (column name): its shape changed. Nothing was written" in m
+        and "Full Name" in m
+        for m in messages
+    )
+    assert fetch(warehouse_url, names) == before
+    quarantined = sa.select(sync_quarantine.c.id).where(sync_quarantine.c.entity == "sheet_sellers")
+    assert fetch(warehouse_url, quarantined) == []  # not every seller refused one by one

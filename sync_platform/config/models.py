@@ -113,6 +113,12 @@ class EntityConfig(_Strict):
     skip_when_empty: list[str] = Field(
         default=[], description="rows with all of these columns empty are skipped, not loaded"
     )
+    drift_check: bool = Field(
+        default=True,
+        description="a read whose records all lack a configured field is schema drift (off "
+        "where each record stands alone, e.g. webhook bodies: a body without a field is "
+        "quarantined)",
+    )
     options: dict[str, Any] = Field(
         default={}, description="source-specific request settings the client reads"
     )

@@ -24,6 +24,9 @@ from sync_platform.engine.validation import entity_schema, find_invalid_rows
 from sync_platform.warehouse.entity_tables import ROW_HASH
 
 SOURCE_ROW = "_source_row"  # the record's 0-based position in the sync's read
+# A read this large whose records all lack an optional field is drift, not chance (a JSON
+# API may leave out a null field; a handful of records may all have it null).
+DRIFT_MIN_RECORDS = 20
 Phase = Callable[[str], AbstractContextManager]
 
 
@@ -99,3 +102,62 @@ def first_of_each_key(
         for row in keyed.filter(~first).iter_rows(named=True)
     ]
     return frame.filter(first), rejects
+
+
+def _has(record: dict, path: str) -> bool:
+    """Whether the record carries `path` at all (a null value counts as carried)."""
+    value: object = record
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False
+        value = value[part]
+    return True
+
+
+@dataclass
+class SourceShape:
+    """The read's records against the entity's mapping: configured fields no record carried
+    (schema drift: a renamed column, an API that dropped a field) and fields the source sends
+    that nothing maps (sampled from the first record of each page; `_`-prefixed bookkeeping
+    left out)."""
+
+    entity: EntityConfig
+    records: int = 0
+    found: set[str] = field(default_factory=set)
+    unmapped: set[str] = field(default_factory=set)
+
+    def observe(self, page: Records) -> None:
+        self.records += len(page)
+        if not page:
+            return
+        looking = {spec.source for spec in self.entity.fields.values()} - self.found
+        for record in page:  # stops at the first record once every field was seen
+            if not looking:
+                break
+            carried = {path for path in looking if _has(record, path)}
+            self.found |= carried
+            looking -= carried
+        mapped = {spec.source.split(".")[0] for spec in self.entity.fields.values()}
+        self.unmapped |= {
+            name for name in page[0] if name not in mapped and not str(name).startswith("_")
+        }
+
+    def missing(self) -> dict[str, str]:
+        """Warehouse column → source field, for configured fields no record carried."""
+        if not self.records:
+            return {}
+        return {
+            column: spec.source
+            for column, spec in self.entity.fields.items()
+            if spec.source not in self.found
+        }
+
+    def drift(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(required, optional) fields judged missing, from DRIFT_MIN_RECORDS records;
+        nothing where the entity opts out (a smaller read's odd records are quarantined
+        one by one instead)."""
+        if not self.entity.drift_check or self.records < DRIFT_MIN_RECORDS:
+            return {}, {}
+        missing = self.missing()
+        required = {c: s for c, s in missing.items() if self.entity.fields[c].required}
+        return required, {c: s for c, s in missing.items() if c not in required}

@@ -21,7 +21,12 @@ from sync_platform.config.models import EntityConfig
 from sync_platform.crashpoints import crashpoint
 from sync_platform.engine import audit, gaps, held, state
 from sync_platform.engine.leases import Lease, acquire_lease, holder_name
-from sync_platform.engine.loadable import SOURCE_ROW, first_of_each_key, loadable_page
+from sync_platform.engine.loadable import (
+    SOURCE_ROW,
+    SourceShape,
+    first_of_each_key,
+    loadable_page,
+)
 from sync_platform.engine.mapping import map_records, record_key_expr, record_keys
 from sync_platform.engine.merge import merge_snapshot
 from sync_platform.engine.ports import (
@@ -37,6 +42,7 @@ from sync_platform.engine.quality import quality_metrics, trailing_fetched
 from sync_platform.engine.scope import describe as describe_scope
 from sync_platform.engine.validation import entity_schema, polars_type
 from sync_platform.engine.verify import verify_keys
+from sync_platform.errors import SchemaDriftError
 from sync_platform.runtime_config import (
     non_negative_int,
     positive_int,
@@ -48,6 +54,7 @@ from sync_platform.warehouse.entity_tables import ROW_HASH, entity_table
 
 log = logging.getLogger(__name__)
 MAX_KEYS_IN_ALERT = 20
+MAX_FIELDS_SHOWN = 20
 
 MASS_DELETE_MAX_SHARE = setting(
     "mass_delete_max_share",
@@ -110,9 +117,11 @@ def _fetch_and_validate(
     timer: _PhaseTimer,
     report: SyncReport,
     progress: Callable[[], None] = lambda: None,
+    shape: SourceShape | None = None,
 ) -> tuple[pl.DataFrame, list[RejectedRecord]]:
     """Map and validate page by page, so raw records never pile up in memory; then the
-    first row of each key over the whole read (loadable.py)."""
+    first row of each key over the whole read (loadable.py). `shape` watches the records
+    against the mapping (schema drift)."""
     schema = entity_schema(entity)
     frames: list[pl.DataFrame] = []
     rejects: list[RejectedRecord] = []
@@ -120,6 +129,8 @@ def _fetch_and_validate(
         first_row = report.fetched
         report.fetched += len(page)
         progress()
+        if shape is not None:
+            shape.observe(page)
         loaded = loadable_page(page, entity, first_row, phase=timer, schema=schema)
         rejects.extend(loaded.rejects)
         report.skipped += loaded.skipped
@@ -248,6 +259,57 @@ def _integrity_alert(
     )
 
 
+def _judge_shape(request: SyncRequest, report: SyncReport, shape: SourceShape) -> None:
+    """Schema drift: a required field no record carried fails the sync before anything is
+    written (every row would be refused); a missing optional one is recorded for an alert."""
+    report.fields_unmapped = sorted(shape.unmapped)[:MAX_FIELDS_SHOWN]
+    required, optional = shape.drift()
+    report.fields_missing = required | optional
+    if not required:
+        return
+    unmapped = ", ".join(report.fields_unmapped) or "none"
+    raise SchemaDriftError(
+        f"{request.source}.{request.entity.name}: none of the {shape.records} records the "
+        f"source sent carries {_fields(required)}: its shape changed. Nothing was written",
+        hint="restore the field at the source, or point the entity's `from:` at its new name "
+        f"in the source's YAML (fields the source sends that nothing maps: {unmapped})",
+    )
+
+
+def _fields(fields: dict[str, str]) -> str:
+    return ", ".join(f"{source!r} (column {column})" for column, source in fields.items())
+
+
+def _drift_alert(
+    connection: sa.Connection,
+    request: SyncRequest,
+    report: SyncReport,
+    subject: str | None,
+    now: datetime,
+) -> None:
+    """Optional fields no record carried load as NULL, so a person must hear of it; a read
+    that carries them again closes the alert."""
+    key = f"schema_drift:{request.source}:{request.entity.name}"
+    if not report.fields_missing:
+        resolve_alerts(connection, key, now)
+        return
+    unmapped = ", ".join(report.fields_unmapped) or "none"
+    raise_alert(
+        connection,
+        severity="high",
+        type="schema_drift",
+        message=(
+            f"{subject or request.source}: none of the {report.fetched} records of "
+            f"{request.entity.name} carries {_fields(report.fields_missing)}; those columns "
+            "loaded empty. Restore the field at the source, or point `from:` at its new name "
+            f"(fields the source sends that nothing maps: {unmapped})"
+        ),
+        dedup_key=key,
+        details={"missing": report.fields_missing, "unmapped": report.fields_unmapped},
+        now=now,
+    )
+
+
 def _empty_read_alert(
     connection: sa.Connection,
     request: SyncRequest,
@@ -353,6 +415,8 @@ def _merge_and_record(
             _integrity_alert(connection, request, rejects, report.fetched, now)
         if request.complete_snapshot:
             _empty_read_alert(connection, request, report, subject, now)
+        if not request.only_keys:
+            _drift_alert(connection, request, report, subject, now)
         crashpoint("merge:before_state")
         if request.incremental and not request.only_keys:
             report.cursor_after = _advanced_cursor(entity, frame, report.cursor_before)
@@ -464,13 +528,16 @@ def _run_with_lease(
                 report.cursor_before = state.read_cursor(connection, request.source, entity.name)
         report.cursor_after = report.cursor_before
         since = _since(entity, report.cursor_before) if request.incremental else None
+        shape = SourceShape(entity)
         frame, rejects = _fetch_and_validate(
             entity,
             source.pages(None if request.only_keys else since),
             timer,
             report,
             progress=lambda: lease.beat(sync_run_id, report.fetched),
+            shape=shape,
         )
+        _judge_shape(request, report, shape)
         frame, held_rejects = _with_held_records(engine, request, frame, report)
         rejects += held_rejects
         frame, outside = _outside_scope(request, frame)

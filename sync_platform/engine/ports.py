@@ -166,6 +166,10 @@ class SyncReport:
     cursor_after: str | None = None
     record_log_truncated: bool = False
     quality: dict[str, float] = field(default_factory=dict)
+    # schema drift: column → source field no record of a large enough read carried, and
+    # source fields nothing maps
+    fields_missing: dict[str, str] = field(default_factory=dict)
+    fields_unmapped: list[str] = field(default_factory=list)
 
     @property
     def total_seconds(self) -> float:

@@ -92,6 +92,10 @@ def report_metadata(report: SyncReport) -> dict[str, Any]:
             "dagster/row_count": verification.warehouse_count,
         }
     metadata |= {f"quality_{name}": value for name, value in report.quality.items()}
+    if report.fields_missing:
+        metadata["source_fields_missing"] = ", ".join(report.fields_missing.values())
+    if report.fields_unmapped:
+        metadata["source_fields_unmapped"] = ", ".join(report.fields_unmapped)
     if report.cursor_after:
         metadata["cursor"] = report.cursor_after
     if report.message:
