@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import dagster as dg
 import pytest
@@ -348,3 +349,28 @@ def test_a_day_that_comes_back_empty_keeps_its_rows_and_raises_an_alert(source_e
     assert run_job("ga4_daily", partition_key=day).success
     still_open = "SELECT count(*) FROM sync_alerts WHERE status = 'open' AND type = 'empty_read'"
     assert query(warehouse_url, still_open) == [(0,)]
+
+
+def test_seconds_and_currency_metrics_load_as_the_property_reports_them(source_env, warehouse_url):
+    """TYPE_SECONDS (averageSessionDuration) and TYPE_CURRENCY (totalRevenue, in the
+    property's currency) in the daily totals, equal to what the Data API serves."""
+    set_today(source_env)
+    result = run_job("ga4_daily", partition_key="2026-11-20")
+    totals = materializations(result)["ga4_daily_totals"]
+    assert totals["ga4_currency_code"] == "AUD"
+    served = source_env.http.post(
+        "/_sim/ga4/properties/123456789:peekReport",
+        json={
+            "dateRanges": [{"startDate": "2026-11-20", "endDate": "2026-11-20"}],
+            "dimensions": [{"name": "date"}],
+            "metrics": [{"name": "averageSessionDuration"}, {"name": "totalRevenue"}],
+        },
+    ).json()
+    assert [h["type"] for h in served["metricHeaders"]] == ["TYPE_SECONDS", "TYPE_CURRENCY"]
+    seconds, revenue = (v["value"] for v in served["rows"][0]["metricValues"])
+    ((stored_seconds, stored_revenue),) = query(
+        warehouse_url,
+        "SELECT average_session_duration_seconds, total_revenue FROM ga4_daily_totals",
+    )
+    assert stored_seconds == pytest.approx(float(seconds))
+    assert Decimal(str(stored_revenue)) == Decimal(revenue) and Decimal(revenue) > 0

@@ -413,6 +413,8 @@ CREATE TABLE ga4_daily_totals (
 	new_users BIGINT, 
 	engagement_rate DOUBLE PRECISION, 
 	key_events BIGINT, 
+	average_session_duration_seconds DOUBLE PRECISION, 
+	total_revenue NUMERIC(16, 2), 
 	_row_hash BIGINT NOT NULL, 
 	_first_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 
 	_synced_at TIMESTAMP WITH TIME ZONE NOT NULL, 

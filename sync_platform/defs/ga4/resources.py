@@ -68,6 +68,10 @@ def report_metadata(report: ReportResult) -> dict[str, Any]:
             default=1.0,
         ),
     }
+    if report.metadata.currency_code:  # what TYPE_CURRENCY metrics are in
+        metadata["ga4_currency_code"] = report.metadata.currency_code
+    if report.metadata.time_zone:  # the property's day, which `date` is in
+        metadata["ga4_time_zone"] = report.metadata.time_zone
     quota = report.quota
     if quota and quota.tokens_per_hour:
         metadata["ga4_tokens_per_hour_remaining"] = quota.tokens_per_hour.remaining

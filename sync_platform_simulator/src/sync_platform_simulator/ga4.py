@@ -93,6 +93,7 @@ METRIC_TYPES = {
     "screenPageViews": "TYPE_INTEGER",
     "engagementRate": "TYPE_FLOAT",
     "averageSessionDuration": "TYPE_SECONDS",
+    "totalRevenue": "TYPE_CURRENCY",  # in the property's currency (metadata.currencyCode)
     "keyEvents": "TYPE_INTEGER",
     "eventCount": "TYPE_INTEGER",
     "conversions": "TYPE_INTEGER",  # GA4's old name for keyEvents: the same count
@@ -169,6 +170,7 @@ class Rates:
     duration: float
     events: float
     key_events: float
+    revenue: float  # per key event
 
 
 @dataclass
@@ -183,6 +185,7 @@ class Figures:
     duration: float = 0.0
     events: int = 0
     key_events: int = 0
+    revenue: float = 0.0
 
     def add(self, other: Figures) -> None:
         for name in vars(self):
@@ -193,6 +196,8 @@ class Figures:
             return repr(self.engaged / self.sessions) if self.sessions else "0"
         if name == "averageSessionDuration":
             return repr(self.duration / self.sessions) if self.sessions else "0"
+        if name == "totalRevenue":
+            return f"{self.revenue:.2f}"
         value = {
             "sessions": self.sessions,
             "totalUsers": self.users,
@@ -464,6 +469,7 @@ class GA4Data:
                 duration=draw("duration", 40.0, 320.0),
                 events=draw("events", 6.0, 14.0),
                 key_events=draw("key", 0.01, 0.06),
+                revenue=draw("revenue", 40.0, 900.0),
             )
             self._rates[key] = rates
         return rates
@@ -488,7 +494,8 @@ class GA4Data:
             engaged=round(sessions * rates.engaged),
             duration=round(sessions * rates.duration, 3),
             events=max(1, round(sessions * rates.events)),
-            key_events=round(sessions * rates.key_events),
+            key_events=(key_events := round(sessions * rates.key_events)),
+            revenue=round(key_events * rates.revenue, 2),
         )
 
     def combinations(self, prop: str, dimensions: tuple[str, ...]) -> list[tuple[str, ...]]:
