@@ -45,6 +45,11 @@ class SourceUnavailableError(NetworkError):
     """The source kept failing after bounded retries, or its circuit is open."""
 
 
+class SourceDownError(SourceUnavailableError):
+    """The source's circuit breaker is open: it failed too often in a row, so requests are
+    refused for a while (every process shares the breaker)."""
+
+
 class ValidationError(SyncError):
     category = ErrorCategory.VALIDATION
 

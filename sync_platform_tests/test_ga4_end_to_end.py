@@ -15,6 +15,7 @@ from sync_platform.defs.ga4.assets import GA4_PARTITIONS
 from sync_platform.defs.ga4.schedules import ga4_daily_with_lookback
 from sync_platform.defs.ga4.sensors import ga4_missing_partitions_sensor, missing_block_request
 from sync_platform.orchestration.resources import WarehouseResource
+from sync_platform.sources.http_session import reset_breakers
 from sync_platform_tests.dagster_runs import (
     check_results,
     materializations,
@@ -318,6 +319,17 @@ def test_a_dead_api_gets_a_handful_of_requests_per_run_whatever_the_reports(
     assert _served_reports(source_env) == {503: 5}
     messages = [e.step_failure_data.error.message for e in result.get_step_failure_events()]
     assert len(messages) == 4 and sum("circuit breaker is open" in m for m in messages) >= 2
+    # an alert at the first such run, not after three failed ones
+    open_alert = (
+        "SELECT message FROM sync_alerts WHERE dedup_key = 'source_down:ga4' AND status = 'open'"
+    )
+    ((message,),) = query(warehouse_url, open_alert)
+    assert message.startswith("ga4 is down: ga4: circuit breaker is open after 5 consecutive")
+    # GA4 answers again (and the breaker's wait is over): the next sync closes the alert
+    source_env.faults()
+    reset_breakers()
+    assert run_job("ga4_daily", partition_key="2026-11-10").success
+    assert query(warehouse_url, open_alert) == []
 
 
 def test_a_day_that_comes_back_empty_keeps_its_rows_and_raises_an_alert(source_env, warehouse_url):

@@ -42,7 +42,7 @@ from sync_platform.engine.quality import quality_metrics, trailing_fetched
 from sync_platform.engine.scope import describe as describe_scope
 from sync_platform.engine.validation import entity_schema, polars_type
 from sync_platform.engine.verify import verify_keys
-from sync_platform.errors import SchemaDriftError
+from sync_platform.errors import SchemaDriftError, SourceDownError
 from sync_platform.runtime_config import (
     non_negative_int,
     positive_int,
@@ -413,6 +413,7 @@ def _merge_and_record(
         )
         if not request.only_keys:
             _integrity_alert(connection, request, rejects, report.fetched, now)
+        resolve_alerts(connection, f"source_down:{request.source}", now)  # it answered
         if request.complete_snapshot:
             _empty_read_alert(connection, request, report, subject, now)
         if not request.only_keys:
@@ -592,6 +593,15 @@ def _record_failure(
                 source=request.source,
                 entity=request.entity.name,
             )
+            if isinstance(exc, SourceDownError):
+                raise_alert(
+                    connection,
+                    severity="high",
+                    type="source_down",
+                    message=f"{request.source} is down: {exc}",
+                    dedup_key=f"source_down:{request.source}",
+                    details={"entity": request.entity.name, "error": str(exc)[:2000]},
+                )
         report.error_counts = {category: 1}
         _finish(engine, report, message=str(exc))
     except Exception as audit_error:  # the sync's own error matters more

@@ -19,7 +19,7 @@ import httpx
 import pybreaker
 import stamina
 
-from sync_platform.errors import NetworkError, SourceUnavailableError
+from sync_platform.errors import NetworkError, SourceDownError, SourceUnavailableError
 from sync_platform.sources import shared_state
 
 log = logging.getLogger("sync_platform.http")
@@ -224,7 +224,7 @@ class SourceHttpClient:
                         )
                         raise
         except pybreaker.CircuitBreakerError:
-            raise SourceUnavailableError(
+            raise SourceDownError(
                 f"{self.source}: circuit breaker is open after {self.retry.breaker_fail_max} "
                 f"consecutive failures; requests are refused for up to "
                 f"{self.retry.breaker_reset_seconds:.0f} s (last error: {last_error})",
