@@ -127,3 +127,15 @@ def test_a_bad_setting_in_the_environment_names_the_variable(monkeypatch):
     monkeypatch.setenv("GA4_TIMEOUT_SECONDS", "-1")
     with pytest.raises(ConfigurationError, match="GA4_TIMEOUT_SECONDS"):
         GA4Resource.tuning_from_env()
+
+
+def test_a_failing_token_endpoint_is_an_outage_not_a_refusal(source_env, warehouse_url):
+    """Google's token endpoint answering 503 is retried by the next run at once: only a
+    grant Google refuses is remembered."""
+    source_env.faults(down=True, paths=["/google/"])
+    failed = run_job("seller_sheet_sync")
+    assert not failed.success
+    messages = [e.step_failure_data.error.message for e in failed.get_step_failure_events()]
+    assert all("token endpoint failed" in m for m in messages)
+    source_env.faults()
+    assert run_job("seller_sheet_sync").success

@@ -196,9 +196,13 @@ def test_the_rules_sensor_decides_and_the_run_raises(source_env, warehouse_url):
     context = dg.build_sensor_context(
         instance=instance, repository_def=repository, resources={"warehouse": warehouse}
     )
+    # the dealer API is down: the first run that met its open breaker already said so
+    assert set(open_alerts(warehouse_url)) == {"source_down:dealer_feed"}
     decision = alert_rules_sensor(context)
     assert isinstance(decision, dg.RunRequest) and decision.run_key.startswith("alerts:")
-    assert open_alerts(warehouse_url) == {}  # the sensor itself writes nothing
+    assert set(open_alerts(warehouse_url)) == {
+        "source_down:dealer_feed"
+    }  # the sensor wrote nothing
     assert alert_rules_sensor(context).run_key == decision.run_key  # same work, same key
 
     counts, _ = apply_alert_work(warehouse.get_engine(), instance, repository)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import dagster as dg
 import sqlalchemy as sa
 
+from sync_platform.alerting.health import health_report
+from sync_platform.config import cached_source_config
 from sync_platform.definitions import build_definitions
 from sync_platform.defs.platform.sensors import sync_gap_sensor
 from sync_platform.orchestration.resources import WarehouseResource
@@ -211,6 +213,13 @@ def test_a_renamed_optional_column_loads_and_alerts_naming_the_field(source_env,
         ),
     )
     assert "carries 'Phone' (column phone)" in alert["message"] and "Mobile" in alert["message"]
+    with WarehouseResource(url=warehouse_url).get_engine().connect() as connection:
+        report = health_report(connection, [cached_source_config("seller_sheet")], {})
+    sellers_health = next(e for e in report["entities"] if e["entity"] == "sheet_sellers")
+    assert sellers_health["missing_source_fields"] == ["Phone"]
+    assert sellers_health["new_source_fields"] == ["Mobile"]  # not sent by the earlier sync
+    problems = {i["problem"] for i in report["quality_issues"]}
+    assert {"the source no longer sends Phone", "the source started sending Mobile"} <= problems
     _rename_column(source_env, "Mobile", "Phone")
     assert run_job("seller_sheet_sync").success
     open_drift = sa.select(sync_alerts.c.id).where(

@@ -137,6 +137,7 @@ CREATE TABLE sync_runs (
 	rows_per_second FLOAT, 
 	message TEXT, 
 	kind VARCHAR(20), 
+	source_fields JSONB, 
 	PRIMARY KEY (id), 
 	CONSTRAINT ck_sync_runs_trigger CHECK (trigger IN ('scheduled', 'manual', 'sensor', 'resync', 'backfill')), 
 	CONSTRAINT ck_sync_runs_kind CHECK (kind IN ('snapshot', 'changes', 'keys', 'slice')), 

@@ -45,6 +45,10 @@ class EntityHealth:
     open_gaps: int = 0
     quarantined_24h: int = 0
     duration_trend_seconds: list[float] = field(default_factory=list)
+    # schema drift, from the latest sync: fields the mapping needs that no record carried,
+    # and fields the source sends that nothing maps and no earlier sync this week saw
+    missing_source_fields: list[str] = field(default_factory=list)
+    new_source_fields: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -121,6 +125,17 @@ def entity_health(
             if run.finished_at
         ][::-1],
     )
+    shapes = [run.source_fields or {} for run in runs]
+    if shapes:
+        health.missing_source_fields = sorted(shapes[0].get("missing", {}).values())
+        earlier = {name for shape in shapes[1:] for name in shape.get("unmapped", [])}
+        health.new_source_fields = [
+            name for name in shapes[0].get("unmapped", []) if name not in earlier
+        ]
+    if health.missing_source_fields:
+        health.problems.append(
+            f"the source no longer sends {', '.join(health.missing_source_fields)}"
+        )
     if last_ok is None:
         health.problems.append("no successful sync in the last 7 days")
     elif entity.freshness_minutes and now - _aware(last_ok.finished_at) > timedelta(
@@ -142,6 +157,10 @@ def suggested_action(problem: str) -> str:
         return "read the error in sync_errors (category says network/configuration/…) and fix it"
     if "quarantined" in problem:
         return "see sync_quarantine for the reasons and fix the records at the source"
+    if "no longer sends" in problem:
+        return "restore the field at the source, or point the field's `from:` at its new name"
+    if "started sending" in problem:
+        return "map the new fields in the source's YAML if they are wanted (else nothing to do)"
     return "check the entity's schedule is running and its latest run"
 
 
@@ -193,6 +212,15 @@ def health_report(
         )
         for e in entities
         if e.quarantined_24h
+    ]
+    issues += [
+        Issue(
+            f"{e.source}.{e.entity}",
+            f"the source started sending {', '.join(e.new_source_fields)}",
+            suggested_action("started sending"),
+        )
+        for e in entities
+        if e.new_source_fields
     ]
     return {
         "generated_at": now.isoformat(),

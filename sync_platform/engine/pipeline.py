@@ -625,4 +625,9 @@ def _finish(engine: sa.Engine, report: SyncReport, message: str | None = None) -
             error_counts=report.error_counts,
             rows_per_second=round(report.rows_per_second, 1),
             message=message or report.message,
+            source_fields=(
+                {"missing": report.fields_missing, "unmapped": report.fields_unmapped}
+                if report.fields_missing or report.fields_unmapped
+                else None
+            ),
         )

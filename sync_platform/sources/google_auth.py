@@ -191,6 +191,11 @@ class ServiceAccountToken:
         try:
             self._credentials.refresh(self._request)
         except google.auth.exceptions.RefreshError as exc:
+            if exc.retryable:  # the token endpoint failing (5xx), not refusing this key
+                raise SourceUnavailableError(
+                    f"Google's token endpoint failed for {self.identity}: {exc.args[0]}",
+                    hint="a Google outage: the next sync asks again",
+                ) from None
             raise ConfigurationError(
                 f"Google refused a token for {self.identity}: {exc.args[0]}",
                 hint="check the key is current and the service account is enabled",

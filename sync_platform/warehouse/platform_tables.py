@@ -50,6 +50,9 @@ sync_runs = sa.Table(
     sa.Column("message", sa.Text),
     # migration 0006: what the sync read (SyncRequest.kind); NULL for syncs from before it
     sa.Column("kind", sa.String(20)),
+    # migration 0007: the read's shape against the mapping, when it differed: {"missing":
+    # {column: source field}, "unmapped": [source field, …]}
+    sa.Column("source_fields", Json),
     sa.CheckConstraint(
         "trigger IN ('scheduled', 'manual', 'sensor', 'resync', 'backfill')",
         name="ck_sync_runs_trigger",

@@ -1,5 +1,6 @@
 """The last quota reading of each rate-limited subject (a GA4 property's `propertyQuota`),
-shared by every step and run, so the floor is honoured across reports and runs.
+shared by every step and run, so the floor is honoured across reports and runs; and each
+sync's source fields that were missing or unmapped (schema drift, new fields).
 
 Revision ID: 0007
 Revises: 0006
@@ -17,6 +18,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("sync_runs") as batch:
+        batch.add_column(
+            sa.Column("source_fields", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"))
+        )
     op.create_table(
         "sync_quota_readings",
         sa.Column("source", sa.String(100), primary_key=True),
@@ -30,3 +35,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("sync_quota_readings")
+    with op.batch_alter_table("sync_runs") as batch:
+        batch.drop_column("source_fields")
