@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from sync_platform.engine.pipeline import run_entity_sync
 from sync_platform.engine.ports import EntitySource, SyncRequest
+from sync_platform.errors import SchemaDriftError
 from sync_platform.runtime_config import set_setting
 from sync_platform.warehouse.platform_tables import (
     sync_errors,
@@ -345,3 +346,19 @@ def test_a_large_initial_load_ends_with_its_primary_key_intact(engine):
     records[1] = vehicle(1, Price=5.0)
     again = sync_stock(engine, records)
     assert (again.merge.inserted, again.merge.updated) == (0, 1)
+
+
+def test_an_api_whose_records_lost_a_field_is_schema_drift(engine):
+    """JSON records that no longer carry a mapped field: a required one fails the sync with
+    nothing written; an optional one loads, named in the report for the alert."""
+    sync_stock(engine, fleet(30))
+    without_make = [{k: v for k, v in vehicle(i).items() if k != "Make"} for i in range(30)]
+    with pytest.raises(SchemaDriftError, match="carries 'Make' \\(column make\\)"):
+        sync_stock(engine, without_make)
+    assert {row["make"] for row in active_stock(engine).values()} == {"Toyota"}  # unchanged
+    renamed = [{**{k: v for k, v in vehicle(i).items() if k != "Badge"}, "Trim": "GX"}
+               for i in range(30)]  # fmt: skip
+    report = sync_stock(engine, renamed)
+    assert report.fields_missing == {"variant": "Badge"} and report.fields_unmapped == ["Trim"]
+    few = [{k: v for k, v in vehicle(i).items() if k != "Badge"} for i in range(5)]
+    assert sync_stock(engine, few, allow_mass_delete=True).fields_missing == {}  # too few to say

@@ -139,3 +139,22 @@ def test_a_failing_token_endpoint_is_an_outage_not_a_refusal(source_env, warehou
     assert all("token endpoint failed" in m for m in messages)
     source_env.faults()
     assert run_job("seller_sheet_sync").success
+
+
+def test_a_stalled_sheet_read_is_retried_after_the_configured_read_timeout(
+    source_env, warehouse_url, monkeypatch
+):
+    monkeypatch.setenv("SELLER_SHEET_TIMEOUT_SECONDS", "1")
+    source_env.faults(hang_next=1, hang_seconds=6, paths=["/sheets/"])
+    result = (
+        build_definitions()
+        .resolve_job_def("seller_sheet_sync")
+        .execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    )
+    assert result.success
+    stalled = [n for (_, status), n in source_env.served("/sheets").items() if status == 499]
+    assert stalled == [1]  # the client hung up after 1 s and read again
+    sheet = source_env.sheets("GET", "/rows")["rows"]
+    sellers = {row[0] for row in sheet[1:] if row and row[0]}
+    active = count(warehouse_url, "SELECT count(*) FROM sheet_sellers WHERE _deleted_at IS NULL")
+    assert active == len(sellers)
