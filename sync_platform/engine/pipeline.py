@@ -16,10 +16,9 @@ from datetime import datetime, timedelta
 import polars as pl
 import sqlalchemy as sa
 
-from sync_platform.alerting.store import raise_alert, resolve_alerts
 from sync_platform.config.models import EntityConfig
 from sync_platform.crashpoints import crashpoint
-from sync_platform.engine import audit, gaps, held, state
+from sync_platform.engine import audit, gaps, held, read_alerts, state
 from sync_platform.engine.leases import Lease, acquire_lease, holder_name
 from sync_platform.engine.loadable import (
     SOURCE_ROW,
@@ -48,12 +47,10 @@ from sync_platform.runtime_config import (
     positive_int,
     setting,
     share,
-    share_or_zero,
 )
 from sync_platform.warehouse.entity_tables import ROW_HASH, entity_table
 
 log = logging.getLogger(__name__)
-MAX_KEYS_IN_ALERT = 20
 MAX_FIELDS_SHOWN = 20
 
 MASS_DELETE_MAX_SHARE = setting(
@@ -73,12 +70,6 @@ RECORD_LOG_LIMIT = setting(
     10_000,
     non_negative_int,
     "changed records written to sync_record_log per sync run",
-)
-ALERT_QUARANTINE_SHARE = setting(
-    "alert_quarantine_share",
-    0.0,
-    share_or_zero,
-    "quarantined share of a sync above which a data-integrity alert is raised",
 )
 
 
@@ -222,43 +213,6 @@ def _outside_scope(
     return frame.filter(inside), rejects
 
 
-def _integrity_alert(
-    connection: sa.Connection,
-    request: SyncRequest,
-    rejects: list[RejectedRecord],
-    fetched: int,
-    now: datetime,
-) -> None:
-    """Quarantined records are a data-integrity issue a person should hear about once; a
-    later sync that quarantines nothing closes the alert."""
-    key = f"data_integrity:{request.source}:{request.entity.name}"
-    share = len(rejects) / fetched if fetched else 0.0
-    if not rejects or share <= ALERT_QUARANTINE_SHARE.read(connection):
-        resolve_alerts(connection, key, now)
-        return
-    shown = "; ".join(
-        f"{reject.record_key or '(no key)'}: {reject.reason}"
-        for reject in rejects[:MAX_KEYS_IN_ALERT]
-    )
-    raise_alert(
-        connection,
-        severity="medium",
-        type="data_integrity",
-        message=(
-            f"{request.source}.{request.entity.name}: {len(rejects)} record(s) failed validation "
-            f"and were quarantined (the rest loaded): {shown}. Fix them at the source; the next "
-            "sync picks them up."
-        ),
-        dedup_key=key,
-        details={
-            "records": [
-                {"key": reject.record_key, "reason": reject.reason} for reject in rejects[:200]
-            ]
-        },
-        now=now,
-    )
-
-
 def _judge_shape(request: SyncRequest, report: SyncReport, shape: SourceShape) -> None:
     """Schema drift: a required field no record carried fails the sync before anything is
     written (every row would be refused); a missing optional one is recorded for an alert."""
@@ -270,88 +224,10 @@ def _judge_shape(request: SyncRequest, report: SyncReport, shape: SourceShape) -
     unmapped = ", ".join(report.fields_unmapped) or "none"
     raise SchemaDriftError(
         f"{request.source}.{request.entity.name}: none of the {shape.records} records the "
-        f"source sent carries {_fields(required)}: its shape changed. Nothing was written",
+        f"source sent carries {read_alerts.fields_text(required)}: its shape changed. "
+        "Nothing was written",
         hint="restore the field at the source, or point the entity's `from:` at its new name "
         f"in the source's YAML (fields the source sends that nothing maps: {unmapped})",
-    )
-
-
-def _fields(fields: dict[str, str]) -> str:
-    return ", ".join(f"{source!r} (column {column})" for column, source in fields.items())
-
-
-def _drift_alert(
-    connection: sa.Connection,
-    request: SyncRequest,
-    report: SyncReport,
-    subject: str | None,
-    now: datetime,
-) -> None:
-    """Optional fields no record carried load as NULL, so a person must hear of it; a read
-    that carries them again closes the alert."""
-    key = f"schema_drift:{request.source}:{request.entity.name}"
-    if not report.fields_missing:
-        resolve_alerts(connection, key, now)
-        return
-    unmapped = ", ".join(report.fields_unmapped) or "none"
-    raise_alert(
-        connection,
-        severity="high",
-        type="schema_drift",
-        message=(
-            f"{subject or request.source}: none of the {report.fetched} records of "
-            f"{request.entity.name} carries {_fields(report.fields_missing)}; those columns "
-            "loaded empty. Restore the field at the source, or point `from:` at its new name "
-            f"(fields the source sends that nothing maps: {unmapped})"
-        ),
-        dedup_key=key,
-        details={"missing": report.fields_missing, "unmapped": report.fields_unmapped},
-        now=now,
-    )
-
-
-def _empty_read_alert(
-    connection: sa.Connection,
-    request: SyncRequest,
-    report: SyncReport,
-    subject: str | None,
-    now: datetime,
-) -> None:
-    """A complete read that returned nothing where the warehouse holds rows is never silent,
-    whether the mass-delete guard kept the rows or a confirmed run removed them; a read that
-    returns rows again closes the alert."""
-    scope = describe_scope(request.scope)
-    key = f"empty_read:{request.source}:{request.entity.name}" + (f":{scope}" if scope else "")
-    held_before = report.merge.active_before
-    if report.fetched or not held_before:
-        resolve_alerts(connection, key, now)
-        return
-    outcome = (
-        "nothing was deleted (the mass-delete guard refused)"
-        if report.merge.delete_refused
-        else f"all {report.merge.soft_deleted} were soft-deleted (the run allowed it)"
-    )
-    raise_alert(
-        connection,
-        severity="high",
-        type="empty_read",
-        message=(
-            f"{subject or request.source}: {request.entity.name} returned no rows"
-            f"{' for ' + scope if scope else ''} where the warehouse holds {held_before}; "
-            f"{outcome}. If the source really has nothing there, re-run with "
-            "allow_mass_delete=true; otherwise check the source (tracking, sharing, range)."
-        ),
-        dedup_key=key,
-        details={
-            "source": request.source,
-            "entity": request.entity.name,
-            "subject": subject,
-            "scope": scope,
-            "warehouse_rows": held_before,
-            "fetched": 0,
-            "deleted": report.merge.soft_deleted,
-        },
-        now=now,
     )
 
 
@@ -411,13 +287,7 @@ def _merge_and_record(
             limit=RECORD_LOG_LIMIT.read(connection),
             **where,
         )
-        if not request.only_keys:
-            _integrity_alert(connection, request, rejects, report.fetched, now)
-        resolve_alerts(connection, f"source_down:{request.source}", now)  # it answered
-        if request.complete_snapshot:
-            _empty_read_alert(connection, request, report, subject, now)
-        if not request.only_keys:
-            _drift_alert(connection, request, report, subject, now)
+        read_alerts.after_read(connection, request, report, rejects, subject, now)
         crashpoint("merge:before_state")
         if request.incremental and not request.only_keys:
             report.cursor_after = _advanced_cursor(entity, frame, report.cursor_before)
@@ -594,14 +464,7 @@ def _record_failure(
                 entity=request.entity.name,
             )
             if isinstance(exc, SourceDownError):
-                raise_alert(
-                    connection,
-                    severity="high",
-                    type="source_down",
-                    message=f"{request.source} is down: {exc}",
-                    dedup_key=f"source_down:{request.source}",
-                    details={"entity": request.entity.name, "error": str(exc)[:2000]},
-                )
+                read_alerts.source_down(connection, request, exc)
         report.error_counts = {category: 1}
         _finish(engine, report, message=str(exc))
     except Exception as audit_error:  # the sync's own error matters more
