@@ -33,10 +33,16 @@ class Setting:
 
     def read(self, connection: sa.Connection) -> Any:
         """The stored value, or the default when none is stored."""
+        stored = self.read_stored(connection)
+        return self.default if stored is None else stored
+
+    def read_stored(self, connection: sa.Connection) -> Any | None:
+        """The value an operator stored, or None: for a setting that overrides a value
+        configured elsewhere (the environment) only when it is set."""
         stored = connection.execute(
             sa.select(sync_config.c.value).where(sync_config.c.key == self.key)
         ).scalar()
-        return self.default if stored is None else self.parse(stored)
+        return None if stored is None else self.parse(stored)
 
 
 _DECLARED: dict[str, Setting] = {}

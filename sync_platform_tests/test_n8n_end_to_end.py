@@ -9,9 +9,12 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from sync_platform.definitions import build_definitions
 from sync_platform.defs.n8n.schedules import webhook_inbox_safety_net
 from sync_platform.defs.n8n.sensors import webhook_inbox_sensor
+from sync_platform.errors import ConfigurationError
 from sync_platform.orchestration.resources import WarehouseResource
+from sync_platform.runtime_config import set_setting
 from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps, webhook_inbox
 from sync_platform_tests.dagster_runs import materializations, run_job, run_requested
 
@@ -336,3 +339,31 @@ def test_a_delivery_without_payload_is_retried_then_declared_lost(engine):
         inbox_rows = connection.execute(sa.select(sa.func.count()).select_from(webhook_inbox))
         assert inbox_rows.scalar_one() == 0
     assert "unreadable after 3 attempts" in alert.message
+
+
+def test_the_gap_check_looks_back_over_n8ns_retention_unless_told_otherwise(
+    source_env, warehouse_url, monkeypatch
+):
+    """By default every execution n8n still holds (336 h) is compared; the environment sets
+    another lookback for scheduled runs too, and a runtime setting overrides both."""
+
+    def lookback() -> float:
+        job = build_definitions().resolve_job_def("n8n_gap_resync")
+        result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+        return materializations(result)["n8n_delivery_gaps"]["lookback_hours"]
+
+    assert lookback() == 336
+    monkeypatch.setenv("N8N_GAP_LOOKBACK_HOURS", "500")
+    assert lookback() == 500
+    with WarehouseResource(url=warehouse_url).get_engine().begin() as connection:
+        set_setting(connection, "n8n_gap_lookback_hours", "24")
+    assert lookback() == 24
+    monkeypatch.setenv("N8N_GAP_LOOKBACK_HOURS", "soon")
+    with pytest.raises(Exception) as loading:  # Dagster wraps the cause
+        build_definitions()
+    causes, cause = [], loading.value
+    while cause is not None:
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    (refused,) = [c for c in causes if isinstance(c, ConfigurationError)]
+    assert "N8N_GAP_LOOKBACK_HOURS = 'soon' is not valid" in str(refused)

@@ -89,17 +89,11 @@ class WarehouseResource(dg.ConfigurableResource):
 # -- sources ---------------------------------------------------------------------------------
 
 
-class EntitySourceResource(dg.ConfigurableResource):
-    """A source system as the sync engine reads it: the one seam between a source's plain
-    client and the engine. `key` is the resource key the source's folder registers it under
-    (and the name of the sync assets' parameter that receives it); `required_env` the
-    environment variables without which the source is not configured (its schedules and
-    sensors then skip, and no alert fires for it)."""
+class TunableResource(dg.ConfigurableResource):
+    """A resource with settings an operator tunes without code: each from
+    `<env_prefix><FIELD>` when set (GA4_TIMEOUT_SECONDS …), and per run from the sync asset's
+    `source_settings`."""
 
-    key: ClassVar[str]
-    required_env: ClassVar[tuple[str, ...]] = ()
-    # Settings an operator tunes without code: each from `<env_prefix><FIELD>` when set
-    # (GA4_TIMEOUT_SECONDS …), and per run from the sync asset's `source_settings`.
     env_prefix: ClassVar[str] = ""
     tunable: ClassVar[tuple[str, ...]] = ()
 
@@ -123,8 +117,9 @@ class EntitySourceResource(dg.ConfigurableResource):
         unknown = sorted(set(overrides) - set(self.tunable))
         if unknown:
             raise ConfigurationError(
-                f"source_settings names {', '.join(unknown)}, which {self.key} does not have",
-                hint=f"the settings of {self.key} are: {', '.join(self.tunable)}",
+                f"source_settings names {', '.join(unknown)}, which "
+                f"{type(self).__name__} does not have",
+                hint=f"its settings are: {', '.join(self.tunable)}",
             )
         current = {name: getattr(self, name) for name in type(self).model_fields}
         checked = {
@@ -132,6 +127,17 @@ class EntitySourceResource(dg.ConfigurableResource):
             for name, value in overrides.items()
         }
         return type(self)(**{**current, **checked})
+
+
+class EntitySourceResource(TunableResource):
+    """A source system as the sync engine reads it: the one seam between a source's plain
+    client and the engine. `key` is the resource key the source's folder registers it under
+    (and the name of the sync assets' parameter that receives it); `required_env` the
+    environment variables without which the source is not configured (its schedules and
+    sensors then skip, and no alert fires for it)."""
+
+    key: ClassVar[str]
+    required_env: ClassVar[tuple[str, ...]] = ()
 
     def entity_source(
         self, entity: EntityConfig, scope: Scope | None
@@ -152,7 +158,7 @@ def _checked(resource: type[dg.ConfigurableResource], name: str, value: Any, whe
         ) from None
 
 
-class HttpSourceResource(dg.ConfigurableResource):
+class HttpSourceResource(TunableResource):
     """What every HTTP source resource shares: paging, timeouts and the retry budget."""
 
     tunable: ClassVar[tuple[str, ...]] = (

@@ -16,16 +16,17 @@ from sync_platform.orchestration.sync_asset import build_sync_asset
 from sync_platform.orchestration.tags import SOURCE_TAG, trigger_of
 from sync_platform.runtime_config import positive_int, setting
 from sync_platform.sources import shared_state
+from sync_platform.sources.n8n.api import N8N_RETENTION_HOURS
 
 N8N_EVENTS = cached_source_config("n8n_events")
 DELIVERY_GAPS = "n8n_delivery_gaps"
 NO_LOST_DELIVERIES = "no_lost_deliveries"
 GAP_LOOKBACK_HOURS = setting(
     "n8n_gap_lookback_hours",
-    72,
+    N8N_RETENTION_HOURS,
     positive_int,
-    "hours of n8n executions the delivery-gap check compares with the inbox (keep it well "
-    "under n8n's execution retention, 336 h by default)",
+    "hours of n8n executions the delivery-gap check compares with the inbox; when set, it "
+    "overrides N8N_GAP_LOOKBACK_HOURS (default: n8n's retention, 336 h)",
 )
 
 
@@ -67,7 +68,8 @@ def n8n_delivery_gaps(
     engine = warehouse.ready_engine()
     shared_state.share_through(engine)
     with engine.connect() as connection:
-        lookback = timedelta(hours=GAP_LOOKBACK_HOURS.read(connection))
+        hours = GAP_LOOKBACK_HOURS.read_stored(connection) or n8n_api.gap_lookback_hours
+        lookback = timedelta(hours=hours)
         max_attempts = GAP_RESYNC_MAX_ATTEMPTS.read(connection)
     targets, problems = gap_targets()
     for problem in problems:

@@ -22,7 +22,13 @@ from sync_platform.orchestration.resources import (
     WarehouseResource,
     optional_env,
 )
-from sync_platform.sources.n8n.api import API_KEY_ENV, BASE_URL_ENV, MAX_PAGE, N8nApiClient
+from sync_platform.sources.n8n.api import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    MAX_PAGE,
+    N8N_RETENTION_HOURS,
+    N8nApiClient,
+)
 
 
 def workflow_key_of(entity: EntityConfig) -> str:
@@ -60,6 +66,8 @@ class WebhookInboxResource(EntitySourceResource):
 class N8nApiResource(HttpSourceResource):
     key: ClassVar[str] = "n8n_api"
     required_env: ClassVar[tuple[str, ...]] = (BASE_URL_ENV, API_KEY_ENV)
+    env_prefix: ClassVar[str] = "N8N_"
+    tunable: ClassVar[tuple[str, ...]] = (*HttpSourceResource.tunable, "gap_lookback_hours")
 
     base_url: str | None = Field(
         default=None, description=f"n8n base URL, without /api/v1 ({BASE_URL_ENV})"
@@ -68,6 +76,13 @@ class N8nApiResource(HttpSourceResource):
         default=None, description=f"n8n API key ({API_KEY_ENV}); never logged"
     )
     page_size: int = Field(default=MAX_PAGE, ge=1, le=MAX_PAGE)
+    gap_lookback_hours: int = Field(
+        default=N8N_RETENTION_HOURS,
+        ge=1,
+        description="hours of executions the delivery-gap check compares with the inbox: n8n's "
+        "retention (EXECUTIONS_DATA_MAX_AGE, 336 h by default), so every execution n8n still "
+        "holds is checked; the runtime setting n8n_gap_lookback_hours overrides it when set",
+    )
 
     def client(self) -> N8nApiClient:
         if not self.base_url or not self.api_key:
@@ -88,7 +103,9 @@ def resources() -> dg.Definitions:
         resources={
             WebhookInboxResource.key: WebhookInboxResource(warehouse=WarehouseResource.from_env()),
             N8nApiResource.key: N8nApiResource(
-                base_url=optional_env(BASE_URL_ENV, None), api_key=optional_env(API_KEY_ENV, None)
+                base_url=optional_env(BASE_URL_ENV, None),
+                api_key=optional_env(API_KEY_ENV, None),
+                **N8nApiResource.tuning_from_env(),
             ),
         }
     )
