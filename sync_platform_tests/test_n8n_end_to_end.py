@@ -367,3 +367,41 @@ def test_the_gap_check_looks_back_over_n8ns_retention_unless_told_otherwise(
         cause = cause.__cause__ or cause.__context__
     (refused,) = [c for c in causes if isinstance(c, ConfigurationError)]
     assert "N8N_GAP_LOOKBACK_HOURS = 'soon' is not valid" in str(refused)
+
+
+def test_lost_deliveries_accumulate_in_one_alert_that_speaks_up_when_new_ones_join(
+    source_env, n8n_receiver, warehouse_url, engine
+):
+    """A pruned execution is fetched once and stays lost; the alert names every delivery
+    lost so far, and notifies again as soon as new ones join it (not after the re-notify
+    interval)."""
+    simulator = source_env
+
+    def lose_some(seed: int) -> list[str]:
+        report = simulator.send_webhooks(n8n_receiver.url, "new_lead", 20, drop_rate=0.3, seed=seed)
+        dropped = sorted(report["dropped"])
+        # n8n prunes them between the check's listing and its fetch
+        prune = {"execution_ids": dropped, "when": "after_next_list", "workflow_key": "new_lead"}
+        simulator.n8n("POST", "/prune", prune)
+        return dropped
+
+    def alert():
+        with engine.connect() as connection:
+            return connection.execute(
+                sa.select(sync_alerts).where(sync_alerts.c.type == "webhook_delivery_lost")
+            ).one()
+
+    first = lose_some(seed=4)
+    assert first and run_job("n8n_gap_resync").success
+    before = alert()
+    assert all(execution_id in before.message for execution_id in first)
+    again = run_job("n8n_gap_resync")
+    assert again.success and alert().last_notified_at == before.last_notified_at  # quiet
+    second = lose_some(seed=5)
+    assert second and run_job("n8n_gap_resync").success
+    after = alert()
+    assert after.id == before.id and after.details["lost"] == sorted(first + second)
+    assert after.details["joined"] == second
+    assert after.last_notified_at > before.last_notified_at  # told at once
+    fetched = simulator.served("/n8n/api/v1/executions/")
+    assert all(fetched[(f"/n8n/api/v1/executions/{e}", 404)] == 1 for e in first)

@@ -67,7 +67,15 @@ def test_a_lost_delivery_of_a_renamed_node_is_unrecoverable_and_the_others_are_r
             ).scalars()
         )
     assert alert.severity == "high"
-    assert alert.details == {"pruned": [], "unrecoverable": [lost]}
-    assert f"unreadable after 3 attempts): {lost}." in alert.message
+    assert alert.details == {
+        "lost": [lost],
+        "joined": [lost],
+        "pruned": [],
+        "unrecoverable": [lost],
+    }
+    assert (
+        f"cannot be resynced: {lost}; 1 new in this check (1 unreadable after 3 attempts)"
+        in alert.message
+    )
     workflow_id = planted["workflow_id"]
     assert resynced == {f"n8n-{workflow_id}-{execution_id}" for execution_id in recoverable}

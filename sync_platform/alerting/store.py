@@ -84,7 +84,11 @@ def raise_alert(
     dedup_key: str,
     details: dict[str, Any] | None = None,
     now: datetime | None = None,
+    notify: bool = False,
 ) -> RaisedAlert:
+    """Open an alert, or update the open one of the same `dedup_key`; an open alert is
+    notified again once its re-notify interval has passed, or now if `notify` says that
+    something new joined it."""
     now = now or datetime.now(UTC)
     existing = (
         connection.execute(
@@ -102,7 +106,7 @@ def raise_alert(
             "message": message,
             "details": details,
         }
-        if renotify_due(existing, now, renotify_interval(connection)):
+        if notify or renotify_due(existing, now, renotify_interval(connection)):
             values |= _to_deliver(_channel_names(), now)
             values["last_notified_at"] = now
             log.log(

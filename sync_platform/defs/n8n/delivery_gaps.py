@@ -68,9 +68,12 @@ class WorkflowGaps:
 
 
 def _alert_lost(connection: sa.Connection, result: WorkflowGaps, max_attempts: int, now) -> None:
-    lost = sorted(result.pruned + result.unrecoverable)
-    if not lost:
+    """One alert per workflow naming every delivery lost so far (the union across runs, kept
+    in `sync_gaps` as unrecoverable), notified again whenever new ones join it."""
+    joined = sorted(result.pruned + result.unrecoverable)
+    if not joined:
         return
+    lost = gaps.lost_keys(connection, GAP_SOURCE, result.workflow_key)
     shown = ", ".join(lost[:MAX_IDS_IN_ALERT])
     more = f" (+{len(lost) - MAX_IDS_IN_ALERT} more)" if len(lost) > MAX_IDS_IN_ALERT else ""
     reasons = []
@@ -84,13 +87,20 @@ def _alert_lost(connection: sa.Connection, result: WorkflowGaps, max_attempts: i
         type="webhook_delivery_lost",
         message=(
             f"n8n workflow {result.workflow_key}: {len(lost)} successful execution(s) never "
-            f"reached the inbox and cannot be resynced ({'; '.join(reasons)}): {shown}{more}. "
-            "Recover the events from the sending system, or re-run those executions in n8n; "
-            "see docs/sources/n8n.md, 'Gap resync and alerts'."
+            f"reached the inbox and cannot be resynced: {shown}{more}; {len(joined)} new in "
+            f"this check ({'; '.join(reasons)}). Recover the events from the sending system, "
+            "or re-run those executions in n8n; see docs/sources/n8n.md, 'Gap resync and "
+            "alerts'."
         ),
         dedup_key=f"webhook_delivery_lost:{result.workflow_key}",
-        details={"pruned": result.pruned, "unrecoverable": result.unrecoverable},
+        details={
+            "lost": lost,
+            "joined": joined,
+            "pruned": result.pruned,
+            "unrecoverable": result.unrecoverable,
+        },
         now=now,
+        notify=True,
     )
 
 

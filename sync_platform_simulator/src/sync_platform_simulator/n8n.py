@@ -424,7 +424,11 @@ class PruneRequest(BaseModel):
 
     execution_ids: list[str] | None = Field(default=None, description="prune these")
     oldest: int | None = Field(default=None, ge=1, description="prune the N oldest finished")
-    workflow_key: str | None = Field(default=None, description="oldest: of this workflow only")
+    workflow_key: str | None = Field(
+        default=None,
+        description="oldest: of this workflow only; after_next_list: after the next list of "
+        "this workflow's executions",
+    )
     when: Literal["now", "after_next_list"] = Field(
         default="now",
         description="after_next_list: right after the next GET /executions is answered",
@@ -622,11 +626,19 @@ class N8nData:
         with self.lock:
             self._armed_prune = chosen
 
-    def after_list(self) -> list[str]:
-        """Run the prune armed for "after the next list", if any (once)."""
+    def after_list(self, workflow_id: str | None) -> list[str]:
+        """Run the prune armed for "after the next list", if any (once): the next list of
+        its `workflow_key`'s workflow when it names one, else the next list at all."""
         with self.lock:
-            armed, self._armed_prune = self._armed_prune, None
-            return self.prune_chosen(armed)[0] if armed else []
+            armed = self._armed_prune
+            if armed is None:
+                return []
+            if armed.workflow_key is not None and (
+                workflow_id != self.workflows[armed.workflow_key].id
+            ):
+                return []
+            self._armed_prune = None
+            return self.prune_chosen(armed)[0]
 
     def executions(self) -> list[Execution]:
         """Every execution still kept, newest first."""
@@ -1562,7 +1574,7 @@ def list_executions(
     next_cursor = encode_cursor(taken[-1].id, page) if len(rows) > page else None
     with n8n.lock:
         data = [n8n.summary(e, with_data) for e in taken]
-    n8n.after_list()
+    n8n.after_list(workflow_id)
     return JSONResponse({"data": data, "nextCursor": next_cursor}, headers=admitted)
 
 
