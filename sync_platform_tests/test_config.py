@@ -169,3 +169,37 @@ def test_code_location_refuses_to_load_a_bad_config(config_dir):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "entities.dealer_stock.fields.year.type" in output
+
+
+def test_an_overlay_removes_or_disables_bundled_workflows(tmp_path, monkeypatch, caplog):
+    """`<key>: null` removes a bundled workflow, `enabled: false` turns it off: the receiver
+    takes none of their deliveries and the gap check leaves them out. A workflow whose
+    secret is not set is not configured here, which is said quietly, not as an error."""
+    from sync_platform.config.webhooks import load_webhooks_config
+    from sync_platform.defs.n8n.delivery_gaps import gap_targets
+    from sync_platform.receiver.settings import ReceiverSettings
+
+    target = tmp_path / "config"
+    shutil.copytree(PACKAGE_CONFIG_DIR, target)
+    overlay = target / "environments" / "prod"
+    overlay.mkdir(parents=True)
+    (overlay / "webhooks.yaml").write_text(
+        "workflows:\n  form_submission: null\n  order_update:\n    enabled: false\n"
+    )
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(target))
+    monkeypatch.setenv(ENVIRONMENT_ENV, "prod")
+    config = load_webhooks_config()
+    assert set(config.workflows) == {"new_lead", "order_update"}
+    assert set(config.enabled()) == {"new_lead"}
+    environ = {ENVIRONMENT_ENV: "prod"}
+    with caplog.at_level("INFO", logger="sync_platform.receiver"):
+        receiver = ReceiverSettings.from_env(environ, warehouse_url="sqlite:///unused.db")
+    assert set(receiver.workflows) == {"new_lead"}
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "new_lead is not configured (set N8N_WEBHOOK_SECRET_NEW_LEAD" in caplog.text
+    targets, problems, not_configured = gap_targets({})
+    assert (targets, problems, not_configured) == ([], [], ["new_lead"])
+    with_secret = {"N8N_WEBHOOK_SECRET_NEW_LEAD": "x" * 40}
+    assert gap_targets(with_secret)[1] == [
+        "new_lead: set N8N_WORKFLOW_ID_NEW_LEAD to check its deliveries"
+    ]

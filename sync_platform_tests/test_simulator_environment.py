@@ -3,8 +3,7 @@ platform): the names it sets must be exactly the ones the platform reads."""
 
 from __future__ import annotations
 
-from sync_platform.config.webhooks import load_webhooks_config
-from sync_platform.receiver.settings import SECRET_ENV_PREFIX
+from sync_platform.config.webhooks import SECRET_ENV_PREFIX, load_webhooks_config
 from sync_platform.sources import google_auth
 from sync_platform.sources.dealer_feed import client as dealer_feed
 from sync_platform.sources.ga4 import client as ga4

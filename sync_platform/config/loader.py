@@ -26,10 +26,13 @@ def config_dir() -> Path:
 
 
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    """Overlay wins; nested mappings merge key by key, everything else is replaced."""
+    """Overlay wins; nested mappings merge key by key, everything else is replaced, and a
+    key the overlay sets to null is removed (an environment without a bundled workflow)."""
     merged = dict(base)
     for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value

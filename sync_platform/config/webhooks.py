@@ -16,6 +16,7 @@ from sync_platform.config.loader import load_validated
 
 CONFIG_FILE = "webhooks.yaml"
 DEFAULT_SEND_NODE = "Send to warehouse"
+SECRET_ENV_PREFIX = "N8N_WEBHOOK_SECRET_"  # + the workflow key in capitals, by default
 HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 # Headers the protocol itself uses cannot carry a shared secret.
 RESERVED_HEADERS = frozenset(
@@ -36,6 +37,11 @@ class WorkflowConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str = ""
+    enabled: bool = Field(
+        default=True,
+        description="false: the receiver refuses the workflow's deliveries as unknown and the "
+        "gap check leaves it out (an overlay can also remove it: `<key>: null`)",
+    )
     auth: AuthMode = "standard_webhooks"
     secret_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
     header_name: str | None = None
@@ -46,6 +52,10 @@ class WorkflowConfig(BaseModel):
         description="the n8n node that POSTs to the receiver; the gap resync takes the "
         "payload from its input item",
     )
+
+    def secret_variable(self, key: str) -> str:
+        """The environment variable holding this workflow's secret."""
+        return self.secret_env or SECRET_ENV_PREFIX + key.upper()
 
     @model_validator(mode="after")
     def _header_name_fits_mode(self) -> WorkflowConfig:
@@ -63,6 +73,9 @@ class WebhooksConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     workflows: dict[WorkflowKey, WorkflowConfig]  # type: ignore[valid-type]
+
+    def enabled(self) -> dict[str, WorkflowConfig]:
+        return {key: entry for key, entry in self.workflows.items() if entry.enabled}
 
 
 def load_webhooks_config(environment: str | None = None) -> WebhooksConfig:

@@ -29,7 +29,6 @@ MIN_KEY_BYTES = 24  # Standard Webhooks: a symmetric key of at least 24 bytes
 MIN_SHARED_SECRET_CHARS = 24
 # One secret per workflow: N8N_WEBHOOK_SECRET_<KEY IN CAPITALS>, unless webhooks.yaml names
 # another variable (secret_env).
-SECRET_ENV_PREFIX = "N8N_WEBHOOK_SECRET_"
 
 
 @dataclass(frozen=True)
@@ -76,8 +75,8 @@ def resolve_workflows(
 ) -> dict[str, Workflow]:
     environ = os.environ if environ is None else environ
     workflows = {}
-    for key, entry in config.workflows.items():
-        secret_env = entry.secret_env or SECRET_ENV_PREFIX + key.upper()
+    for key, entry in config.enabled().items():
+        secret_env = entry.secret_variable(key)
         key_bytes, problem = _resolve_secret(entry.auth, secret_env, environ.get(secret_env, ""))
         header = (entry.header_name or DEFAULT_SECRET_HEADER) if entry.auth == "header" else None
         workflows[key] = Workflow(
@@ -126,7 +125,13 @@ class ReceiverSettings:
             load_webhooks_config(environ.get(settings.ENVIRONMENT_ENV)), environ
         )
         for workflow in workflows.values():
-            if workflow.problem:
+            if not environ.get(workflow.secret_env):  # not configured here: say so, quietly
+                logger.info(
+                    "workflow %s is not configured (set %s to accept its deliveries)",
+                    workflow.key,
+                    workflow.secret_env,
+                )
+            elif workflow.problem:
                 logger.error(
                     "workflow %s refuses every delivery: %s", workflow.key, workflow.problem
                 )

@@ -71,9 +71,11 @@ def n8n_delivery_gaps(
         hours = GAP_LOOKBACK_HOURS.read_stored(connection) or n8n_api.gap_lookback_hours
         lookback = timedelta(hours=hours)
         max_attempts = GAP_RESYNC_MAX_ATTEMPTS.read(connection)
-    targets, problems = gap_targets()
+    targets, problems, not_configured = gap_targets()
     for problem in problems:
         context.log.warning(problem)
+    if not_configured:
+        context.log.info(f"not configured here (no secret): {', '.join(not_configured)}")
     metadata: dict[str, object] = {"lookback_hours": lookback.total_seconds() / 3600}
     lost: dict[str, list[str]] = {}
     with n8n_api.client() as client:
@@ -95,6 +97,8 @@ def n8n_delivery_gaps(
                 lost[target.workflow_key] = sorted(result.pruned + result.unrecoverable)
     if problems:
         metadata["not_checked"] = "; ".join(problems)
+    if not_configured:
+        metadata["not_configured"] = ", ".join(not_configured)
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[

@@ -269,15 +269,22 @@ def check_workflow(
     return result
 
 
-def gap_targets(environ: Mapping[str, str] | None = None) -> tuple[list[GapTarget], list[str]]:
-    """Workflows to check (webhooks.yaml, their n8n ids from the environment), and the
-    problems of those that cannot be (no id in n8n)."""
+def gap_targets(
+    environ: Mapping[str, str] | None = None,
+) -> tuple[list[GapTarget], list[str], list[str]]:
+    """Workflows to check (the enabled ones of webhooks.yaml, their n8n ids from the
+    environment); the problems of configured ones that cannot be (no id in n8n); and the
+    workflows not configured here (no secret: the receiver takes none of their deliveries,
+    so there is nothing to compare), which are not a problem."""
     environ = os.environ if environ is None else environ
-    targets, problems = [], []
-    for key, workflow in load_webhooks_config().workflows.items():
+    targets, problems, not_configured = [], [], []
+    for key, workflow in load_webhooks_config().enabled().items():
+        secret_env = workflow.secret_variable(key)
         id_env = workflow.n8n_workflow_id_env or WORKFLOW_ID_ENV_PREFIX + key.upper()
-        if workflow_id := environ.get(id_env):
+        if not environ.get(secret_env):
+            not_configured.append(key)
+        elif workflow_id := environ.get(id_env):
             targets.append(GapTarget(key, workflow_id, workflow.send_node))
         else:
             problems.append(f"{key}: set {id_env} to check its deliveries")
-    return targets, problems
+    return targets, problems, not_configured
