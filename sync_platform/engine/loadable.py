@@ -77,9 +77,9 @@ def loadable_page(
 def first_of_each_key(
     frame: pl.DataFrame, entity: EntityConfig
 ) -> tuple[pl.DataFrame, list[RejectedRecord]]:
-    """The first row of each key (by SOURCE_ROW) loads; every later copy is quarantined, so
-    a key the source repeats is never lost, nor merged twice."""
-    frame = frame.sort(SOURCE_ROW)
+    """The first row of each key loads; every later copy is quarantined, so a key the
+    source repeats is never lost, nor merged twice. `frame` is in read order (pages
+    concatenated as they came, SOURCE_ROW rising), so no sort is needed."""
     key = record_key_expr(entity.key).alias("_key")
     first = frame.select(key.is_first_distinct()).to_series()
     if first.all():
