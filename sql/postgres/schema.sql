@@ -43,6 +43,20 @@ CREATE TABLE mart_daily_kpis (
 	PRIMARY KEY (date)
 );
 
+CREATE TABLE n8n_checked_executions (
+	workflow_key VARCHAR(100) NOT NULL, 
+	execution_id VARCHAR(100) NOT NULL, 
+	status VARCHAR(20) NOT NULL, 
+	deliveries INTEGER NOT NULL, 
+	stopped_at TIMESTAMP WITH TIME ZONE, 
+	checked_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	reason TEXT, 
+	PRIMARY KEY (workflow_key, execution_id), 
+	CONSTRAINT ck_n8n_checked_executions_status CHECK (status IN ('complete', 'failed', 'resent'))
+);
+
+CREATE INDEX ix_n8n_checked_executions_checked ON n8n_checked_executions (checked_at);
+
 CREATE TABLE sync_alerts (
 	id BIGSERIAL NOT NULL, 
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 

@@ -114,6 +114,14 @@ def record_attempt(
     """Count a resync attempt on these keys' open gaps (before the attempt, so a resync
     that dies still counts)."""
     with engine.begin() as connection:
+        count_attempt(connection, source=source, entity=entity, keys=keys, now=now)
+
+
+def count_attempt(
+    connection: sa.Connection, *, source: str, entity: str, keys: list[str], now: datetime
+) -> None:
+    """record_attempt in the caller's transaction (an attempt made before its gap opened)."""
+    if keys:
         connection.execute(
             sa.update(sync_gaps)
             .where(_open(source, entity), sync_gaps.c.record_key.in_(keys))

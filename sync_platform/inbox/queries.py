@@ -35,18 +35,20 @@ def received_execution_ids(
     return received
 
 
-def where_delivery_is(
-    connection: sa.Connection, delivery_id: str
-) -> Literal["inbox", "rejected"] | None:
-    """'inbox' or 'rejected' when the receiver already has this delivery (without its
-    execution id, or refused it and kept it with the reason); None otherwise."""
-    inbox = sa.select(webhook_inbox.c.id).where(webhook_inbox.c.delivery_id == delivery_id)
-    if connection.execute(inbox).first() is not None:
-        return "inbox"
-    rejected = sa.select(webhook_rejections.c.id).where(
-        webhook_rejections.c.delivery_id == delivery_id
-    )
-    return "rejected" if connection.execute(rejected).first() is not None else None
+def where_deliveries_are(
+    connection: sa.Connection, delivery_ids: list[str]
+) -> dict[str, Literal["inbox", "rejected"]]:
+    """For each of these deliveries the receiver already has: 'inbox', or 'rejected' (it
+    refused it and kept it with the reason); the others are absent."""
+    where: dict[str, Literal["inbox", "rejected"]] = {}
+    for chunk in _chunks(delivery_ids):
+        rejected = sa.select(webhook_rejections.c.delivery_id).where(
+            webhook_rejections.c.delivery_id.in_(chunk)
+        )
+        where.update(dict.fromkeys(connection.execute(rejected).scalars(), "rejected"))
+        inbox = sa.select(webhook_inbox.c.delivery_id).where(webhook_inbox.c.delivery_id.in_(chunk))
+        where.update(dict.fromkeys(connection.execute(inbox).scalars(), "inbox"))
+    return where
 
 
 def first_received_at(connection: sa.Connection) -> datetime | None:

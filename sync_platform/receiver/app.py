@@ -46,6 +46,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sync_platform.config.webhooks import DELIVERY_ID
 from sync_platform.inbox.store import Delivery, Inbox, Rejection
 from sync_platform.receiver import signing
 from sync_platform.receiver.inbox_writer import InboxWriter
@@ -58,7 +59,6 @@ logger = logging.getLogger(__name__)
 WEBHOOK_PATH = "/webhooks/n8n/{workflow_key}"
 EXECUTION_ID_HEADER = "x-n8n-execution-id"
 EXECUTION_ID_FIELD = "executionId"  # top-level body field, used when the header is absent
-DELIVERY_ID = re.compile(r"^[A-Za-z0-9_:\-]{1,200}$")  # no dots: they delimit the signed text
 EXECUTION_ID = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 HEALTH_TIMEOUT_SECONDS = 5.0

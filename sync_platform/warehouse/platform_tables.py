@@ -373,3 +373,23 @@ sync_quota_readings = sa.Table(
     sa.Column("reading", Json, nullable=False),  # what the source last said was left
     sa.Column("read_at", Timestamp(), nullable=False),
 )
+
+# --- migration 0008: n8n executions the delivery-gap check has read ------------------------
+
+n8n_checked_executions = sa.Table(
+    "n8n_checked_executions",
+    metadata,
+    sa.Column("workflow_key", sa.String(100), primary_key=True),
+    sa.Column("execution_id", sa.String(100), primary_key=True),
+    # complete: every delivery it sent is in the inbox; failed: an error execution, reported;
+    # resent: an error execution whose built payload the check put into the inbox
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("deliveries", sa.Integer, nullable=False),
+    sa.Column("stopped_at", Timestamp()),
+    sa.Column("checked_at", Timestamp(), nullable=False),
+    sa.Column("reason", sa.Text),  # failed: the node it failed in and n8n's message
+    sa.CheckConstraint(
+        "status IN ('complete', 'failed', 'resent')", name="ck_n8n_checked_executions_status"
+    ),
+)
+sa.Index("ix_n8n_checked_executions_checked", n8n_checked_executions.c.checked_at)

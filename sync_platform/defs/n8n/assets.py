@@ -86,15 +86,28 @@ def n8n_delivery_gaps(
                 target,
                 lookback=lookback,
                 max_attempts=max_attempts,
+                max_reads=n8n_api.gap_max_reads,
                 trigger=trigger_of(context.run.tags),
                 dagster_run_id=context.run.run_id,
             )
-            context.log.info(f"{target.workflow_key}: {result.summary()}")
-            metadata[f"{target.workflow_key}/listed"] = result.listed
-            metadata[f"{target.workflow_key}/missing"] = len(result.missing)
-            metadata[f"{target.workflow_key}/resynced"] = len(result.resynced)
-            if result.pruned or result.unrecoverable:
-                lost[target.workflow_key] = sorted(result.pruned + result.unrecoverable)
+            trouble = result.lost or result.retrying or result.failed or result.unchecked_period
+            log = context.log.warning if trouble else context.log.info
+            log(f"{target.workflow_key}: {result.summary()}")
+            key = target.workflow_key
+            metadata[f"{key}/listed"] = result.listed
+            metadata[f"{key}/read"] = result.read
+            metadata[f"{key}/missing"] = len(result.missing)
+            metadata[f"{key}/resynced"] = len(result.resynced)
+            if result.deferred:
+                metadata[f"{key}/deferred"] = result.deferred
+            if result.failed:
+                metadata[f"{key}/failed_executions"] = len(result.failed)
+                metadata[f"{key}/resent"] = len(result.resent)
+            if result.unchecked_period:
+                start, end = (m.isoformat() for m in result.unchecked_period)
+                metadata[f"{key}/unchecked_period"] = f"{start} .. {end}"
+            if result.lost:
+                lost[key] = result.lost
     if problems:
         metadata["not_checked"] = "; ".join(problems)
     if not_configured:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from sync_platform.config.models import EntityConfig
+from sync_platform.defs.n8n.delivery_gaps import DEFAULT_MAX_READS
 from sync_platform.engine.ports import EntitySource
 from sync_platform.engine.scope import Scope
 from sync_platform.errors import ConfigurationError
@@ -67,7 +68,11 @@ class N8nApiResource(HttpSourceResource):
     key: ClassVar[str] = "n8n_api"
     required_env: ClassVar[tuple[str, ...]] = (BASE_URL_ENV, API_KEY_ENV)
     env_prefix: ClassVar[str] = "N8N_"
-    tunable: ClassVar[tuple[str, ...]] = (*HttpSourceResource.tunable, "gap_lookback_hours")
+    tunable: ClassVar[tuple[str, ...]] = (
+        *HttpSourceResource.tunable,
+        "gap_lookback_hours",
+        "gap_max_reads",
+    )
 
     base_url: str | None = Field(
         default=None, description=f"n8n base URL, without /api/v1 ({BASE_URL_ENV})"
@@ -82,6 +87,12 @@ class N8nApiResource(HttpSourceResource):
         description="hours of executions the delivery-gap check compares with the inbox: n8n's "
         "retention (EXECUTIONS_DATA_MAX_AGE, 336 h by default), so every execution n8n still "
         "holds is checked; the runtime setting n8n_gap_lookback_hours overrides it when set",
+    )
+    gap_max_reads: int = Field(
+        default=DEFAULT_MAX_READS,
+        ge=1,
+        description="executions the delivery-gap check reads from n8n per workflow and check "
+        "(N8N_GAP_MAX_READS); the rest wait for the next check, oldest first",
     )
 
     def client(self) -> N8nApiClient:

@@ -1,16 +1,15 @@
 """n8n's public REST API, the part the gap resync reads: executions of a workflow.
 
-`GET /api/v1/executions?workflowId=&status=success&limit=&cursor=` lists newest first, at
+`GET /api/v1/executions?workflowId=&status=&limit=&cursor=` lists newest first, at
 most 250 per page, following `nextCursor`; it has no date filter and leaves running
 executions out. `GET /api/v1/executions/{id}?includeData=true` returns one with its run
-data; a pruned execution (n8n keeps 14 days by default) is a 404.
+data; a pruned execution (n8n keeps 14 days by default) is a 404. What an execution sent is
+read from that data in deliveries.py.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -110,35 +109,3 @@ def stopped_at(execution: dict[str, Any]) -> datetime | None:
     if not isinstance(text, str):
         return None
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-class PayloadNotFound(ValueError):
-    """The execution's data does not show what its send node sent."""
-
-
-@dataclass(frozen=True)
-class SentPayload:
-    delivery_id: str
-    body: str
-
-
-def sent_payload(execution: dict[str, Any], send_node: str) -> SentPayload:
-    """What the execution's HTTP Request node sent (or would have sent): the first item that
-    entered `send_node`, whose `webhookId` and `body` are the delivery's id and exact JSON."""
-    try:
-        run_data = execution["data"]["resultData"]["runData"]
-    except (KeyError, TypeError):
-        raise PayloadNotFound("no run data (was the execution saved with its data?)") from None
-    tasks = run_data.get(send_node)
-    if not tasks:
-        raise PayloadNotFound(f"node {send_node!r} did not run")
-    try:
-        previous = tasks[0]["source"][0]["previousNode"]
-        item = run_data[previous][0]["data"]["main"][0][0]["json"]
-    except (KeyError, IndexError, TypeError):
-        raise PayloadNotFound(f"no input item for node {send_node!r}") from None
-    delivery_id, body = item.get("webhookId"), item.get("body")
-    if not isinstance(delivery_id, str) or body is None:
-        raise PayloadNotFound(f"the item entering {send_node!r} has no webhookId and body")
-    text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
-    return SentPayload(delivery_id, text)
