@@ -87,9 +87,16 @@ def breaker_for(
 
 
 def reset_breakers() -> None:
-    """Close every breaker (tests, and a long-lived process after an operator fixed a source)."""
-    for breaker in _breakers.values():
-        breaker.close()
+    """Close every breaker of the database this process is bound to, or of none (tests, and a
+    long-lived process after an operator fixed a source); forget those of other databases,
+    which may be gone."""
+    engine = shared_state.bound_engine()
+    current = engine.url if engine is not None else None
+    for key in list(_breakers):
+        if key[1] == current:
+            _breakers[key].close()
+        else:
+            del _breakers[key]
 
 
 def parse_retry_after(value: str | None) -> float | None:

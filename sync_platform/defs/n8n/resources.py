@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from sync_platform.config.models import EntityConfig
+from sync_platform.config.webhooks import load_webhooks_config
 from sync_platform.defs.n8n.delivery_gaps import DEFAULT_MAX_READS
 from sync_platform.engine.ports import EntitySource
 from sync_platform.engine.scope import Scope
@@ -110,6 +111,7 @@ class N8nApiResource(HttpSourceResource):
 
 @dg.definitions
 def resources() -> dg.Definitions:
+    load_webhooks_config()  # a webhooks.yaml that does not validate stops the load, named
     return dg.Definitions(
         resources={
             WebhookInboxResource.key: WebhookInboxResource(warehouse=WarehouseResource.from_env()),
