@@ -17,6 +17,10 @@ from sync_platform.config.models import EntityConfig, FieldSpec
 from sync_platform.engine.ports import RejectedRecord
 
 ROW_INDEX = "_row_index"
+# The longest text value a field takes unless its YAML sets checks.max_length: a longer one
+# is quarantined (a 5 MB vehicle make is a broken source, not data).
+MAX_TEXT_CHARS = 100_000
+SHOWN_CHARS = 80  # of a refused value, in its quarantine reason
 TRUE_WORDS = ["true", "t", "yes", "y", "1"]
 FALSE_WORDS = ["false", "f", "no", "n", "0"]
 
@@ -143,30 +147,106 @@ def record_keys(frame: pl.DataFrame, key: list[str]) -> pl.Series:
     return frame.select(record_key_expr(key)).to_series()
 
 
+def shown(value: Any) -> str:
+    """A value as a quarantine reason quotes it: bounded, whatever its size."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text):,} chars)"
+
+
+def _text_limit(spec: FieldSpec) -> int:
+    return spec.checks.max_length or MAX_TEXT_CHARS
+
+
+def _unstorable(text: pl.DataFrame, entity: EntityConfig) -> pl.DataFrame:
+    """Per field, why a value cannot be stored as it is (None: it can): a NUL character
+    (PostgreSQL text refuses it; SQLite would keep it, so neither does), or longer than the
+    field allows."""
+    return text.select(
+        pl.when(pl.col(column).str.contains("\x00", literal=True))
+        .then(pl.lit(f"{column}: holds a NUL character, which the warehouse cannot store"))
+        .when(pl.col(column).str.len_chars() > _text_limit(spec))
+        .then(
+            pl.format(
+                "{}: {} characters, more than the {} this field takes (checks.max_length in "
+                "the entity's YAML)",
+                pl.lit(column),
+                pl.col(column).str.len_chars(),
+                pl.lit(_text_limit(spec)),
+            )
+        )
+        .alias(column)
+        for column, spec in entity.fields.items()
+    )
+
+
+def _not_unicode(
+    records: list[dict[str, Any]], entity: EntityConfig
+) -> tuple[list[dict[str, Any]], list[RejectedRecord]]:
+    """Records holding text that is not valid Unicode (a lone surrogate from a JSON escape):
+    refused one by one, so they never fail their page."""
+    kept, rejects = [], []
+    for record in records:
+        reasons = []
+        for column, spec in entity.fields.items():
+            value = _as_text(_dig(record, spec.source))
+            if value is not None and not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    reasons.append(f"{column}: holds text that is not valid Unicode")
+        if not reasons:
+            kept.append(record)
+            continue
+        key = "|".join(
+            (_as_text(_dig(record, entity.fields[c].source)) or "")
+            .encode("utf-8", "backslashreplace")
+            .decode()
+            for c in entity.key
+        )
+        rejects.append(RejectedRecord(record, key, reasons))
+    return kept, rejects
+
+
 def map_records(
     records: list[dict[str, Any]], entity: EntityConfig
 ) -> tuple[pl.DataFrame, list[RejectedRecord]]:
-    """Typed frame (with ROW_INDEX pointing into `records`) and the records that failed casting."""
-    text = extract_text_columns(records, entity).with_columns(
-        _clean(column, spec) for column, spec in entity.fields.items()
-    )
+    """Typed frame (with ROW_INDEX pointing into `records`) and the records that cannot be
+    stored: not valid Unicode, a NUL, too long, or a value that does not cast."""
+    try:
+        text = extract_text_columns(records, entity)
+        refused: list[RejectedRecord] = []
+    except UnicodeEncodeError:
+        records, refused = _not_unicode(records, entity)
+        text = extract_text_columns(records, entity)
+    text = text.with_columns(_clean(column, spec) for column, spec in entity.fields.items())
     typed = text.select(
         pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW_INDEX),
         *(_cast(column, spec) for column, spec in entity.fields.items()),
     )
+    unstorable = _unstorable(text, entity)
     failed = pl.any_horizontal(
-        text.get_column(c).is_not_null() & typed.get_column(c).is_null() for c in entity.fields
+        (text.get_column(c).is_not_null() & typed.get_column(c).is_null())
+        | unstorable.get_column(c).is_not_null()
+        for c in entity.fields
     )
     bad_rows = typed.filter(failed).get_column(ROW_INDEX).to_list()
     if not bad_rows:
-        return typed, []
+        return typed, refused
     keys = record_keys(text, entity.key)
-    rejects = []
     for row in bad_rows:
-        reasons = [
-            f"{column}: {text[row, column]!r} is not a valid {spec.type}"
-            for column, spec in entity.fields.items()
-            if text[row, column] is not None and typed[row, column] is None
-        ]
-        rejects.append(RejectedRecord(records[row], keys[row], reasons))
-    return typed.filter(~failed), rejects
+        reasons = []
+        for column, spec in entity.fields.items():
+            if (why := unstorable[row, column]) is not None:
+                reasons.append(why)
+            elif text[row, column] is not None and typed[row, column] is None:
+                reasons.append(f"{column}: {shown(text[row, column])} is not a valid {spec.type}")
+        refused.append(RejectedRecord(records[row], shown_key(keys[row]), reasons))
+    return typed.filter(~failed), refused
+
+
+def shown_key(key: str | None) -> str | None:
+    """A record key as audit tables keep it: without NUL, and bounded."""
+    if key is None:
+        return None
+    key = key.replace("\x00", "\\x00")
+    return key if len(key) <= 200 else key[:200] + "…"

@@ -63,8 +63,9 @@ def _reason(row: dict) -> str:
     check = row["check"]
     if check == "not_nullable":
         return f"{column}: required value is missing"
-    case = row["failure_case"]
-    return f"{column}: {case!r} fails {check}"
+    case = repr(row["failure_case"])
+    case = case if len(case) <= 80 else f"{case[:80]}… ({len(case):,} chars)"
+    return f"{column}: {case} fails {check}"
 
 
 def find_invalid_rows(
