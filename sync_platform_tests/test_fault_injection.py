@@ -4,12 +4,13 @@ reason, the same on SQLite and PostgreSQL, and never fails the rest of its entit
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import sqlalchemy as sa
 
 from sync_platform.config import cached_source_config
 from sync_platform.engine.mapping import MAX_TEXT_CHARS, map_records
-from sync_platform.warehouse.platform_tables import sync_quarantine
+from sync_platform.warehouse.platform_tables import sync_alerts, sync_quarantine, sync_runs
 from sync_platform_tests.dagster_runs import materializations, run_job
 from sync_platform_tests.test_dealer_end_to_end import source_stock, warehouse_stock
 
@@ -36,7 +37,7 @@ def test_nul_bytes_and_huge_values_are_quarantined_and_the_rest_loads(source_env
         4: vehicle(4, Make="M" * 5_000_000),
         5: vehicle(5, Model="\u0000"),
     }
-    for number, record in hostile.items():
+    for record in hostile.values():
         source_env.put_stock(record["StockNumber"], record)
 
     result = run_job()
@@ -89,3 +90,109 @@ def test_a_refused_value_is_quoted_briefly_in_its_reason():
     assert reject.reason.startswith("year: '99999")
     assert reject.reason.endswith("(10,002 chars) is not a valid integer")
     assert len(reject.reason) < 200
+
+
+def source_leads(simulator) -> dict[int, str]:
+    """Every lead the dealer system holds: id → status."""
+    leads = simulator.http.get("/_sim/dealer/leads").json()["items"]
+    return {lead["LeadId"]: lead["Status"].lower() for lead in leads}
+
+
+def warehouse_leads(url: str) -> dict[int, str]:
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT lead_id, status FROM dealer_leads WHERE _deleted_at IS NULL")
+        ).all()
+    engine.dispose()
+    return {int(lead_id): status for lead_id, status in rows}
+
+
+def lead(lead_id: int, updated: str) -> dict:
+    return {
+        "LeadId": lead_id,
+        "StockNumber": "STK000001",
+        "CustomerName": "Ava Chen",
+        "Email": "ava@example.com",
+        "Phone": "",
+        "Source": "website",
+        "Status": "New",
+        "CreatedAt": "2026-01-01T00:00:00Z",
+        "UpdatedAt": updated,
+    }
+
+
+def test_a_record_from_the_year_9999_never_freezes_an_incremental_entity(source_env, warehouse_url):
+    assert run_job().success  # the first read of the leads is a full one
+    source_env.http.put("/_sim/dealer/leads/9001", json=lead(9001, "9999-12-31T00:00:00Z"))
+
+    planted = run_job()
+
+    assert planted.success
+    leads = materializations(planted)["dealer_leads"]
+    assert leads["quarantined"] == 1
+    engine = sa.create_engine(warehouse_url)
+    with engine.connect() as connection:
+        cursor = connection.execute(
+            sa.text("SELECT cursor FROM sync_state WHERE entity = 'dealer_leads'")
+        ).scalar()
+        reason = connection.execute(
+            sa.select(sync_quarantine.c.reason).where(sync_quarantine.c.record_key == "9001")
+        ).scalar()
+        alert = connection.execute(
+            sa.select(sync_alerts.c.message).where(
+                sync_alerts.c.dedup_key == "data_integrity:dealer_feed:dealer_leads"
+            )
+        ).scalar()
+    assert not cursor.startswith("9999")
+    assert reason.startswith("updated_at: 9999-12-31 00:00:00+00:00 is later than this clock")
+    assert "9001" in alert and "dealer_leads" in alert
+    # Later changes and new leads still arrive, every one of them.
+    source_env.mutate_leads(change=40, add=25)
+    assert run_job().success
+    leads = source_env.http.get("/_sim/dealer/leads").json()["items"]
+    future = {lead["LeadId"] for lead in leads if lead["UpdatedAt"].startswith("9999")}
+    expected = {k: v for k, v in source_leads(source_env).items() if k not in future}
+    assert warehouse_leads(warehouse_url) == expected
+    engine.dispose()
+
+
+def test_a_key_the_change_feed_never_sent_arrives_with_the_daily_full_read(
+    source_env, warehouse_url
+):
+    assert run_job().success
+    assert run_job().success  # an incremental read: the full one was just now
+    # A lead the change feed never shows: dated before the cursor (a source that backdated it).
+    source_env.http.put("/_sim/dealer/leads/9002", json=lead(9002, "2020-01-01T00:00:00Z"))
+    assert run_job().success
+    assert 9002 not in warehouse_leads(warehouse_url)
+    engine = sa.create_engine(warehouse_url)
+    with engine.begin() as connection:  # the last full read was a day ago
+        runs = connection.execute(
+            sa.select(sync_runs.c.id, sync_runs.c.started_at).where(
+                sync_runs.c.entity == "dealer_leads"
+            )
+        ).all()
+        for run_id, started in runs:
+            connection.execute(
+                sync_runs.update()
+                .where(sync_runs.c.id == run_id)
+                .values(started_at=started - timedelta(hours=25))
+            )
+
+    full = run_job()
+
+    assert full.success
+    assert warehouse_leads(warehouse_url) == source_leads(source_env)
+    with engine.connect() as connection:
+        kinds = (
+            connection.execute(
+                sa.select(sync_runs.c.kind)
+                .where(sync_runs.c.entity == "dealer_leads")
+                .order_by(sync_runs.c.id)
+            )
+            .scalars()
+            .all()
+        )
+    engine.dispose()
+    assert kinds == ["snapshot", "changes", "changes", "snapshot"]

@@ -95,6 +95,13 @@ class EntityConfig(_Strict):
     sync_mode: SyncMode = "full_snapshot"
     cursor_field: str | None = None
     overlap_seconds: int = Field(default=0, ge=0)
+    full_refresh_hours: int | None = Field(
+        default=None,
+        ge=1,
+        description="incremental entity: read everything (a full refresh, checking the whole "
+        "key set) when no full read succeeded in this many hours, so a key the change feed "
+        "never sent is found; unset: only when asked",
+    )
     depends_on: list[str] = []
     description: str = ""
     freshness_minutes: int | None = Field(

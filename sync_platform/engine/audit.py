@@ -62,6 +62,22 @@ def start_sync_run(
         ).scalar_one()
 
 
+def last_full_read(connection: sa.Connection, source: str, entity: str) -> datetime | None:
+    """When the entity's latest full read (a snapshot sync that did not fail) started."""
+    started = connection.execute(
+        sa.select(sync_runs.c.started_at)
+        .where(
+            sync_runs.c.source == source,
+            sync_runs.c.entity == entity,
+            sync_runs.c.kind == "snapshot",
+            sync_runs.c.status.in_(("succeeded", "warning")),
+        )
+        .order_by(sync_runs.c.started_at.desc())
+        .limit(1)
+    ).scalar()
+    return _utc(started)
+
+
 def update_sync_run(connection: sa.Connection, sync_run_id: int, **values: Any) -> None:
     connection.execute(sa.update(sync_runs).where(sync_runs.c.id == sync_run_id).values(values))
 

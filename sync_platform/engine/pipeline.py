@@ -7,11 +7,12 @@ gets back a `SyncReport`; nothing here knows which source it is syncing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import polars as pl
 import sqlalchemy as sa
@@ -58,6 +59,13 @@ MASS_DELETE_MAX_SHARE = setting(
     0.2,
     share,
     "largest share of an entity's active rows one snapshot may soft-delete",
+)
+CURSOR_FUTURE_SKEW_MINUTES = setting(
+    "cursor_future_skew_minutes",
+    15,
+    non_negative_int,
+    "minutes a record's cursor value may lie ahead of this clock; a record dated later is "
+    "quarantined (it loads once its time has come) and never moves the cursor",
 )
 LEASE_STALE_MINUTES = setting(
     "lease_stale_minutes",
@@ -163,14 +171,56 @@ def _since(entity: EntityConfig, cursor: str | None) -> datetime | None:
     return datetime.fromisoformat(cursor) - timedelta(seconds=entity.overlap_seconds)
 
 
-def _advanced_cursor(entity: EntityConfig, frame: pl.DataFrame, cursor: str | None) -> str | None:
-    """The newest cursor value loaded, never moving backwards."""
+def _advanced_cursor(
+    entity: EntityConfig, frame: pl.DataFrame, cursor: str | None, latest: datetime
+) -> str | None:
+    """The newest cursor value loaded, never moving backwards, never beyond `latest`."""
     if not entity.cursor_field or frame.height == 0:
         return cursor
     newest = frame.get_column(entity.cursor_field).max()
-    if cursor is not None and newest <= datetime.fromisoformat(cursor):
+    if isinstance(newest, datetime):
+        newest = min(newest, latest)
+    elif isinstance(newest, date):
+        newest = min(newest, latest.date())
+    if cursor is not None and _before(newest, cursor):
         return cursor
     return newest.isoformat()
+
+
+def _before(value: date, cursor: str) -> bool:
+    """Whether a cursor value is at or before the stored cursor."""
+    stored = datetime.fromisoformat(cursor)
+    if isinstance(value, datetime):
+        return value <= stored
+    return value <= stored.date()
+
+
+def _from_the_future(
+    request: SyncRequest, frame: pl.DataFrame, latest: datetime
+) -> tuple[pl.DataFrame, list[RejectedRecord]]:
+    """Rows whose cursor value lies beyond `latest` (this clock plus the allowed skew): a
+    source clock running ahead, or a wrong date such as 9999-12-31. Loaded, one would carry
+    the cursor past every change to come; refused, it is read again by later syncs and loads
+    once its time has come."""
+    column = request.entity.cursor_field
+    if column is None or frame.height == 0:
+        return frame, []
+    bound = latest if frame.schema[column] != pl.Date else latest.date()
+    ahead = pl.col(column) > pl.lit(bound, dtype=frame.schema[column])
+    future = frame.filter(ahead)
+    rejects = [
+        RejectedRecord(
+            {k: str(v) for k, v in row.items() if k != ROW_HASH},
+            "|".join(str(row[c]) for c in request.entity.key),
+            [
+                f"{column}: {row[column]} is later than this clock allows "
+                f"({latest.isoformat(timespec='seconds')}, with cursor_future_skew_minutes): "
+                "the source's clock or this record is wrong; it loads once that time has come"
+            ],
+        )
+        for row in future.iter_rows(named=True)
+    ]
+    return frame.filter(~ahead), rejects
 
 
 def _with_held_records(
@@ -237,11 +287,13 @@ def _merge_and_record(
     report: SyncReport,
     frame: pl.DataFrame,
     rejects: list[RejectedRecord],
+    latest: datetime,
     on_commit: OnCommit | None = None,
     subject: str | None = None,
 ) -> None:
     """Step 4, in one transaction: data, quarantine, held records, conflicts, record log,
-    cursor, audit counts and the source's own bookkeeping commit together or not at all."""
+    cursor (never beyond `latest`), audit counts and the source's own bookkeeping commit
+    together or not at all."""
     entity = request.entity
     now = audit.utcnow()
     where = {"sync_run_id": report.sync_run_id, "entity": entity.name, "now": now}
@@ -289,8 +341,8 @@ def _merge_and_record(
         )
         read_alerts.after_read(connection, request, report, rejects, subject, now)
         crashpoint("merge:before_state")
-        if request.incremental and not request.only_keys:
-            report.cursor_after = _advanced_cursor(entity, frame, report.cursor_before)
+        if entity.sync_mode == "incremental" and not request.only_keys:
+            report.cursor_after = _advanced_cursor(entity, frame, report.cursor_before, latest)
         state.save_cursor(
             connection,
             request.source,
@@ -369,10 +421,29 @@ def run_entity_sync(engine: sa.Engine, request: SyncRequest, source: EntitySourc
         lease.release()
 
 
+def _full_refresh_due(engine: sa.Engine, request: SyncRequest) -> bool:
+    """An incremental entity with `full_refresh_hours` reads everything when its last full
+    read is older than that: keys its change feed never sent are found and loaded."""
+    hours = request.entity.full_refresh_hours
+    if not hours or not request.incremental or request.only_keys:
+        return False
+    with engine.connect() as connection:
+        last = audit.last_full_read(connection, request.source, request.entity.name)
+    return last is None or last < audit.utcnow() - timedelta(hours=hours)
+
+
 def _run_with_lease(
     engine: sa.Engine, request: SyncRequest, source: EntitySource, lease: Lease
 ) -> SyncReport:
     entity = request.entity
+    if _full_refresh_due(engine, request):
+        log.info(
+            "%s.%s: a full read (no full read in full_refresh_hours = %s)",
+            request.source,
+            entity.name,
+            entity.full_refresh_hours,
+        )
+        request = dataclasses.replace(request, full_refresh=True)
     sync_run_id = audit.start_sync_run(
         engine,
         source=request.source,
@@ -394,7 +465,7 @@ def _run_with_lease(
                 keys=request.only_keys,
                 now=audit.utcnow(),
             )
-        if request.incremental:
+        if entity.sync_mode == "incremental":  # a full refresh moves the cursor too
             with engine.connect() as connection:
                 report.cursor_before = state.read_cursor(connection, request.source, entity.name)
         report.cursor_after = report.cursor_before
@@ -413,6 +484,10 @@ def _run_with_lease(
         rejects += held_rejects
         frame, outside = _outside_scope(request, frame)
         rejects += outside
+        with engine.connect() as connection:
+            latest = audit.utcnow() + timedelta(minutes=CURSOR_FUTURE_SKEW_MINUTES.read(connection))
+        frame, future = _from_the_future(request, frame, latest)
+        rejects += future
         if request.only_keys:
             wanted = pl.Series(request.only_keys, dtype=pl.String)
             frame = frame.filter(record_key_expr(entity.key).is_in(wanted.implode()))
@@ -423,7 +498,7 @@ def _run_with_lease(
         )
         with timer("merge"):
             _merge_and_record(
-                engine, request, report, frame, rejects, source.on_commit, source.subject
+                engine, request, report, frame, rejects, latest, source.on_commit, source.subject
             )
         with timer("verify"):
             report.verification = _verify(engine, request, report, source, frame, rejects)

@@ -134,18 +134,22 @@ def _unchecked_period(
     """The time before `since` that no check covered: since the previous check began (or,
     on a first check, since the workflow's first delivery), when that is before `since`."""
     previous = connection.execute(
-        sa.select(sa.func.max(sync_runs.c.started_at)).where(
+        sa.select(sync_runs.c.started_at)
+        .where(
             sync_runs.c.source == GAP_SOURCE,
             sync_runs.c.entity == workflow_key,
             sync_runs.c.status.in_(("succeeded", "warning")),
             sync_runs.c.id != sync_run_id,
         )
+        .order_by(sync_runs.c.started_at.desc())
+        .limit(1)
     ).scalar()
     if previous is None:
         previous = connection.execute(
-            sa.select(sa.func.min(webhook_inbox.c.received_at)).where(
-                webhook_inbox.c.workflow_key == workflow_key
-            )
+            sa.select(webhook_inbox.c.received_at)
+            .where(webhook_inbox.c.workflow_key == workflow_key)
+            .order_by(webhook_inbox.c.received_at)
+            .limit(1)
         ).scalar()
     if previous is None:
         return None
