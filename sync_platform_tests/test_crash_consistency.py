@@ -6,11 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from sync_platform.settings import CRASHPOINT_ENV
+from sync_platform.warehouse.platform_tables import sync_leases, sync_runs
 
 SCRIPT = textwrap.dedent(
     """
@@ -77,3 +79,77 @@ def test_kill_during_merge_leaves_neither_data_nor_cursor(engine, warehouse_url,
     assert (int(inserted), int(updated)) == (1000, 0)
     assert snapshot(engine)[0] == 2500
     assert cursor_after.startswith("2026-11-03T09:41:39")  # newest UpdatedAt
+
+
+def runs(engine: sa.Engine) -> list[tuple[str, str | None]]:
+    with engine.connect() as connection:
+        return [
+            tuple(row)
+            for row in connection.execute(
+                sa.text("SELECT status, message FROM sync_runs ORDER BY id")
+            )
+        ]
+
+
+@pytest.mark.parametrize(
+    ("crashpoint", "outcome"),
+    [
+        ("merge:before_commit", "it changed nothing (its merge never committed)"),
+        ("sync:after_merge", "its merge had committed: the data it read is in, not verified"),
+    ],
+)
+def test_a_killed_sync_is_closed_as_abandoned_by_the_next_one(
+    engine, warehouse_url, crashpoint, outcome
+):
+    killed = run_sync(warehouse_url, 1500, crashpoint=crashpoint)
+    assert killed.returncode == -9, killed.stderr
+    assert [status for status, _ in runs(engine)] == ["running"]
+
+    rerun = run_sync(warehouse_url, 1500)
+
+    assert rerun.returncode == 0, rerun.stderr
+    (dead, dead_message), (status, _) = runs(engine)
+    assert (dead, status) == ("failed", "succeeded")
+    assert dead_message.startswith("abandoned: pid ")
+    assert "stopped without finishing (its process is gone)" in dead_message
+    assert dead_message.endswith(outcome)
+
+
+def test_syncs_left_running_are_closed_by_the_alert_run_and_count_as_failures(
+    engine, warehouse_url, source_env
+):
+    """Three syncs killed in a row after their merge: each one's successor closes it as it
+    takes the lease over, the periodic alert run closes the last (nothing started since), and
+    three failures in a row raise the consecutive-failures alert."""
+    import dagster as dg
+
+    from sync_platform.definitions import build_definitions
+    from sync_platform.defs.ops.alerting import apply_alert_work, pending_work
+
+    for _ in range(3):
+        assert run_sync(warehouse_url, 100, crashpoint="sync:after_merge").returncode == -9
+    with engine.begin() as connection:  # their leases went stale long ago
+        connection.execute(sa.delete(sync_leases))
+        for run_id, started in connection.execute(
+            sa.select(sync_runs.c.id, sync_runs.c.started_at)
+        ).all():
+            connection.execute(
+                sa.update(sync_runs)
+                .where(sync_runs.c.id == run_id)
+                .values(started_at=started - timedelta(days=1))
+            )
+    repository = build_definitions().get_repository_def()
+    with dg.instance_for_test() as instance:
+        assert "close 1 abandoned sync(s)" in pending_work(engine, instance, repository)
+        apply_alert_work(engine, instance, repository)
+    statuses = [status for status, _ in runs(engine)]
+    assert statuses == ["failed"] * 3
+    messages = [message for _, message in runs(engine)]
+    assert all("stopped without finishing" in message for message in messages[:2])
+    assert "no live sync has held it for over 30 minutes" in messages[2]
+    with engine.connect() as connection:
+        alert = connection.execute(
+            sa.text("SELECT severity FROM sync_alerts WHERE dedup_key = :k"),
+            {"k": "consecutive_failures:dealer_feed:dealer_leads"},
+        ).scalar()
+    assert alert == "high"

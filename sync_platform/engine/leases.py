@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from sync_platform.alerting.abandoned import close_abandoned
 from sync_platform.errors import SyncAlreadyRunningError
 from sync_platform.warehouse.platform_tables import sync_leases, sync_runs
 
@@ -76,6 +77,18 @@ def acquire_lease(
                 f"{source}.{entity} is already syncing: {_running_status(connection, lease)}",
                 hint="wait for it to finish (or for its lease to go stale if it died); "
                 "re-running afterwards is safe",
+            )
+        if lease is not None and lease.sync_run_id is not None:
+            gone = (
+                "its process is gone"
+                if _holder_is_gone(lease)
+                else f"no heartbeat since {lease.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
+            )
+            close_abandoned(
+                connection,
+                lease.sync_run_id,
+                why=f"{lease.holder} stopped without finishing ({gone}); {holder} took over",
+                now=now,
             )
         values = {
             "holder": holder,

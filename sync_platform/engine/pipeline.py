@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 import polars as pl
 import sqlalchemy as sa
 
+from sync_platform.alerting.abandoned import LEASE_STALE_MINUTES
 from sync_platform.config.models import EntityConfig
 from sync_platform.crashpoints import crashpoint
 from sync_platform.engine import audit, gaps, held, read_alerts, state
@@ -45,7 +46,6 @@ from sync_platform.engine.verify import verify_keys
 from sync_platform.errors import SchemaDriftError, SourceDownError
 from sync_platform.runtime_config import (
     non_negative_int,
-    positive_int,
     setting,
     share,
 )
@@ -66,12 +66,6 @@ CURSOR_FUTURE_SKEW_MINUTES = setting(
     non_negative_int,
     "minutes a record's cursor value may lie ahead of this clock; a record dated later is "
     "quarantined (it loads once its time has come) and never moves the cursor",
-)
-LEASE_STALE_MINUTES = setting(
-    "lease_stale_minutes",
-    30,
-    positive_int,
-    "minutes without a heartbeat after which a sync's lease is taken over",
 )
 RECORD_LOG_LIMIT = setting(
     "record_log_limit",
@@ -418,7 +412,16 @@ def run_entity_sync(engine: sa.Engine, request: SyncRequest, source: EntitySourc
     try:
         return _run_with_lease(engine, request, source, lease)
     finally:
-        lease.release()
+        try:
+            lease.release()
+        except sa.exc.SQLAlchemyError as exc:  # never hides the sync's own outcome
+            log.warning(
+                "could not release the lease of %s.%s (%s): it goes stale in %s",
+                request.source,
+                entity.name,
+                exc,
+                stale_after,
+            )
 
 
 def _full_refresh_due(engine: sa.Engine, request: SyncRequest) -> bool:
@@ -500,6 +503,7 @@ def _run_with_lease(
             _merge_and_record(
                 engine, request, report, frame, rejects, latest, source.on_commit, source.subject
             )
+        crashpoint("sync:after_merge")
         with timer("verify"):
             report.verification = _verify(engine, request, report, source, frame, rejects)
             report.verification.deletes_refused = bool(report.merge and report.merge.delete_refused)

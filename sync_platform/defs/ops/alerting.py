@@ -20,6 +20,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from sync_platform.alerting import rules
+from sync_platform.alerting.abandoned import abandoned_runs, close_abandoned_runs
 from sync_platform.alerting.channels import configured_channels
 from sync_platform.alerting.sources import configured_since, record_configured
 from sync_platform.alerting.store import deliver_due, deliveries_due
@@ -161,6 +162,8 @@ def pending_work(
         since = {source: now for source in configured(repository)} | configured_since(connection)
         conditions = all_conditions(connection, instance, repository, now, since)
         work = rules.changes(connection, conditions, now)
+        if abandoned := abandoned_runs(connection, now):
+            work.append(f"close {len(abandoned)} abandoned sync(s)")
         if due := deliveries_due(connection, now):
             work.append(f"deliver {due}")
     return work
@@ -173,6 +176,7 @@ def apply_alert_work(
     ({"raised", "resolved"}, {"sent", "failed", "left"})."""
     now = datetime.now(UTC)
     with engine.begin() as connection:
+        close_abandoned_runs(connection, now)  # failed syncs, for the rules below
         since = record_configured(connection, configured(repository), now)
         conditions = all_conditions(connection, instance, repository, now, since)
         counts = rules.apply(connection, conditions, now)
