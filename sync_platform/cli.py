@@ -15,7 +15,12 @@ import typer
 from sync_platform import settings
 from sync_platform.config import all_source_configs
 from sync_platform.errors import SyncError
-from sync_platform.warehouse.connection import create_warehouse_engine, redacted
+from sync_platform.warehouse.connection import (
+    create_warehouse_engine,
+    lost_connection,
+    redacted,
+    unreachable,
+)
 
 app = typer.Typer(help="Operate the sync platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Warehouse schema.", no_args_is_help=True)
@@ -37,6 +42,8 @@ def _entities() -> list:
 
 
 def _fail(exc: Exception) -> None:
+    if lost_connection(exc):
+        exc = unreachable(settings.warehouse_url(), exc)
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
 

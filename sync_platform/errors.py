@@ -62,6 +62,12 @@ class DatabaseError(SyncError):
     category = ErrorCategory.DATABASE
 
 
+class WarehouseUnavailableError(DatabaseError):
+    """The warehouse cannot be reached, or the connection to it was lost (server down,
+    restarted, failed over, the backend terminated). Worth retrying: every write is a
+    transaction, so a lost one changed nothing."""
+
+
 class ConfigurationError(SyncError):
     category = ErrorCategory.CONFIGURATION
 

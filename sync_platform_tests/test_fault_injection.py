@@ -6,12 +6,23 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from sync_platform.config import cached_source_config
 from sync_platform.engine.mapping import MAX_TEXT_CHARS, map_records
-from sync_platform.warehouse.platform_tables import sync_alerts, sync_quarantine, sync_runs
+from sync_platform.engine.pipeline import run_entity_sync
+from sync_platform.engine.ports import EntitySource, SyncRequest
+from sync_platform.errors import WarehouseUnavailableError
+from sync_platform.warehouse.platform_tables import (
+    sync_alerts,
+    sync_leases,
+    sync_quarantine,
+    sync_runs,
+)
 from sync_platform_tests.dagster_runs import materializations, run_job
+from sync_platform_tests.records import LEADS
+from sync_platform_tests.records import lead as records_lead
 from sync_platform_tests.test_dealer_end_to_end import source_stock, warehouse_stock
 
 STOCK = cached_source_config("dealer_feed").entities["dealer_stock"]
@@ -196,3 +207,36 @@ def test_a_key_the_change_feed_never_sent_arrives_with_the_daily_full_read(
         )
     engine.dispose()
     assert kinds == ["snapshot", "changes", "changes", "snapshot"]
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgresql"], indirect=True)
+def test_a_connection_lost_mid_merge_is_a_clear_retryable_error_with_nothing_changed(
+    engine, warehouse_url
+):
+    """The warehouse connection dies inside the load transaction (a server restart, a
+    failover, pg_terminate_backend): the operator reads where and what to do, not driver
+    text; nothing of the sync is in; the same sync again loads everything."""
+    records = [records_lead(i, updated=f"2026-11-01T09:{i % 60:02d}:00Z") for i in range(50)]
+
+    def die(connection, _sync_run_id, _rejects):
+        connection.execute(sa.text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+    request = SyncRequest("dealer_feed", LEADS)
+    with pytest.raises(WarehouseUnavailableError) as lost:
+        run_entity_sync(engine, request, EntitySource(pages=lambda since: [records], on_commit=die))
+
+    message = str(lost.value)
+    assert message.startswith("lost the warehouse connection to postgresql+psycopg://postgres@")
+    assert "the sync changed nothing (" in message
+    assert message.endswith(
+        "What to do: check SYNC_PLATFORM_WAREHOUSE_URL and that the database "
+        "is up and accepts connections"
+    )
+    assert lost.value.category == "database"
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM dealer_leads")).scalar() == 0
+        (status,) = connection.execute(sa.select(sync_runs.c.status)).scalars().all()
+        assert status == "failed"
+        assert connection.execute(sa.select(sa.func.count()).select_from(sync_leases)).scalar() == 0
+    again = run_entity_sync(engine, request, EntitySource(pages=lambda since: [records]))
+    assert again.merge.inserted == 50

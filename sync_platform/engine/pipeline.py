@@ -49,6 +49,7 @@ from sync_platform.runtime_config import (
     setting,
     share,
 )
+from sync_platform.warehouse.connection import lost_connection, unreachable
 from sync_platform.warehouse.entity_tables import ROW_HASH, entity_table
 
 log = logging.getLogger(__name__)
@@ -459,6 +460,7 @@ def _run_with_lease(
     lease.attach(sync_run_id)
     report = SyncReport(sync_run_id, request.source, entity.name)
     timer = _PhaseTimer(report)
+    merged = False
     try:
         if request.only_keys:
             gaps.record_attempt(
@@ -504,6 +506,7 @@ def _run_with_lease(
                 engine, request, report, frame, rejects, latest, source.on_commit, source.subject
             )
         crashpoint("sync:after_merge")
+        merged = True
         with timer("verify"):
             report.verification = _verify(engine, request, report, source, frame, rejects)
             report.verification.deletes_refused = bool(report.merge and report.merge.delete_refused)
@@ -522,6 +525,17 @@ def _run_with_lease(
         return report
     except BaseException as exc:
         _record_failure(engine, request, report, exc)
+        if lost_connection(exc):
+            raise unreachable(
+                engine.url.render_as_string(hide_password=False),
+                exc,
+                during=f"sync #{sync_run_id} of {request.source}.{entity.name}: "
+                + (
+                    "its merge had committed, the data it read is in"
+                    if merged
+                    else "the sync changed nothing"
+                ),
+            ) from exc
         raise
 
 

@@ -31,7 +31,7 @@ from sync_platform.sources.google_auth import (
     load_service_account_info,
 )
 from sync_platform.sources.http_session import RetrySettings
-from sync_platform.warehouse.connection import create_warehouse_engine, redacted
+from sync_platform.warehouse.connection import create_warehouse_engine, redacted, unreachable
 from sync_platform.warehouse.schema import VERSION_TABLE, current_revision, head_revision
 
 
@@ -67,10 +67,7 @@ class WarehouseResource(dg.ConfigurableResource):
             with engine.connect() as connection:
                 revision = current_revision(connection)
         except sa.exc.OperationalError as exc:
-            raise ConfigurationError(
-                f"cannot reach the warehouse at {redacted(self.url)}: {exc.orig}",
-                hint=f"check {settings.WAREHOUSE_URL_ENV} and that the database is up",
-            ) from None
+            raise unreachable(self.url, exc) from None
         if revision != head_revision():
             raise ConfigurationError(
                 f"warehouse at {redacted(self.url)} is at schema revision {revision or 'none'} "

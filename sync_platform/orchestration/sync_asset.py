@@ -16,7 +16,7 @@ from pydantic import Field
 from sync_platform.config.models import EntityConfig, SourceConfig
 from sync_platform.engine.pipeline import run_entity_sync
 from sync_platform.engine.ports import SyncReport, SyncRequest
-from sync_platform.errors import ErrorCategory, SyncError
+from sync_platform.errors import ErrorCategory, SyncError, WarehouseUnavailableError
 from sync_platform.orchestration.configuration import REQUIRED_ENV_METADATA
 from sync_platform.orchestration.resources import EntitySourceResource, WarehouseResource
 from sync_platform.orchestration.tags import (
@@ -220,7 +220,10 @@ def build_sync_asset(
                 extra = reader.extra_metadata() if reader.extra_metadata else {}
         except SyncError as exc:
             raise dg.Failure(
-                description=str(exc), metadata={"category": str(exc.category)}, allow_retries=False
+                description=str(exc),
+                metadata={"category": str(exc.category)},
+                # a lost warehouse connection changed nothing: retried with backoff
+                allow_retries=isinstance(exc, WarehouseUnavailableError),
             ) from exc
         context.log.info(
             f"{entity.name}: {report.status}; fetched {report.fetched}, inserted "

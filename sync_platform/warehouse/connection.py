@@ -12,7 +12,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from sync_platform.errors import ConfigurationError
+from sync_platform.errors import ConfigurationError, WarehouseUnavailableError
+from sync_platform.settings import WAREHOUSE_URL_ENV
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = {"sqlite_deferred": True}  # execution option: a plain BEGIN on SQLite
@@ -83,3 +84,48 @@ def redacted(url: str) -> str:
         return normalize_url(url).render_as_string(hide_password=True)
     except ConfigurationError:
         return "<unparseable URL>"
+
+
+# What drivers say when the connection itself is gone (not a problem with the statement).
+_DISCONNECTED = (
+    "connection failed",
+    "could not connect",
+    "connection refused",
+    "connection is lost",
+    "server closed the connection",
+    "terminating connection",
+    "connection already closed",
+    "the connection is closed",
+    "ssl connection has been closed",
+    "unable to open database file",
+)
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """Whether a database error means the warehouse cannot be reached or the connection to
+    it broke, rather than a statement that failed."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower()
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) and any(
+        marker in text for marker in _DISCONNECTED
+    )
+
+
+def unreachable(
+    url: str, exc: BaseException, during: str | None = None
+) -> WarehouseUnavailableError:
+    """The error an operator sees for a warehouse that cannot be reached (`during` None) or
+    was lost during something: where, the driver's first line, and what to do."""
+    cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300] if str(exc) else ""
+    what = (
+        f"lost the warehouse connection to {redacted(url)} during {during}"
+        if during
+        else (f"cannot reach the warehouse at {redacted(url)}")
+    )
+    return WarehouseUnavailableError(
+        f"{what} ({cause})",
+        hint=f"check {WAREHOUSE_URL_ENV} and that the database is up and accepts connections",
+    )
