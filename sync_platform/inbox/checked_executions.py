@@ -43,6 +43,11 @@ def checked_ids(connection: sa.Connection, workflow_key: str, execution_ids: lis
 def remember(
     connection: sa.Connection, workflow_key: str, rows: Iterable[Checked], now: datetime
 ) -> None:
+    """Remember these executions as read (one read before, by a check that died before it
+    settled its gaps, stays as it was)."""
+    rows = list(rows)
+    known = checked_ids(connection, workflow_key, [row.execution_id for row in rows])
+    rows = [row for row in rows if row.execution_id not in known]
     values = [
         {
             "workflow_key": workflow_key,
