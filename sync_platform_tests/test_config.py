@@ -91,6 +91,25 @@ def test_yaml_syntax_error_names_the_file_and_line(config_dir):
             lambda d: d["entities"]["dealer_stock"]["fields"]["stock_number"].update(type="float"),
             "keys must be one of",
         ),
+        # Hostile names and endpoints (issue 19): refused when loading, naming the field.
+        (
+            lambda d: d["entities"].update(
+                {"stock'; DROP TABLE x;--": d["entities"]["dealer_stock"]}
+            ),
+            'entity name "stock\'; DROP TABLE x;--" must be lower_snake_case',
+        ),
+        (
+            lambda d: d.update(source='dealer"feed'),
+            "source: String should match pattern",
+        ),
+        (
+            lambda d: d["entities"]["dealer_stock"].update(endpoint="https://evil.example/steal"),
+            "endpoint 'https://evil.example/steal' must be relative to the source's base URL",
+        ),
+        (
+            lambda d: d["entities"]["dealer_stock"].update(endpoint="//evil.example/x"),
+            "an absolute URL would send the source's credentials to that host",
+        ),
     ],
 )
 def test_each_class_of_mistake_is_named(config_dir, change, expected):

@@ -143,6 +143,29 @@ class EntityConfig(_Strict):
             raise ValueError(f"table name {value!r} must be lower_snake_case, at most 63 chars")
         return value
 
+    @field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, value: str) -> str:
+        if value and not IDENTIFIER.match(value):
+            raise ValueError(
+                f"entity name {value!r} must be lower_snake_case (a-z, 0-9, _), at most 63 "
+                "chars: it names the Dagster asset, its checks and its audit rows"
+            )
+        return value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_relative(cls, value: str) -> str:
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value) or value.startswith("//"):
+            raise ValueError(
+                f"endpoint {value!r} must be relative to the source's base URL (which comes "
+                "from the environment): an absolute URL would send the source's credentials "
+                "to that host"
+            )
+        if any(ord(char) < 32 for char in value):
+            raise ValueError(f"endpoint {value!r} holds a control character")
+        return value
+
     @field_validator("fields")
     @classmethod
     def _columns_are_identifiers(cls, value: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
@@ -203,7 +226,7 @@ class EntityConfig(_Strict):
 
 
 class SourceConfig(_Strict):
-    source: str
+    source: str = Field(pattern=IDENTIFIER.pattern, description="lower_snake_case")
     description: str = ""
     field_defaults: dict[str, Any] = Field(
         default={},
