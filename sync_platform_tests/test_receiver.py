@@ -612,3 +612,18 @@ def test_the_receiver_verifies_the_standard_webhooks_published_test_vector():
     body = b'{"test": 2432232314}'
     assert verify(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", body, header)
     assert not verify(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265331", body, header)
+
+
+def test_refusals_quote_at_most_a_short_prefix_of_what_the_client_sent(client):
+    """An unknown workflow key and a disagreeing execution id are quoted, never echoed whole."""
+    long_key = "x" * 5000
+    unknown = client.post(f"/webhooks/n8n/{long_key}", content=BODY, headers=signed())
+    body = json.dumps({"executionId": "9" * 100}).encode()
+    mismatch = client.post(
+        FORM, content=body, headers=signed(body, "n8n-wf-3002", content_type="application/json")
+    )
+
+    assert unknown.status_code == 404 and mismatch.status_code == 400
+    assert len(unknown.text) < 300 and "(5,000 chars)" in unknown.json()["detail"]
+    assert mismatch.json()["reason"] == "execution_id_mismatch"
+    assert len(mismatch.json()["detail"]) < 200 and "(100 chars)" in mismatch.json()["detail"]

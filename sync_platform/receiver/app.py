@@ -108,6 +108,12 @@ class Refusal(Exception):
         self.close = close
 
 
+def _quoted(value: str, limit: int = 40) -> str:
+    """A value the client sent, as a refusal quotes it: never more than a short prefix."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(value):,} chars)"
+
+
 def _refusal_response(status: int, reason: str, detail: str, stored: bool, close: bool = False):
     body = {"status": "rejected", "reason": reason, "detail": detail, "stored": stored}
     headers = {"Connection": "close"} if close else None
@@ -165,7 +171,7 @@ class WebhookReceiver:
         label = workflow_key if workflow else UNKNOWN_WORKFLOW
         try:
             if workflow is None:
-                detail = f"no workflow {workflow_key!r} is configured"
+                detail = f"no workflow {_quoted(workflow_key)} is configured"
                 raise Refusal(404, "unknown_workflow", detail)
             body = await self._authenticated_body(workflow, request)
         except Refusal as refusal:
@@ -320,7 +326,8 @@ class WebhookReceiver:
             raise Refusal(
                 400,
                 "execution_id_mismatch",
-                f"X-N8N-Execution-Id {in_header!r} and the body's executionId {in_body!r} differ",
+                f"X-N8N-Execution-Id {_quoted(in_header)} and the body's executionId "
+                f"{_quoted(in_body)} differ",
             )
         execution_id = in_header or in_body
         if execution_id is not None and not EXECUTION_ID.match(execution_id):
