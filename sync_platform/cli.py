@@ -330,6 +330,12 @@ def backup_restore(
     overwrite_live: bool = typer.Option(
         False, "--overwrite-live", help="replace the live warehouse (stop Dagster first)"
     ),
+    allow_unsigned: bool = typer.Option(
+        False,
+        "--allow-unsigned",
+        help="restore a backup whose manifest is not signed with the configured key (made "
+        "before the key was configured); check where it came from first",
+    ),
 ) -> None:
     """Restore a backup; never over the live warehouse unless --overwrite-live."""
     from sync_platform.backups.service import restore_backup
@@ -341,6 +347,7 @@ def backup_restore(
             backup_id,
             target_url=target,
             overwrite_live=overwrite_live,
+            allow_unsigned=allow_unsigned,
         )
     except SyncError as exc:
         _fail(exc)

@@ -3,6 +3,7 @@ writes, the Dagster jobs, the missing-backup rule and the CLI."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -220,13 +221,16 @@ def _flip_middle_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def _rewrite_manifest_sha(config, manifest) -> None:
-    """What an attacker who also edits the manifest would do: only age's authentication
-    stands between the modified file and a restore."""
+def _rewrite_manifest_sha(config, manifest, signed: bool = False) -> None:
+    """What an attacker who also edits the manifest would do. Unsigned, the manifest's MAC
+    refuses it; signed (only a holder of the key can), age's authentication still stands
+    between the modified file and a restore."""
     import hashlib
 
     path = Path(config.storage.describe()) / manifest.file_name
     manifest.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    if signed:
+        manifest.mac = config.key.mac(manifest.signed_text())
     config.storage.write_text(manifest_name(manifest.id), manifest.to_json())
 
 
@@ -234,11 +238,16 @@ def _rewrite_manifest_sha(config, manifest) -> None:
     "damage, message",
     [
         ("flipped_byte", "SHA-256 does not match"),
-        ("flipped_byte_matching_manifest", "failed authentication"),
-        ("truncated_matching_manifest", "failed authentication"),
+        ("flipped_byte_matching_manifest", "its manifest was edited after the backup wrote it"),
+        ("flipped_byte_matching_signed_manifest", "failed authentication"),
+        ("truncated_matching_signed_manifest", "failed authentication"),
         ("truncated", "SHA-256 does not match"),
         ("wrong_key", "was encrypted for key"),
         ("missing_manifest", "has no manifest"),
+        ("edited_counts", "its manifest was edited after the backup wrote it"),
+        ("downgraded_to_plain", "its manifest is not signed, while a backup key is configured"),
+        ("file_name_escapes", "file name '../../escaped.db' is not a plain name"),
+        ("renamed_manifest", "names another backup"),
     ],
 )
 def test_damaged_backups_are_refused_and_nothing_is_overwritten(tmp_path, config, damage, message):
@@ -257,8 +266,28 @@ def test_damaged_backups_are_refused_and_nothing_is_overwritten(tmp_path, config
         path.write_bytes(path.read_bytes()[:-200])
     if damage.endswith("matching_manifest"):
         _rewrite_manifest_sha(config, manifest)
+    if damage.endswith("matching_signed_manifest"):  # as only a holder of the key could
+        _rewrite_manifest_sha(config, manifest, signed=True)
     if damage == "missing_manifest":
         config.storage.delete(manifest_name(manifest.id))
+    if damage == "edited_counts":
+        manifest.table_counts["sync_runs"] += 1
+        config.storage.write_text(manifest_name(manifest.id), manifest.to_json())
+    if damage == "downgraded_to_plain":  # the attacker's own plain dump, checksum to match
+        import hashlib
+        import shutil
+
+        shutil.copy(url.removeprefix("sqlite:///"), path)
+        manifest.encrypted, manifest.key_id, manifest.mac = False, None, None
+        manifest.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        config.storage.write_text(manifest_name(manifest.id), manifest.to_json())
+    if damage == "file_name_escapes":
+        manifest.file_name = "../../escaped.db"
+        config.storage.write_text(manifest_name(manifest.id), manifest.to_json())
+    if damage == "renamed_manifest":
+        other = manifest.id + "-copy"
+        config.storage.write_text(manifest_name(other), manifest.to_json())
+        manifest.id = other
     used = config
     if damage == "wrong_key":
         used = service.BackupConfig.from_values(config.storage.describe(), OTHER_KEY)
@@ -275,6 +304,39 @@ def test_damaged_backups_are_refused_and_nothing_is_overwritten(tmp_path, config
     work = Path(config.storage.describe()) / ".work"
     assert not [p for p in work.rglob("*") if p.is_file()]  # no plaintext left behind
     engine.dispose()
+
+
+def test_a_backup_id_that_is_a_path_is_refused_before_anything_is_read(tmp_path, config):
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    with pytest.raises(ConfigurationError, match=re.escape("backup id '../../etc/passwd' is not")):
+        service.restore_backup(
+            url, config, "../../etc/passwd", target_url=f"sqlite:///{tmp_path}/x.db"
+        )
+
+
+def test_an_unsigned_backup_made_before_the_key_restores_only_when_allowed(tmp_path):
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    from sync_platform.warehouse.schema import upgrade_warehouse
+    from sync_platform_tests.conftest import all_entities
+
+    engine = create_warehouse_engine(url)
+    upgrade_warehouse(engine, all_entities())
+    seed(engine)
+    engine.dispose()
+    folder = tmp_path / "backups"
+    before_the_key = service.BackupConfig.from_values(folder, None, allow_unencrypted=True)
+    manifest = service.create_backup(url, before_the_key)
+    with_key = service.BackupConfig.from_values(folder, KEY)
+    target = tmp_path / "restored.db"
+
+    with pytest.raises(BackupIntegrityError, match="pass --allow-unsigned"):
+        service.restore_backup(url, with_key, manifest.id, target_url=f"sqlite:///{target}")
+    assert not target.exists()
+    outcome = service.restore_backup(
+        url, with_key, manifest.id, target_url=f"sqlite:///{target}", allow_unsigned=True
+    )
+    assert figures(f"sqlite:///{target}", list(manifest.table_counts))[0] == manifest.table_counts
+    assert outcome.manifest.id == manifest.id
 
 
 def test_pg_client_server_major_mismatch_is_a_clear_error():

@@ -10,6 +10,8 @@ a tampered backup never leaves plaintext behind. The key itself is never logged.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import uuid
 from dataclasses import dataclass
@@ -50,6 +52,12 @@ class BackupKey:
     @property
     def key_id(self) -> str:
         return str(self.identity.to_public())
+
+    def mac(self, text: bytes) -> str:
+        """HMAC-SHA256 of a manifest under a key derived from the identity: only a holder of
+        the key can write a manifest the restore accepts."""
+        derived = hashlib.sha256(b"sync_platform/manifest-mac/v1\0" + str(self.identity).encode())
+        return hmac.new(derived.digest(), text, hashlib.sha256).hexdigest()
 
     def __repr__(self) -> str:  # never show the secret
         return f"BackupKey({self.key_id})"

@@ -7,6 +7,7 @@ manifest and decrypts (authenticating every byte) before anything touches a data
 from __future__ import annotations
 
 import hashlib
+import hmac
 import shutil
 import sqlite3
 import subprocess
@@ -30,8 +31,22 @@ from sync_platform.errors import ConfigurationError, DatabaseError
 from sync_platform.warehouse.connection import normalize_url, redacted
 
 
-def load_manifest(storage: BackupStorage, backup_id: str) -> Manifest:
-    name = manifest_name(backup_id)
+def load_manifest(
+    storage: BackupStorage,
+    backup_id: str,
+    key: BackupKey | None = None,
+    *,
+    allow_unsigned: bool = False,
+) -> Manifest:
+    """The backup's manifest, trusted: its id and file name plain names, and, when a key is
+    configured, its MAC valid (every field as the backup wrote it). `allow_unsigned` accepts
+    a manifest without a MAC (a backup made before a key was configured) after an operator
+    checked where it came from; an invalid MAC is never accepted."""
+    try:
+        name = manifest_name(backup_id)
+    except ValueError as exc:
+        hint = "give an id from `sync-platform backup list`"
+        raise ConfigurationError(str(exc), hint=hint) from None
     if not storage.exists(name):
         raise BackupIntegrityError(
             f"backup {backup_id} has no manifest ({name}) in {storage.describe()}",
@@ -39,12 +54,44 @@ def load_manifest(storage: BackupStorage, backup_id: str) -> Manifest:
             "restore another one (`sync-platform backup list`)",
         )
     try:
-        return Manifest.from_json(storage.read_text(name))
+        manifest = Manifest.from_json(storage.read_text(name))
     except (ValueError, KeyError, TypeError) as exc:
+        reason = str(exc) if "not a plain name" in str(exc) else exc.__class__.__name__
         raise BackupIntegrityError(
-            f"the manifest of backup {backup_id} is unreadable ({exc.__class__.__name__})",
+            f"the manifest of backup {backup_id} is unreadable ({reason})",
             hint="restore another backup (`sync-platform backup list`)",
         ) from None
+    if manifest.id != backup_id:
+        raise BackupIntegrityError(
+            f"the manifest {name} names another backup ({manifest.id[:60]!r})",
+            hint="it was renamed or edited; restore another backup",
+        )
+    if key is None:
+        return manifest
+    if manifest.encrypted and manifest.key_id != key.key_id:
+        raise BackupIntegrityError(
+            f"backup {backup_id} was encrypted for key {manifest.key_id}, the configured key "
+            f"is {key.key_id}",
+            hint="set SYNC_PLATFORM_BACKUP_KEY to the identity the backup was made with; "
+            "nothing was restored",
+        )
+    if manifest.mac is None or not manifest.encrypted:
+        if not allow_unsigned:
+            what = "is not signed" if manifest.mac is None else "says it is not encrypted"
+            raise BackupIntegrityError(
+                f"backup {backup_id}: its manifest {what}, while a backup key is configured "
+                "(a backup made before the key was, or one someone without the key wrote)",
+                hint="restore a signed backup; or, having checked where this one came from, "
+                "pass --allow-unsigned",
+            )
+        return manifest
+    if not hmac.compare_digest(manifest.mac, key.mac(manifest.signed_text())):
+        raise BackupIntegrityError(
+            f"backup {backup_id}: its manifest was edited after the backup wrote it (its MAC "
+            "does not match)",
+            hint="restore another backup (`sync-platform backup list`); nothing was restored",
+        )
+    return manifest
 
 
 def fetch_plain(

@@ -220,6 +220,8 @@ def create_backup(
             tool_versions={**_versions(), **versions},
             backup_seconds=round(time.perf_counter() - started, 3),
         )
+        if config.key is not None:
+            manifest.mac = config.key.mac(manifest.signed_text())
         config.storage.write_text(manifest_name(backup_id), manifest.to_json())
         _record(engine, backup_id, status="created", **_manifest_row(manifest, location))
     except Exception as exc:
@@ -314,7 +316,7 @@ def verify_backup(
     count and checksum with the manifest, record verified_at and the restore seconds."""
     engine = create_warehouse_engine(warehouse_url)
     try:
-        manifest = restoring.load_manifest(config.storage, backup_id)
+        manifest = restoring.load_manifest(config.storage, backup_id, config.key)
         scratch = _scratch_url(warehouse_url, "verify")
         if manifest.dialect != engine.dialect.name:
             scratch = _scratch_for_dialect(manifest, config)
@@ -372,6 +374,7 @@ def restore_backup(
     backup_id: str,
     target_url: str | None = None,
     overwrite_live: bool = False,
+    allow_unsigned: bool = False,
 ) -> RestoreOutcome:
     """Restore into `target_url` (default: a new database beside the live one).
 
@@ -379,7 +382,9 @@ def restore_backup(
     non-empty target is refused. Checksum and authentication are checked before the target
     is touched, and the restored tables are compared with the manifest afterwards.
     """
-    manifest = restoring.load_manifest(config.storage, backup_id)
+    manifest = restoring.load_manifest(
+        config.storage, backup_id, config.key, allow_unsigned=allow_unsigned
+    )
     if overwrite_live:
         if target_url and not _same_database(target_url, warehouse_url):
             raise ConfigurationError(
@@ -494,8 +499,10 @@ def list_backups(warehouse_url: str | None, config: BackupConfig) -> list[dict[s
             continue
         backup_id = name.removesuffix(".manifest.json")
         try:
-            manifest = restoring.load_manifest(config.storage, backup_id)
-        except BackupIntegrityError as exc:
+            manifest = restoring.load_manifest(
+                config.storage, backup_id, config.key, allow_unsigned=True
+            )
+        except (BackupIntegrityError, ConfigurationError) as exc:
             found.append({"id": backup_id, "status": "unreadable", "error": str(exc)})
             continue
         row = recorded.get(backup_id, {})
