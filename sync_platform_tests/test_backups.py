@@ -160,6 +160,59 @@ def test_round_trip_restores_identical_content_after_damage(warehouse_url, engin
     counts, sums = figures(warehouse_url, list(manifest.table_counts))
     assert (counts, sums) == (manifest.table_counts, manifest.table_checksums)
     assert figures(warehouse_url, seeded) == (before_counts, before_sums)
+    if normalize_url(warehouse_url).get_backend_name() == "postgresql":
+        (kept,) = kept_databases(warehouse_url)  # the damaged one, kept beside it
+        kept_url = normalize_url(warehouse_url).set(database=kept)
+        assert figures(kept_url.render_as_string(hide_password=False), ["sync_runs"])[0] == {
+            "sync_runs": 10
+        }
+        drop_pg_database(kept_url.render_as_string(hide_password=False))
+
+
+def kept_databases(url: str) -> list[str]:
+    """The databases an --overwrite-live restore kept (`<db>_before_restore_…`)."""
+    live = normalize_url(url)
+    admin = sa.create_engine(live.set(database="postgres"))
+    with admin.connect() as connection:
+        names = (
+            connection.execute(
+                sa.text("SELECT datname FROM pg_database WHERE datname LIKE :pattern"),
+                {"pattern": f"{live.database}_before_restore_%"},
+            )
+            .scalars()
+            .all()
+        )
+    admin.dispose()
+    return list(names)
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgresql"], indirect=True)
+def test_overwrite_live_that_fails_verification_changes_nothing_live(warehouse_url, engine, config):
+    """Restored into a new database and compared there: a backup whose content does not match
+    its (signed) manifest never replaces the live warehouse."""
+    seed(engine)
+    manifest = service.create_backup(warehouse_url, config)
+    manifest.table_counts["sync_runs"] += 1  # as only a holder of the key could
+    manifest.mac = config.key.mac(manifest.signed_text())
+    config.storage.write_text(manifest_name(manifest.id), manifest.to_json())
+    with engine.begin() as connection:
+        connection.execute(sa.delete(sync_runs).where(sync_runs.c.id > 20))
+    live_before = figures(warehouse_url)
+    engine.dispose()
+
+    with pytest.raises(BackupIntegrityError, match="restored tables differ from the manifest"):
+        service.restore_backup(warehouse_url, config, manifest.id, overwrite_live=True)
+
+    assert figures(warehouse_url) == live_before
+    assert kept_databases(warehouse_url) == []
+    admin = sa.create_engine(normalize_url(warehouse_url).set(database="postgres"))
+    with admin.connect() as connection:
+        leftovers = connection.execute(
+            sa.text("SELECT count(*) FROM pg_database WHERE datname LIKE :pattern"),
+            {"pattern": f"{normalize_url(warehouse_url).database}_restoring_%"},
+        ).scalar()
+    admin.dispose()
+    assert leftovers == 0
 
 
 def test_inbox_backup_holds_only_the_inbox_and_verifies(warehouse_url, engine, config):

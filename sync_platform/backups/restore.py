@@ -198,6 +198,39 @@ def drop_pg_database(url: str) -> None:
         engine.dispose()
 
 
+def swap_pg_databases(live_url: str, restored_url: str, kept_name: str) -> None:
+    """Put the restored database in the live one's place: the live one is renamed to
+    `kept_name` (kept, not dropped), then the restored one takes its name. Sessions on the
+    live database are ended first (a rename needs it unused). If the second rename fails,
+    the first is undone."""
+    live = normalize_url(live_url).database
+    restored = normalize_url(restored_url).database
+    engine = _admin_engine(live_url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": live},
+            )
+            connection.exec_driver_sql(
+                f"ALTER DATABASE {_quote(live)} RENAME TO {_quote(kept_name)}"
+            )
+            try:
+                connection.exec_driver_sql(
+                    f"ALTER DATABASE {_quote(restored)} RENAME TO {_quote(live)}"
+                )
+            except sa.exc.DBAPIError:
+                connection.exec_driver_sql(
+                    f"ALTER DATABASE {_quote(kept_name)} RENAME TO {_quote(live)}"
+                )
+                raise
+    finally:
+        engine.dispose()
+
+
 def pg_table_names(url: str) -> list[str]:
     engine = sa.create_engine(normalize_url(url))
     try:

@@ -254,40 +254,51 @@ def _restore_into(
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix=".restore-", dir=_ensure(config.work_dir)))
     created_database = False
+    # Over the live PostgreSQL warehouse: into a new database first, swapped in only once it
+    # matches the manifest, so a restore that fails verification changes nothing live.
+    staging = overwrite_live and manifest.dialect == "postgresql"
+    restore_url = (
+        _scratch_url(target_url, f"restore_{manifest.id[-8:].lower()}") if staging else target_url
+    )
     try:
         plain = restoring.fetch_plain(config.storage, manifest, config.key, work)
         if manifest.dialect == "postgresql":
-            if not overwrite_live:
-                restoring.create_pg_database(target_url)
+            if not overwrite_live or staging:
+                restoring.create_pg_database(restore_url)
                 created_database = True
-            restoring.pg_restore(plain, manifest, target_url, clean=overwrite_live)
+            restoring.pg_restore(plain, manifest, restore_url, clean=False)
             restored = time.perf_counter()
-            counts, checksums = restoring.pg_figures(target_url, list(manifest.table_counts))
+            counts, checksums = restoring.pg_figures(restore_url, list(manifest.table_counts))
+            restoring.compare(manifest, counts, checksums)
+            if staging:
+                live = normalize_url(target_url).database
+                kept = f"{live}_before_restore_{uuid.uuid4().hex[:8]}"[-63:]
+                restoring.swap_pg_databases(target_url, restore_url, kept)
+                created_database = False  # it is the live warehouse now
+                log.warning("the warehouse replaced before the restore is kept as %s", kept)
         else:
+            counts, checksums = sqlite_file_figures(plain)
+            restoring.compare(manifest, counts, checksums)  # before the target is touched
             if throwaway:  # the decrypted file is the throwaway restore
                 restored = time.perf_counter()
-                counts, checksums = sqlite_file_figures(plain)
             else:
-                counts, checksums = sqlite_file_figures(plain)
                 restoring.sqlite_restore(
                     plain, Path(normalize_url(target_url).database), overwrite_live
                 )
                 restored = time.perf_counter()
-        restoring.compare(manifest, counts, checksums)
-        if manifest.dialect == "sqlite" and not throwaway:
-            # what was just restored, read back from the target itself
-            target_counts, target_sums = sqlite_file_figures(
-                Path(normalize_url(target_url).database)
-            )
-            restoring.compare(manifest, target_counts, target_sums)
+                # what was just restored, read back from the target itself
+                target_counts, target_sums = sqlite_file_figures(
+                    Path(normalize_url(target_url).database)
+                )
+                restoring.compare(manifest, target_counts, target_sums)
     except BaseException:
         if created_database and not throwaway:
-            restoring.drop_pg_database(target_url)
+            restoring.drop_pg_database(restore_url)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if throwaway and created_database:
-            restoring.drop_pg_database(target_url)
+            restoring.drop_pg_database(restore_url)
     finished = time.perf_counter()
     return RestoreOutcome(
         manifest, redacted(target_url), round(restored - started, 6), round(finished - restored, 6)
