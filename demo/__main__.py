@@ -333,7 +333,7 @@ def _receiver(simulator_url: str, warehouse_url: str) -> Iterator:
     """The webhook receiver (what `sync-platform receiver` serves, with its keep-alive) on a
     background thread, accepting the simulated n8n workflows with their secrets."""
     from sync_platform.receiver import ReceiverSettings, create_app
-    from sync_platform.receiver.server import KEEP_ALIVE_SECONDS
+    from sync_platform.receiver.server import server_options
     from sync_platform_simulator.background_server import BackgroundServer
 
     environment = simulator_environment(simulator_url)
@@ -341,8 +341,8 @@ def _receiver(simulator_url: str, warehouse_url: str) -> Iterator:
     with BackgroundServer(
         create_app(receiver_settings),
         name="receiver",
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=1,
+        **server_options(receiver_settings),
     ) as server:
         yield server
 

@@ -8,7 +8,7 @@ loopback port, with the production keep-alive.
 from __future__ import annotations
 
 from sync_platform.receiver import ReceiverSettings, create_app
-from sync_platform.receiver.server import KEEP_ALIVE_SECONDS
+from sync_platform.receiver.server import server_options
 from sync_platform_simulator.background_server import BackgroundServer
 
 
@@ -18,6 +18,6 @@ def receiver_server(settings: ReceiverSettings) -> BackgroundServer:
     return BackgroundServer(
         create_app(settings),
         name="receiver",
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=1,
+        **server_options(settings),
     )

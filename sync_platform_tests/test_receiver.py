@@ -627,3 +627,45 @@ def test_refusals_quote_at_most_a_short_prefix_of_what_the_client_sent(client):
     assert len(unknown.text) < 300 and "(5,000 chars)" in unknown.json()["detail"]
     assert mismatch.json()["reason"] == "execution_id_mismatch"
     assert len(mismatch.json()["detail"]) < 200 and "(100 chars)" in mismatch.json()["detail"]
+
+
+def _closed_by_peer(sock) -> bool:
+    """Whether the server closed this connection (readable, and nothing more to read)."""
+    import select
+
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable) and sock.recv(1) == b""
+
+
+@pytest.mark.parametrize("warehouse_url", ["sqlite"], indirect=True)
+def test_a_client_slow_to_send_its_headers_is_cut_off_and_others_are_served(warehouse_url):
+    """Headers sent a byte at a time, and a connection that sends nothing, are closed at the
+    header deadline; a normal delivery on another connection is served meanwhile."""
+    import socket
+
+    with receiver_server(settings_for(warehouse_url, header_timeout_seconds=1.0)) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        trickle = socket.create_connection((host, int(port)))
+        silent = socket.create_connection((host, int(port)))
+        request = b"POST /webhooks/n8n/form_submission HTTP/1.1\r\nHost: x\r\n" * 20
+        started, closed_after = time.monotonic(), None
+        for byte in request:
+            try:
+                trickle.send(bytes([byte]))
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+            if _closed_by_peer(trickle):
+                closed_after = time.monotonic() - started
+                break
+            time.sleep(0.05)
+        with httpx.Client(base_url=server.url) as client:
+            served = client.post(FORM, content=BODY, headers=signed())
+        silent.settimeout(3)
+        silent_closed = silent.recv(1) == b""  # closed by the server, nothing sent
+        trickle.close()
+        silent.close()
+
+    assert closed_after is not None and 0.9 <= closed_after < 3
+    assert silent_closed
+    assert served.status_code in (200, 202)

@@ -2,9 +2,10 @@
 processes). Tests and the demo serve `create_app(settings)` on a background thread with the
 same keep-alive.
 
-uvicorn limits neither the body size nor how long a body may take; the app does both (see
-app.py). What it cannot do from inside — slow headers, connection floods, TLS — belongs to a
-reverse proxy in front (docs/sources/n8n.md, "Running it in production").
+uvicorn limits neither the body size nor how long a body or the headers may take: the app
+limits the body (app.py), the protocol the headers (protocol.py). What neither can do —
+connection floods, TLS — belongs to a reverse proxy in front (docs/sources/n8n.md, "Running
+it in production").
 """
 
 from __future__ import annotations
@@ -16,11 +17,20 @@ import tempfile
 import uvicorn
 
 from sync_platform.receiver.metrics import METRICS_DIR_ENV
+from sync_platform.receiver.protocol import with_header_deadline
 from sync_platform.receiver.settings import ReceiverSettings
 
 KEEP_ALIVE_SECONDS = 75  # longer than the idle timeout of usual proxies and n8n's agent
 # On SIGTERM, requests in flight get this long to commit and answer before workers stop.
 SHUTDOWN_GRACE_SECONDS = 15
+
+
+def server_options(settings: ReceiverSettings) -> dict[str, object]:
+    """The uvicorn options the receiver runs with, wherever it runs (here, tests, the demo)."""
+    return {
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "http": with_header_deadline(settings.header_timeout_seconds),
+    }
 
 
 def serve(
@@ -31,7 +41,7 @@ def serve(
     Several workers share the port (uvicorn's supervisor); their counters are summed through
     a temporary directory, so /metrics answers for all of them.
     """
-    ReceiverSettings.from_env()  # fail here, with the config error, not in every worker
+    receiver = ReceiverSettings.from_env()  # fail here, with the config error, not per worker
     metrics_dir = tempfile.mkdtemp(prefix="sync_platform_receiver_") if workers > 1 else None
     if metrics_dir:
         os.environ[METRICS_DIR_ENV] = metrics_dir
@@ -44,8 +54,8 @@ def serve(
             workers=workers,
             log_level=log_level,
             access_log=log_level == "debug",
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+            **server_options(receiver),
         )
     finally:
         if metrics_dir:

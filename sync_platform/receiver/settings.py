@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_BODY_TIMEOUT_SECONDS = 10.0
+DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 DEFAULT_TIMESTAMP_TOLERANCE_SECONDS = 300
 DEFAULT_SECRET_HEADER = "X-Webhook-Secret"
@@ -113,6 +114,7 @@ class ReceiverSettings:
     workflows: dict[str, Workflow]
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    header_timeout_seconds: float = DEFAULT_HEADER_TIMEOUT_SECONDS
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     timestamp_tolerance_seconds: int = DEFAULT_TIMESTAMP_TOLERANCE_SECONDS
 
@@ -145,6 +147,9 @@ class ReceiverSettings:
             ),
             body_timeout_seconds=_number(
                 environ, settings.RECEIVER_BODY_TIMEOUT_ENV, DEFAULT_BODY_TIMEOUT_SECONDS, 0.1
+            ),
+            header_timeout_seconds=_number(
+                environ, settings.RECEIVER_HEADER_TIMEOUT_ENV, DEFAULT_HEADER_TIMEOUT_SECONDS, 0.1
             ),
             max_header_bytes=int(
                 _number(
