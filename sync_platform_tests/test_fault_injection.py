@@ -4,6 +4,8 @@ reason, the same on SQLite and PostgreSQL, and never fails the rest of its entit
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -19,6 +21,7 @@ from sync_platform.warehouse.platform_tables import (
     sync_leases,
     sync_quarantine,
     sync_runs,
+    webhook_inbox,
 )
 from sync_platform_tests.dagster_runs import materializations, run_job
 from sync_platform_tests.records import LEADS
@@ -240,3 +243,44 @@ def test_a_connection_lost_mid_merge_is_a_clear_retryable_error_with_nothing_cha
         assert connection.execute(sa.select(sa.func.count()).select_from(sync_leases)).scalar() == 0
     again = run_entity_sync(engine, request, EntitySource(pages=lambda since: [records]))
     assert again.merge.inserted == 50
+
+
+def test_the_receiver_killed_mid_burst_loses_nothing_and_duplicates_nothing(
+    source_env, warehouse_url, engine
+):
+    """kill -9 of the receiver while n8n sends 400 deliveries, restarted on the same port:
+    n8n's retries and then the gap resync bring every delivery into the inbox exactly once."""
+    from sync_platform_simulator.environment import simulator_environment
+    from sync_platform_tests.test_receiver import ReceiverProcess, _free_port
+
+    environment = simulator_environment(source_env.url)
+    port = _free_port()
+    receiver = ReceiverProcess(warehouse_url, environment=environment, port=port)
+    sent: dict = {}
+
+    def burst() -> None:
+        sent["report"] = source_env.send_webhooks(
+            receiver.url, "new_lead", 400, seed=71, concurrency=8, delay_ms=40
+        )
+
+    thread = threading.Thread(target=burst)
+    thread.start()
+    time.sleep(1.0)
+    receiver.kill()  # SIGKILL mid-burst
+    time.sleep(1.0)
+    receiver = ReceiverProcess(warehouse_url, environment=environment, port=port)
+    thread.join(timeout=300)
+    try:
+        report = sent["report"]
+        assert report["deliveries"]["failed"] or report["responses"].get("error")  # it hurt
+        assert run_job("n8n_gap_resync").success
+        assert run_job("process_webhooks").success
+    finally:
+        receiver.kill()
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(webhook_inbox.c.delivery_id, webhook_inbox.c.status)
+        ).all()
+    assert len(rows) == 400
+    assert {delivery_id for delivery_id, _ in rows} == set(report["deliveries"]["ids"])
+    assert {status for _, status in rows} == {"processed"}

@@ -525,10 +525,17 @@ def _free_port() -> int:
 class ReceiverProcess:
     """`sync-platform receiver` in its own process, so a test can SIGKILL it."""
 
-    def __init__(self, warehouse_url: str, crashpoint: str | None = None):
-        self.port = _free_port()
+    def __init__(
+        self,
+        warehouse_url: str,
+        crashpoint: str | None = None,
+        *,
+        environment: dict[str, str] | None = None,
+        port: int | None = None,
+    ):
+        self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, **ENV, WAREHOUSE_URL_ENV: warehouse_url}
+        env = {**os.environ, **(environment or ENV), WAREHOUSE_URL_ENV: warehouse_url}
         env.pop(CRASHPOINT_ENV, None)
         if crashpoint:
             env[CRASHPOINT_ENV] = crashpoint
