@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: demo test bench lint dev env soak
+.PHONY: demo test bench lint dev env soak chaos
 
 demo: env
 	$(VENV)/bin/python -m demo
@@ -54,3 +54,12 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 SOAK_MINUTES ?= 60
 soak: env
 	$(VENV)/bin/python -m soak --minutes $(SOAK_MINUTES)
+
+# The fault-injection suite at length: kill -9 at random points for CHAOS_ROUNDS rounds on each
+# dialect, with the other injected faults (docs/reliability.md, "Fault injection"). `make test`
+# runs 3 rounds.
+CHAOS_ROUNDS ?= 50
+chaos: env
+	SYNC_PLATFORM_CHAOS_ROUNDS=$(CHAOS_ROUNDS) $(VENV)/bin/python -m pytest -s -p no:warnings \
+		sync_platform_tests/test_random_kills.py sync_platform_tests/test_crash_consistency.py \
+		sync_platform_tests/test_fault_injection.py sync_platform_tests/test_database_stopped.py
