@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -138,12 +138,19 @@ def test_syncs_left_running_are_closed_by_the_alert_run_and_count_as_failures(
                 .where(sync_runs.c.id == run_id)
                 .values(started_at=started - timedelta(days=1))
             )
+        # An n8n gap check runs without a lease: however long it takes, it is not abandoned.
+        connection.execute(
+            sa.insert(sync_runs).values(
+                source="n8n", entity="new_lead", trigger="scheduled", status="running",
+                started_at=datetime.now(UTC) - timedelta(hours=2),
+            )
+        )  # fmt: skip
     repository = build_definitions().get_repository_def()
     with dg.instance_for_test() as instance:
         assert "close 1 abandoned sync(s)" in pending_work(engine, instance, repository)
         apply_alert_work(engine, instance, repository)
     statuses = [status for status, _ in runs(engine)]
-    assert statuses == ["failed"] * 3
+    assert statuses == ["failed"] * 3 + ["running"]
     messages = [message for _, message in runs(engine)]
     assert all("stopped without finishing" in message for message in messages[:2])
     assert "no live sync has held it for over 30 minutes" in messages[2]

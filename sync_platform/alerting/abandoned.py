@@ -8,6 +8,7 @@ lease, and by the periodic alert run for rows no live sync holds.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -58,29 +59,32 @@ def close_abandoned(
     return True
 
 
-def abandoned_runs(connection: sa.Connection, now: datetime) -> list[int]:
-    """Syncs `running` for longer than lease_stale_minutes that no fresh lease holds."""
+def abandoned_runs(
+    connection: sa.Connection, now: datetime, entities: Collection[tuple[str, str]]
+) -> list[int]:
+    """Entity syncs (of these (source, entity) pairs: the ones that hold a lease while they
+    run) `running` for longer than lease_stale_minutes that no fresh lease holds."""
     stale_after = timedelta(minutes=LEASE_STALE_MINUTES.read(connection))
     live = sa.select(sync_leases.c.sync_run_id).where(
         sync_leases.c.sync_run_id.is_not(None), sync_leases.c.heartbeat_at > now - stale_after
     )
-    return list(
-        connection.execute(
-            sa.select(sync_runs.c.id)
-            .where(
-                sync_runs.c.status == "running",
-                sync_runs.c.started_at < now - stale_after,
-                sync_runs.c.id.not_in(live),
-            )
-            .order_by(sync_runs.c.id)
-        ).scalars()
+    rows = connection.execute(
+        sa.select(sync_runs.c.id, sync_runs.c.source, sync_runs.c.entity)
+        .where(
+            sync_runs.c.status == "running",
+            sync_runs.c.started_at < now - stale_after,
+            sync_runs.c.id.not_in(live),
+        )
+        .order_by(sync_runs.c.id)
     )
+    return [row.id for row in rows if (row.source, row.entity) in entities]
 
 
-def close_abandoned_runs(connection: sa.Connection, now: datetime | None = None) -> int:
+def close_abandoned_runs(
+    connection: sa.Connection, entities: Collection[tuple[str, str]], now: datetime | None = None
+) -> int:
     now = now or datetime.now(UTC)
     minutes = LEASE_STALE_MINUTES.read(connection)
     why = f"no live sync has held it for over {minutes} minutes (lease_stale_minutes)"
-    return sum(
-        close_abandoned(connection, i, why=why, now=now) for i in abandoned_runs(connection, now)
-    )
+    dead = abandoned_runs(connection, now, entities)
+    return sum(close_abandoned(connection, i, why=why, now=now) for i in dead)

@@ -126,6 +126,12 @@ def op_job_conditions(
     return conditions
 
 
+def leased_entities() -> set[tuple[str, str]]:
+    """Every configured (source, entity): their syncs hold a lease while they run (the n8n
+    gap check's rows do not, and are not judged here)."""
+    return {(source.source, name) for source in all_source_configs() for name in source.entities}
+
+
 def all_conditions(
     connection: sa.Connection,
     instance: dg.DagsterInstance,
@@ -162,7 +168,7 @@ def pending_work(
         since = {source: now for source in configured(repository)} | configured_since(connection)
         conditions = all_conditions(connection, instance, repository, now, since)
         work = rules.changes(connection, conditions, now)
-        if abandoned := abandoned_runs(connection, now):
+        if abandoned := abandoned_runs(connection, now, leased_entities()):
             work.append(f"close {len(abandoned)} abandoned sync(s)")
         if due := deliveries_due(connection, now):
             work.append(f"deliver {due}")
@@ -176,7 +182,7 @@ def apply_alert_work(
     ({"raised", "resolved"}, {"sent", "failed", "left"})."""
     now = datetime.now(UTC)
     with engine.begin() as connection:
-        close_abandoned_runs(connection, now)  # failed syncs, for the rules below
+        close_abandoned_runs(connection, leased_entities(), now)  # failures for the rules
         since = record_configured(connection, configured(repository), now)
         conditions = all_conditions(connection, instance, repository, now, since)
         counts = rules.apply(connection, conditions, now)
