@@ -62,19 +62,19 @@ def start_sync_run(
         ).scalar_one()
 
 
-def last_full_read(connection: sa.Connection, source: str, entity: str) -> datetime | None:
-    """When the entity's latest full read (a snapshot sync that did not fail) started."""
-    started = connection.execute(
-        sa.select(sync_runs.c.started_at)
-        .where(
-            sync_runs.c.source == source,
-            sync_runs.c.entity == entity,
-            sync_runs.c.kind == "snapshot",
-            sync_runs.c.status.in_(("succeeded", "warning")),
-        )
-        .order_by(sync_runs.c.started_at.desc())
-        .limit(1)
-    ).scalar()
+def last_good_start(
+    connection: sa.Connection, source: str, entity: str, kind: str | None = None
+) -> datetime | None:
+    """When the entity's latest sync that did not fail (of this `kind`, when given) started;
+    a sync still running does not count."""
+    query = sa.select(sync_runs.c.started_at).where(
+        sync_runs.c.source == source,
+        sync_runs.c.entity == entity,
+        sync_runs.c.status.in_(("succeeded", "warning")),
+    )
+    if kind is not None:
+        query = query.where(sync_runs.c.kind == kind)
+    started = connection.execute(query.order_by(sync_runs.c.started_at.desc()).limit(1)).scalar()
     return _utc(started)
 
 

@@ -432,7 +432,9 @@ def _full_refresh_due(engine: sa.Engine, request: SyncRequest) -> bool:
     if not hours or not request.incremental or request.only_keys:
         return False
     with engine.connect() as connection:
-        last = audit.last_full_read(connection, request.source, request.entity.name)
+        last = audit.last_good_start(
+            connection, request.source, request.entity.name, kind="snapshot"
+        )
     return last is None or last < audit.utcnow() - timedelta(hours=hours)
 
 

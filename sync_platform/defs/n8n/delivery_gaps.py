@@ -44,7 +44,7 @@ from sync_platform.sources.n8n.deliveries import (
     PayloadNotFound,
     read_execution,
 )
-from sync_platform.warehouse.platform_tables import sync_runs, webhook_inbox
+from sync_platform.warehouse.platform_tables import webhook_inbox
 
 log = logging.getLogger(__name__)
 GAP_SOURCE = "n8n"  # sync_gaps.source of delivery gaps (resynced here, not by sync_gap_sensor)
@@ -129,21 +129,11 @@ def _listed(
 
 
 def _unchecked_period(
-    connection: sa.Connection, workflow_key: str, since: datetime, sync_run_id: int
+    connection: sa.Connection, workflow_key: str, since: datetime
 ) -> tuple[datetime, datetime] | None:
     """The time before `since` that no check covered: since the previous check began (or,
     on a first check, since the workflow's first delivery), when that is before `since`."""
-    previous = connection.execute(
-        sa.select(sync_runs.c.started_at)
-        .where(
-            sync_runs.c.source == GAP_SOURCE,
-            sync_runs.c.entity == workflow_key,
-            sync_runs.c.status.in_(("succeeded", "warning")),
-            sync_runs.c.id != sync_run_id,
-        )
-        .order_by(sync_runs.c.started_at.desc())
-        .limit(1)
-    ).scalar()
+    previous = audit.last_good_start(connection, GAP_SOURCE, workflow_key)
     if previous is None:
         previous = connection.execute(
             sa.select(webhook_inbox.c.received_at)
@@ -177,7 +167,7 @@ def resync_workflow(
     result.listed = len(listed)
     where = {"source": GAP_SOURCE, "entity": key}
     with engine.begin() as connection:
-        result.unchecked_period = _unchecked_period(connection, key, since, sync_run_id)
+        result.unchecked_period = _unchecked_period(connection, key, since)
         done = checked_executions.checked_ids(connection, key, [*listed, *errored])
         tracked = gaps.tracked_keys(connection, **where)
         unread = [e for e in listed if e not in done and e not in tracked]
