@@ -11,7 +11,6 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from sync_platform.config import cached_source_config
 from sync_platform.engine.mapping import MAX_TEXT_CHARS, map_records
 from sync_platform.engine.pipeline import run_entity_sync
 from sync_platform.engine.ports import EntitySource, SyncRequest
@@ -24,24 +23,8 @@ from sync_platform.warehouse.platform_tables import (
     webhook_inbox,
 )
 from sync_platform_tests.dagster_runs import materializations, run_job
-from sync_platform_tests.records import LEADS
-from sync_platform_tests.records import lead as records_lead
+from sync_platform_tests.records import LEADS, STOCK, lead, vehicle
 from sync_platform_tests.test_dealer_end_to_end import source_stock, warehouse_stock
-
-STOCK = cached_source_config("dealer_feed").entities["dealer_stock"]
-
-
-def vehicle(number: int, **fields) -> dict:
-    return {
-        "StockNumber": f"STK{number:06d}",
-        "VIN": f"1HGCM82633A{number:06d}",
-        "Make": "Ford",
-        "Model": "Focus",
-        "Year": 2019,
-        "Price": 1000,
-        "Status": "Available",
-        "LastUpdated": "2026-01-01T00:00:00Z",
-    } | fields
 
 
 def test_nul_bytes_and_huge_values_are_quarantined_and_the_rest_loads(source_env, warehouse_url):
@@ -122,23 +105,9 @@ def warehouse_leads(url: str) -> dict[int, str]:
     return {int(lead_id): status for lead_id, status in rows}
 
 
-def lead(lead_id: int, updated: str) -> dict:
-    return {
-        "LeadId": lead_id,
-        "StockNumber": "STK000001",
-        "CustomerName": "Ava Chen",
-        "Email": "ava@example.com",
-        "Phone": "",
-        "Source": "website",
-        "Status": "New",
-        "CreatedAt": "2026-01-01T00:00:00Z",
-        "UpdatedAt": updated,
-    }
-
-
 def test_a_record_from_the_year_9999_never_freezes_an_incremental_entity(source_env, warehouse_url):
     assert run_job().success  # the first read of the leads is a full one
-    source_env.http.put("/_sim/dealer/leads/9001", json=lead(9001, "9999-12-31T00:00:00Z"))
+    source_env.http.put("/_sim/dealer/leads/9001", json=lead(9001, updated="9999-12-31T00:00:00Z"))
 
     planted = run_job()
 
@@ -177,7 +146,7 @@ def test_a_key_the_change_feed_never_sent_arrives_with_the_daily_full_read(
     assert run_job().success
     assert run_job().success  # an incremental read: the full one was just now
     # A lead the change feed never shows: dated before the cursor (a source that backdated it).
-    source_env.http.put("/_sim/dealer/leads/9002", json=lead(9002, "2020-01-01T00:00:00Z"))
+    source_env.http.put("/_sim/dealer/leads/9002", json=lead(9002, updated="2020-01-01T00:00:00Z"))
     assert run_job().success
     assert 9002 not in warehouse_leads(warehouse_url)
     engine = sa.create_engine(warehouse_url)
@@ -219,7 +188,7 @@ def test_a_connection_lost_mid_merge_is_a_clear_retryable_error_with_nothing_cha
     """The warehouse connection dies inside the load transaction (a server restart, a
     failover, pg_terminate_backend): the operator reads where and what to do, not driver
     text; nothing of the sync is in; the same sync again loads everything."""
-    records = [records_lead(i, updated=f"2026-11-01T09:{i % 60:02d}:00Z") for i in range(50)]
+    records = [lead(i, updated=f"2026-11-01T09:{i % 60:02d}:00Z") for i in range(50)]
 
     def die(connection, _sync_run_id, _rejects):
         connection.execute(sa.text("SELECT pg_terminate_backend(pg_backend_pid())"))
