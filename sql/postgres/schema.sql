@@ -57,6 +57,81 @@ CREATE TABLE n8n_checked_executions (
 
 CREATE INDEX ix_n8n_checked_executions_checked ON n8n_checked_executions (checked_at);
 
+CREATE TABLE reconciliation_actions (
+	id BIGSERIAL NOT NULL, 
+	at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	actor VARCHAR(200) NOT NULL, 
+	action VARCHAR(20) NOT NULL, 
+	source VARCHAR(100) NOT NULL, 
+	entity VARCHAR(100) NOT NULL, 
+	record_key VARCHAR(500) NOT NULL, 
+	discrepancy_id BIGINT, 
+	before JSONB, 
+	after JSONB, 
+	detail TEXT, 
+	dagster_run_id VARCHAR(64), 
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_reconciliation_actions_at ON reconciliation_actions (at);
+
+CREATE TABLE reconciliation_discrepancies (
+	id BIGSERIAL NOT NULL, 
+	source VARCHAR(100) NOT NULL, 
+	entity VARCHAR(100) NOT NULL, 
+	record_key VARCHAR(500) NOT NULL, 
+	kind VARCHAR(20) NOT NULL, 
+	severity VARCHAR(10) NOT NULL, 
+	fields JSONB, 
+	source_values JSONB, 
+	warehouse_values JSONB, 
+	fingerprint VARCHAR(32) NOT NULL, 
+	status VARCHAR(10) NOT NULL, 
+	first_seen_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	last_seen_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	last_run_id BIGINT NOT NULL, 
+	ignored_until TIMESTAMP WITH TIME ZONE, 
+	resolution VARCHAR(20), 
+	note TEXT, 
+	resolved_at TIMESTAMP WITH TIME ZONE, 
+	PRIMARY KEY (id), 
+	CONSTRAINT uq_reconciliation_record UNIQUE (source, entity, record_key)
+);
+
+CREATE INDEX ix_reconciliation_discrepancies_status ON reconciliation_discrepancies (status, severity);
+
+CREATE TABLE reconciliation_pushes (
+	id BIGSERIAL NOT NULL, 
+	source VARCHAR(100) NOT NULL, 
+	entity VARCHAR(100) NOT NULL, 
+	record_key VARCHAR(500) NOT NULL, 
+	record JSONB NOT NULL, 
+	action_id BIGINT, 
+	queued_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	status VARCHAR(10) NOT NULL, 
+	attempts INTEGER DEFAULT '0' NOT NULL, 
+	applied_at TIMESTAMP WITH TIME ZONE, 
+	error TEXT, 
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_reconciliation_pushes_status ON reconciliation_pushes (status);
+
+CREATE TABLE reconciliation_runs (
+	id BIGSERIAL NOT NULL, 
+	source VARCHAR(100) NOT NULL, 
+	trigger VARCHAR(20) NOT NULL, 
+	dagster_run_id VARCHAR(64), 
+	started_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+	finished_at TIMESTAMP WITH TIME ZONE, 
+	status VARCHAR(20) NOT NULL, 
+	summary JSONB, 
+	message TEXT, 
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_reconciliation_runs_source ON reconciliation_runs (source, id);
+
 CREATE TABLE sync_alerts (
 	id BIGSERIAL NOT NULL, 
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 

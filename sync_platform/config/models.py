@@ -85,6 +85,40 @@ class FieldSpec(_Strict):
 ConflictStrategy = Literal["newest_wins", "source_wins"]
 
 
+Severity = Literal["high", "medium", "low"]
+
+
+class ReconcileConfig(_Strict):
+    """How a reconciliation judges the differences between the source and the warehouse
+    (docs/reconciliation.md). A field not named in `field_severity` is cosmetic."""
+
+    ignore_fields: list[str] = Field(
+        default=[], description="columns not compared (e.g. a last-modified stamp)"
+    )
+    field_severity: dict[str, Severity] = Field(
+        default={}, description="column → severity of a difference in it"
+    )
+    default_field_severity: Severity = "low"
+    active_when: dict[str, list[Any]] = Field(
+        default={},
+        description="column → values that make a record active; empty: every record is",
+    )
+    missing_severity: Severity = Field(
+        default="high", description="an active record missing from, or extra in, the warehouse"
+    )
+    inactive_severity: Severity = Field(
+        default="low", description="an inactive record (e.g. a sold vehicle) missing or extra"
+    )
+    status_field: str | None = Field(
+        default=None, description="a difference in this column is a status mismatch"
+    )
+    modified_field: str | None = Field(
+        default=None,
+        description="column holding when the source last changed a record (default: the "
+        "conflict_timestamp or cursor_field); a change newer than the latest sync is pending",
+    )
+
+
 class EntityConfig(_Strict):
     """One synced entity: its endpoint, key, columns and how changes are detected."""
 
@@ -134,6 +168,9 @@ class EntityConfig(_Strict):
         description="date column of the key that daily partitions slice the entity by",
     )
     partition_start: date | None = Field(default=None, description="the first daily partition")
+    reconcile: ReconcileConfig | None = Field(
+        default=None, description="the entity takes part in its source's reconciliation"
+    )
     fields: dict[str, FieldSpec] = Field(min_length=1)
 
     @field_validator("table")
@@ -203,7 +240,18 @@ class EntityConfig(_Strict):
                     f"conflict_timestamp {self.conflict_timestamp!r} must be a date or "
                     "datetime field"
                 )
-        for column in [*self.references, *self.skip_when_empty]:
+        reconcile = self.reconcile
+        named = (
+            [
+                *reconcile.ignore_fields,
+                *reconcile.field_severity,
+                *reconcile.active_when,
+                *(c for c in (reconcile.status_field, reconcile.modified_field) if c),
+            ]
+            if reconcile
+            else []
+        )
+        for column in [*self.references, *self.skip_when_empty, *named]:
             if column not in self.fields:
                 raise ValueError(f"column {column!r} is not one of the fields")
         if self.sync_mode == "incremental":

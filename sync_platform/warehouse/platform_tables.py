@@ -393,3 +393,89 @@ n8n_checked_executions = sa.Table(
     ),
 )
 sa.Index("ix_n8n_checked_executions_checked", n8n_checked_executions.c.checked_at)
+
+# --- migration 0009: reconciliation (docs/reconciliation.md) ---------------------------------
+reconciliation_runs = sa.Table(
+    "reconciliation_runs",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("trigger", sa.String(20), nullable=False),
+    sa.Column("dagster_run_id", sa.String(64)),
+    sa.Column("started_at", Timestamp(), nullable=False),
+    sa.Column("finished_at", Timestamp()),
+    sa.Column("status", sa.String(20), nullable=False),  # running | succeeded | failed
+    sa.Column("summary", Json),  # entity → counts by kind and severity, rows on each side
+    sa.Column("message", sa.Text),
+)
+sa.Index("ix_reconciliation_runs_source", reconciliation_runs.c.source, reconciliation_runs.c.id)
+
+# One row per record that differs (or differed): reopened when a later reconciliation finds
+# it different again, so a difference that does not change is never logged twice.
+reconciliation_discrepancies = sa.Table(
+    "reconciliation_discrepancies",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("entity", sa.String(100), nullable=False),
+    sa.Column("record_key", sa.String(500), nullable=False),
+    # missing (in the source, not the warehouse) | extra | field_diff | status_mismatch
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("severity", sa.String(10), nullable=False),  # high | medium | low
+    sa.Column("fields", Json),  # the columns that differ
+    sa.Column("source_values", Json),  # the record as each side holds it (null: absent)
+    sa.Column("warehouse_values", Json),
+    sa.Column("fingerprint", sa.String(32), nullable=False),  # of kind and both sides
+    # open | resolved | ignored | gone (no longer different, nobody acted)
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("first_seen_at", Timestamp(), nullable=False),
+    sa.Column("last_seen_at", Timestamp(), nullable=False),
+    sa.Column("last_run_id", sa.BigInteger, nullable=False),
+    sa.Column("ignored_until", Timestamp()),
+    sa.Column("resolution", sa.String(20)),  # the action that closed it
+    sa.Column("note", sa.Text),  # the reason given with ignore, or what a resolution did
+    sa.Column("resolved_at", Timestamp()),
+    sa.UniqueConstraint("source", "entity", "record_key", name="uq_reconciliation_record"),
+)
+sa.Index(
+    "ix_reconciliation_discrepancies_status",
+    reconciliation_discrepancies.c.status,
+    reconciliation_discrepancies.c.severity,
+)
+
+# Every resolution action, one row per record: who, when, which record, before and after.
+reconciliation_actions = sa.Table(
+    "reconciliation_actions",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("at", Timestamp(), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("entity", sa.String(100), nullable=False),
+    sa.Column("record_key", sa.String(500), nullable=False),
+    sa.Column("discrepancy_id", sa.BigInteger),
+    sa.Column("before", Json),  # the warehouse row before the action (null: absent)
+    sa.Column("after", Json),  # the warehouse row after it
+    sa.Column("detail", sa.Text),
+    sa.Column("dagster_run_id", sa.String(64)),
+)
+sa.Index("ix_reconciliation_actions_at", reconciliation_actions.c.at)
+
+# Warehouse versions queued to be written back to the source (keep local, merge).
+reconciliation_pushes = sa.Table(
+    "reconciliation_pushes",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("entity", sa.String(100), nullable=False),
+    sa.Column("record_key", sa.String(500), nullable=False),
+    sa.Column("record", Json, nullable=False),  # in the source's own field names
+    sa.Column("action_id", sa.BigInteger),
+    sa.Column("queued_at", Timestamp(), nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),  # pending | applied | failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("applied_at", Timestamp()),
+    sa.Column("error", sa.Text),
+)
+sa.Index("ix_reconciliation_pushes_status", reconciliation_pushes.c.status)
