@@ -63,17 +63,17 @@ def start_sync_run(
 
 
 def last_good_start(
-    connection: sa.Connection, source: str, entity: str, kind: str | None = None
+    connection: sa.Connection, source: str, entity: str, kind: str | tuple[str, ...] | None = None
 ) -> datetime | None:
-    """When the entity's latest sync that did not fail (of this `kind`, when given) started;
-    a sync still running does not count."""
+    """When the entity's latest sync that did not fail (of this `kind` or kinds, when given)
+    started; a sync still running does not count."""
     query = sa.select(sync_runs.c.started_at).where(
         sync_runs.c.source == source,
         sync_runs.c.entity == entity,
         sync_runs.c.status.in_(("succeeded", "warning")),
     )
     if kind is not None:
-        query = query.where(sync_runs.c.kind == kind)
+        query = query.where(sync_runs.c.kind.in_((kind,) if isinstance(kind, str) else kind))
     started = connection.execute(query.order_by(sync_runs.c.started_at.desc()).limit(1)).scalar()
     return _utc(started)
 

@@ -288,7 +288,7 @@ def merge_snapshot(
                 connection,
                 table,
                 entity,
-                _typed_keys(gone, entity),
+                typed_keys(gone, entity),
                 {DELETED_AT: now, SYNCED_AT: now, SYNC_RUN_ID: sync_run_id},
             )
             outcome.soft_deleted = gone.height
@@ -303,7 +303,7 @@ def merge_snapshot(
     return outcome
 
 
-def _typed_keys(keys: pl.DataFrame, entity: EntityConfig) -> pl.DataFrame:
+def typed_keys(keys: pl.DataFrame, entity: EntityConfig) -> pl.DataFrame:
     """Text record keys back to the key columns' types (for a stage table of keys)."""
     if len(entity.key) == 1:
         text = keys.select(pl.col(KEY).alias(entity.key[0]))

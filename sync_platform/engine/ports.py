@@ -63,6 +63,9 @@ class EntitySource:
     # (the webhook inbox marks what it handed over processed or quarantined); called with
     # the connection, the sync run id and the rejected records.
     on_commit: OnCommit | None = None
+    # Writes one record back to the source (its key, the record in the source's field
+    # names), where the source accepts writes: a reconciliation's "keep local" and "merge".
+    push: Callable[[str, dict[str, Any]], Any] | None = None
 
 
 @dataclass

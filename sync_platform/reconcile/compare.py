@@ -19,6 +19,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from sync_platform.config.models import EntityConfig
+from sync_platform.engine.audit import last_good_start
 from sync_platform.engine.hashing import row_hash_expr
 from sync_platform.engine.loadable import SOURCE_ROW, loadable_page
 from sync_platform.engine.mapping import cast_text_columns, record_key_expr
@@ -31,6 +32,8 @@ from sync_platform.warehouse.entity_tables import DELETED_AT, entity_table
 KEY = "_key"
 HASH = "_compared_hash"
 WAREHOUSE_BATCH = 100_000
+# Syncs that read everything the source changed (a targeted resync of a few keys does not).
+WHOLE_READS = ("snapshot", "changes", "slice")
 
 
 @dataclass
@@ -160,33 +163,42 @@ def _pending_keys(rows: pl.DataFrame | None, column: str | None, since: datetime
     return set(rows.filter(pl.col(column) >= since).get_column(KEY).to_list())
 
 
+def _snapshot(engine: sa.Engine) -> sa.Connection:
+    """One transaction for the whole warehouse read: a consistent view of the table."""
+    connection = engine.connect()
+    if connection.dialect.name == "postgresql":
+        connection = connection.execution_options(isolation_level="REPEATABLE READ")
+    return connection
+
+
 def compare_entity(
-    connection: sa.Connection,
+    engine: sa.Engine,
+    source: str,
     entity: EntityConfig,
     pages: Iterable[Records],
     workdir: Path,
     *,
-    synced_since: datetime | None,
     batch: int = WAREHOUSE_BATCH,
 ) -> EntityComparison:
     """Every difference between what the source serves (`pages`) and the warehouse's active
-    rows. A source record changed at or after `synced_since` (the start of the entity's
-    latest good sync) is not judged: the next sync brings it, so it is counted as pending."""
+    rows. The warehouse is read first, in one transaction, then the source: a source record
+    changed at or after the start of the entity's latest good sync (which a sync committing
+    meanwhile may or may not have brought) is not judged but counted as pending."""
     result = EntityComparison(entity.name)
     workdir.mkdir(parents=True, exist_ok=True)
-    # The warehouse first: a sync that commits meanwhile brought source changes newer than
-    # `synced_since`, which are pending either way.
-    warehouse = _spill_warehouse(connection, entity, workdir, result, batch)
-    source = _spill_source(entity, pages, workdir, result)
-    missing = source.join(warehouse, on=KEY, how="anti").get_column(KEY)
-    extra = warehouse.join(source, on=KEY, how="anti").get_column(KEY)
+    with _snapshot(engine) as connection:
+        synced_since = last_good_start(connection, source, entity.name, WHOLE_READS)
+        warehouse = _spill_warehouse(connection, entity, workdir, result, batch)
+    source_hashes = _spill_source(entity, pages, workdir, result)
+    missing = source_hashes.join(warehouse, on=KEY, how="anti").get_column(KEY)
+    extra = warehouse.join(source_hashes, on=KEY, how="anti").get_column(KEY)
     changed = (
-        source.join(warehouse, on=KEY, suffix="_w")
+        source_hashes.join(warehouse, on=KEY, suffix="_w")
         .filter(pl.col(HASH) != pl.col(f"{HASH}_w"))
         .get_column(KEY)
     )
     found: list[Discrepancy] = []
-    source_rows = _rows(workdir, "source", pl.concat([missing, changed]), first=source)
+    source_rows = _rows(workdir, "source", pl.concat([missing, changed]), first=source_hashes)
     warehouse_rows = _rows(workdir, "warehouse", pl.concat([extra, changed]))
     by_key_source = _by_key(source_rows)
     by_key_warehouse = _by_key(warehouse_rows)

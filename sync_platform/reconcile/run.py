@@ -2,9 +2,8 @@
 differences recorded, the run audited.
 
 No lease is taken: a reconciliation only reads, and runs under its source's run tag, so
-Dagster never runs it beside a sync of the same source. The warehouse is read in one
-transaction (a consistent snapshot), then the source; a source change newer than the
-entity's latest good sync is counted as pending, not judged.
+Dagster never runs it beside a sync of the same source; and a source change newer than the
+entity's latest good sync is counted as pending, not judged (compare.py).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from sync_platform.config.models import EntityConfig, SourceConfig
-from sync_platform.engine.audit import last_good_start
 from sync_platform.engine.ports import EntitySource
 from sync_platform.reconcile import store
 from sync_platform.reconcile.compare import EntityComparison, compare_entity
@@ -71,13 +69,6 @@ def reconciled_entities(source: SourceConfig) -> list[EntityConfig]:
     return [entity for entity in source.entities.values() if entity.reconcile is not None]
 
 
-def _snapshot(engine: sa.Engine) -> sa.Connection:
-    connection = engine.connect()
-    if connection.dialect.name == "postgresql":
-        connection = connection.execution_options(isolation_level="REPEATABLE READ")
-    return connection
-
-
 def reconcile_source(
     engine: sa.Engine,
     source: SourceConfig,
@@ -92,14 +83,13 @@ def reconcile_source(
     try:
         with tempfile.TemporaryDirectory(prefix="reconcile-") as work:
             for entity in reconciled_entities(source):
-                with _snapshot(engine) as connection, open_source(entity) as entity_source:
-                    synced_since = last_good_start(connection, source.source, entity.name)
+                with open_source(entity) as entity_source:
                     comparison = compare_entity(
-                        connection,
+                        engine,
+                        source.source,
                         entity,
                         entity_source.pages(None),
                         Path(work) / entity.name,
-                        synced_since=synced_since,
                     )
                 with engine.begin() as connection:
                     run.recorded[entity.name] = store.record_comparison(

@@ -20,18 +20,25 @@ from sync_platform.sources.dealer_feed.client import API_KEY_ENV, BASE_URL_ENV, 
 @contextmanager
 def dealer_entity_source(client: DealerFeedClient, entity: EntityConfig) -> Iterator[EntitySource]:
     """Pages by sync mode (`updated_since` for incremental entities); a snapshot entity is
-    verified against a sparse listing of its keys. The client is closed when the block ends:
-    one client per sync."""
+    verified against a sparse listing of its keys; records are written back with PUT (a
+    reconciliation's keep local). The client is closed when the block ends: one client per
+    sync."""
     key_fields = ",".join(entity.fields[column].source for column in entity.key)
+
+    def push(key: str, record: dict) -> object:
+        return client.put_record(entity.endpoint, key, record)
+
     try:
         if entity.sync_mode == "incremental":
             yield EntitySource(
-                pages=lambda since: client.pages_updated_since(since, entity.endpoint)
+                pages=lambda since: client.pages_updated_since(since, entity.endpoint),
+                push=push,
             )
         else:
             yield EntitySource(
                 pages=lambda since: client.pages(entity.endpoint),
                 key_listing=lambda: client.pages(entity.endpoint, fields=key_fields),
+                push=push,
             )
     finally:
         client.close()

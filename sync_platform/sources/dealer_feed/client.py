@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from sync_platform.errors import ConfigurationError
 from sync_platform.sources.http_session import HttpStatusError, RetrySettings, SourceHttpClient
@@ -74,6 +75,19 @@ class DealerFeedClient:
             if last_page:
                 return
             page += 1
+
+    def put_record(self, endpoint: str, key: str, record: dict[str, Any]) -> Any:
+        """Write one record back (`PUT {endpoint}/{key}` creates or replaces it): how a
+        reconciliation's "keep local" reaches the dealer system."""
+        try:
+            return self.http.request_json("PUT", f"{endpoint}/{quote(key, safe='')}", json=record)
+        except HttpStatusError as exc:
+            if exc.status in (401, 403):
+                raise ConfigurationError(
+                    f"{SOURCE} refused the API key for a write ({exc.status})",
+                    hint=f"check that {API_KEY_ENV} may write stock and leads",
+                ) from None
+            raise
 
     def pages_updated_since(
         self, updated_since: datetime | None, endpoint: str
