@@ -4,7 +4,9 @@ and deterministic, with fault injection set per run over the control API (/_sim)
 Demo, tests and benchmarks talk to it over real HTTP; production code differs only in base
 URLs and credentials. Each source module contributes a `router` (its API, under its own
 prefix) and a `control_router` (its part of /_sim); this module adds the shared control API
-(reset, faults, stats) and the fault middleware. Reference: docs/sources/dealer_feed_api.md.
+(reset, faults, stats) and the fault middleware. The OpenAPI schema is served under /_sim
+too (`/_sim/openapi.json`), never at a path a provider might own.
+Reference: docs/sources/dealer_feed_api.md.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sync_platform_simulator import dealer, ga4, google_oauth, legacy_erp, n8n, sheets
+from sync_platform_simulator import (
+    dealer,
+    dealer_drift,
+    dealer_writes,
+    ga4,
+    google_oauth,
+    legacy_erp,
+    n8n,
+    sheets,
+)
 from sync_platform_simulator.faults import CONTROL_PREFIX, FaultMiddleware, FaultPlan
 from sync_platform_simulator.state import SimulatorSettings, SimulatorState, simulator_state
 
@@ -74,7 +85,10 @@ def create_app(state: SimulatorState | None = None) -> FastAPI:
     """The simulator app serving `state` (a fresh default state if none is given)."""
     state = state or SimulatorState()
     app = FastAPI(
-        title="sync-platform source simulator", docs_url=None, redoc_url=None, openapi_url=None
+        title="sync-platform source simulator",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=f"{CONTROL_PREFIX}/openapi.json",
     )
     app.state.simulator = state
     app.add_exception_handler(StarletteHTTPException, _error_body)
@@ -82,6 +96,9 @@ def create_app(state: SimulatorState | None = None) -> FastAPI:
     app.include_router(control_router)
     app.include_router(dealer.router)
     app.include_router(dealer.control_router)
+    app.include_router(dealer_writes.router)
+    app.include_router(dealer_writes.control_router)
+    app.include_router(dealer_drift.control_router)
     app.include_router(legacy_erp.router)
     app.include_router(legacy_erp.control_router)
     app.include_router(sheets.router)

@@ -1,9 +1,11 @@
 """An EasyCars-style dealer API: paged stock (vehicles) and leads, seeded and deterministic.
 
 Data comes from `random.Random`, seeded from the simulator seed, never the global RNG, so a
-seed always serves the same bytes. Timestamps come from a simulated clock that starts at
-2026-01-01T00:00:00Z: generated history lies before it, and each mutation moves it one
+seed always serves the same bytes (planted drift draws from its own, seeded from its request).
+Timestamps come from a simulated clock that starts at 2026-01-01T00:00:00Z: generated history
+lies before it, and each change (a mutation, a drift, a write through the API) moves it one
 minute forward, so a change is always newer than anything served before it.
+The writes are in `dealer_writes.py`, planted drift in `dealer_drift.py`.
 Reference: docs/sources/dealer_feed_api.md.
 """
 
@@ -86,14 +88,18 @@ class DealerData:
         self._next_lead_id = 1
         self._stock_order: list[tuple[str, Record]] | None = None
         self._lead_order: list[tuple[str, datetime | None, Record]] | None = None
+        # Every write accepted through the public API, oldest first (`GET /_sim/dealer/writes`).
+        self.writes: list[Record] = []
         day = 60 * 24
         for _ in range(settings.stock):
-            self._add_vehicle(CLOCK_START - timedelta(minutes=self.rng.randint(1, 90 * day)))
+            self._add_vehicle(
+                CLOCK_START - timedelta(minutes=self.rng.randint(1, 90 * day)), self.rng
+            )
         stock_numbers = list(self._stock)
         for _ in range(settings.leads):
             created = CLOCK_START - timedelta(minutes=self.rng.randint(60, 60 * day))
             updated = created + timedelta(minutes=self.rng.randint(0, 59))
-            self._add_lead(created, updated, stock_numbers)
+            self._add_lead(created, updated, stock_numbers, self.rng)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -129,47 +135,53 @@ class DealerData:
 
     # -- generating ----------------------------------------------------------------------
 
-    def _vin(self) -> str:
-        return "".join(self.rng.choice(VIN_ALPHABET) for _ in range(17))
+    # Each takes the RNG to draw from: the dealer's own, or a drift's (seeded from its request).
 
-    def _price(self) -> float:
-        return round(self.rng.uniform(5_000, 90_000), 2)
+    @staticmethod
+    def _vin(rng: random.Random) -> str:
+        return "".join(rng.choice(VIN_ALPHABET) for _ in range(17))
 
-    def _add_vehicle(self, updated: datetime) -> str:
+    @staticmethod
+    def _price(rng: random.Random) -> float:
+        return round(rng.uniform(5_000, 90_000), 2)
+
+    def _add_vehicle(self, updated: datetime, rng: random.Random) -> str:
         number = f"STK{self._next_stock_number:06d}"
         self._next_stock_number += 1
-        make = self.rng.choice(list(MODELS))
+        make = rng.choice(list(MODELS))
         self._stock[number] = {
             "StockNumber": number,
-            "VIN": self._vin(),
+            "VIN": self._vin(rng),
             "Make": make,
-            "Model": self.rng.choice(MODELS[make]),
-            "Badge": self.rng.choice(BADGES),
-            "Year": self.rng.randint(2005, 2026),
-            "Odometer": self.rng.randint(0, 250_000),
-            "Price": self._price(),
-            "Status": self.rng.choices(VEHICLE_STATUSES, [8, 1, 1])[0],
-            "Colour": self.rng.choice(COLOURS),
-            "BodyType": self.rng.choice(BODIES),
-            "FuelType": self.rng.choice(FUELS),
-            "Transmission": self.rng.choice(["Automatic", "Manual"]),
-            "Location": self.rng.choice(LOCATIONS),
+            "Model": rng.choice(MODELS[make]),
+            "Badge": rng.choice(BADGES),
+            "Year": rng.randint(2005, 2026),
+            "Odometer": rng.randint(0, 250_000),
+            "Price": self._price(rng),
+            "Status": rng.choices(VEHICLE_STATUSES, [8, 1, 1])[0],
+            "Colour": rng.choice(COLOURS),
+            "BodyType": rng.choice(BODIES),
+            "FuelType": rng.choice(FUELS),
+            "Transmission": rng.choice(["Automatic", "Manual"]),
+            "Location": rng.choice(LOCATIONS),
             "LastUpdated": iso(updated),
         }
         return number
 
-    def _add_lead(self, created: datetime, updated: datetime, stock_numbers: list[str]) -> int:
+    def _add_lead(
+        self, created: datetime, updated: datetime, stock_numbers: list[str], rng: random.Random
+    ) -> int:
         lead_id = self._next_lead_id
         self._next_lead_id += 1
-        first, last = self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         self._leads[lead_id] = {
             "LeadId": lead_id,
-            "StockNumber": self.rng.choice(stock_numbers) if stock_numbers else None,
+            "StockNumber": rng.choice(stock_numbers) if stock_numbers else None,
             "CustomerName": f"{first} {last}",
             "Email": f"{first}.{last}{lead_id}@example.com".lower(),
-            "Phone": f"04{self.rng.randint(0, 99_999_999):08d}",
-            "Source": self.rng.choice(LEAD_SOURCES),
-            "Status": self.rng.choice(LEAD_STATUSES[:3]),
+            "Phone": f"04{rng.randint(0, 99_999_999):08d}",
+            "Source": rng.choice(LEAD_SOURCES),
+            "Status": rng.choice(LEAD_STATUSES[:3]),
             "CreatedAt": iso(created),
             "UpdatedAt": iso(updated),
         }
@@ -177,42 +189,52 @@ class DealerData:
 
     # -- changing ------------------------------------------------------------------------
 
-    def _tick(self) -> datetime:
-        self.clock += timedelta(minutes=1)
-        return self.clock
-
-    def mutate_stock(self, change: int = 0, add: int = 0, remove: int = 0) -> dict[str, list[str]]:
-        """Reprice `change` vehicles, add `add` new ones, remove `remove` others (never one
-        just repriced), all stamped with one new clock minute."""
+    def tick(self) -> datetime:
+        """Move the clock one minute: the stamp of a change, newer than anything served."""
         with self.lock:
-            now = self._tick()
+            self.clock += timedelta(minutes=1)
+            return self.clock
+
+    def mutate_stock(
+        self, change: int = 0, add: int = 0, remove: int = 0, rng: random.Random | None = None
+    ) -> dict[str, list[str]]:
+        """Reprice `change` vehicles (always to another Price), add `add` new ones, remove
+        `remove` others (never one just repriced), all stamped with one new clock minute;
+        drawn from `rng` if given, else the dealer's own."""
+        rng = rng or self.rng
+        with self.lock:
+            now = self.tick()
             keys = sorted(self._stock)
-            changed = self.rng.sample(keys, min(change, len(keys)))
+            changed = rng.sample(keys, min(change, len(keys)))
             for key in changed:
-                self._stock[key] = self._stock[key] | {
-                    "Price": self._price(),
-                    "LastUpdated": iso(now),
-                }
-            added = [self._add_vehicle(now) for _ in range(add)]
+                old = self._stock[key].get("Price")
+                while (price := self._price(rng)) == old:
+                    pass
+                self._stock[key] = self._stock[key] | {"Price": price, "LastUpdated": iso(now)}
+            added = [self._add_vehicle(now, rng) for _ in range(add)]
             untouched = sorted(set(keys) - set(changed))
-            removed = self.rng.sample(untouched, min(remove, len(untouched)))
+            removed = rng.sample(untouched, min(remove, len(untouched)))
             for key in removed:
                 del self._stock[key]
             self._stock_order = None
             return {"changed": sorted(changed), "added": added, "removed": sorted(removed)}
 
-    def mutate_leads(self, change: int = 0, add: int = 0) -> dict[str, list[int]]:
-        """Move `change` leads to another Status and add `add` new ones, at one new minute."""
+    def mutate_leads(
+        self, change: int = 0, add: int = 0, rng: random.Random | None = None
+    ) -> dict[str, list[int]]:
+        """Move `change` leads to another Status and add `add` new ones, at one new minute;
+        drawn from `rng` if given, else the dealer's own."""
+        rng = rng or self.rng
         with self.lock:
-            now = self._tick()
+            now = self.tick()
             ids = sorted(self._leads)
-            changed = self.rng.sample(ids, min(change, len(ids)))
+            changed = rng.sample(ids, min(change, len(ids)))
             for lead_id in changed:
                 lead = self._leads[lead_id]
-                status = self.rng.choice([s for s in LEAD_STATUSES if s != lead.get("Status")])
+                status = rng.choice([s for s in LEAD_STATUSES if s != lead.get("Status")])
                 self._leads[lead_id] = lead | {"Status": status, "UpdatedAt": iso(now)}
             stock_numbers = sorted(self._stock)
-            added = [self._add_lead(now, now, stock_numbers) for _ in range(add)]
+            added = [self._add_lead(now, now, stock_numbers, rng) for _ in range(add)]
             self._lead_order = None
             return {"changed": sorted(changed), "added": added}
 
