@@ -71,10 +71,12 @@ def _plant(engine, simulator):
         run(sa.text("DELETE FROM dealer_stock WHERE stock_number = :k"), {"k": sold[0]})
         run(
             sa.text(
-                "INSERT INTO dealer_stock (stock_number, vin, make, model, year, price, status, "
+                "INSERT INTO dealer_stock (stock_number, vin, make, model, variant, year, "
+                "odometer, price, status, colour, body, fuel, transmission, location, "
                 "updated_at, _row_hash, _first_synced_at, _synced_at, _version) SELECT "
-                "'STKLOCAL1', vin, make, model, year, price, 'available', updated_at, 1, "
-                "_first_synced_at, _synced_at, 1 FROM dealer_stock WHERE stock_number = :k"
+                "'STK900001', vin, make, model, variant, year, odometer, price, 'available', "
+                "colour, body, fuel, transmission, location, updated_at, 1, _first_synced_at, "
+                "_synced_at, 1 FROM dealer_stock WHERE stock_number = :k"
             ),
             {"k": available[3]},
         )
@@ -95,7 +97,7 @@ def _plant(engine, simulator):
         (available[1], "field_diff", ("price",)),
         (available[2], "missing", ()),
         (sold[0], "missing", ()),
-        ("STKLOCAL1", "extra", ()),
+        ("STK900001", "extra", ()),
         (available[4], "field_diff", ("location",)),
     }
     lead_found = {(leads[0], "status_mismatch", ("status",)), (leads[1], "field_diff", ("phone",))}
@@ -104,7 +106,7 @@ def _plant(engine, simulator):
         available[1]: "medium",
         available[2]: "high",
         sold[0]: "low",
-        "STKLOCAL1": "high",
+        "STK900001": "high",
         available[4]: "low",
         leads[0]: "medium",
         leads[1]: "medium",
@@ -176,7 +178,7 @@ def test_take_source_rewrites_exactly_the_chosen_rows_and_audits_each(synced, si
     stock, _, _ = _plant(engine, simulator)
     _reconcile(engine, resource)
     chosen = sorted(k for k, kind, _ in stock if kind in ("field_diff", "missing", "extra"))
-    untouched = "STKLOCAL1"
+    untouched = "STK900001"
     chosen.remove(untouched)
     with engine.connect() as connection:
         before_extra = connection.execute(
@@ -288,3 +290,43 @@ def test_merge_previews_without_writing_then_applies_per_field(synced, simulator
     assert after.colour == "Puce" and float(after.price) == float(source["Price"])
     assert after._version == before._version + 1
     assert action.action == "merge" and action.before["colour"] == "Puce"
+
+
+def test_keep_local_writes_the_warehouse_version_back_to_the_dealer_system(synced, simulator):
+    engine, resource = synced
+    stock, _, _ = _plant(engine, simulator)
+    _reconcile(engine, resource)
+    edited = next(k for k, kind, fields in stock if fields == ("colour",))
+    missing = next(k for k, kind, _ in stock if kind == "missing")
+
+    outcome = _resolver(engine, resource, actor="ana").keep_local(
+        store.Selection(entity="dealer_stock", keys=[edited, missing, "STK900001"])
+    )
+
+    assert sorted(outcome.done) == sorted([edited, "STK900001"]), outcome.refused
+    assert list(outcome.refused) == [missing] and "no version to keep" in outcome.refused[missing]
+    writes = {w["key"]: w for w in simulator.http.get("/_sim/dealer/writes").json()["items"]}
+    # Only the field that differs is patched; the record the source lacks is created whole,
+    # in the source's own spelling of its status.
+    assert (writes[edited]["method"], writes[edited]["status"]) == ("PATCH", 200)
+    assert writes[edited]["body"] == {"Colour": "Puce"}
+    created = writes["STK900001"]
+    assert (created["method"], created["status"]) == ("PUT", 201)
+    assert created["body"]["Status"] == "Available" and "LastUpdated" not in created["body"]
+    assert run_job().success  # the next sync reads the dealer system's new version: ours
+    with engine.connect() as connection:
+        colour = connection.execute(
+            sa.text("SELECT colour FROM dealer_stock WHERE stock_number = :k"), {"k": edited}
+        ).scalar_one()
+        statuses = dict(
+            connection.execute(
+                sa.select(
+                    reconciliation_discrepancies.c.record_key,
+                    reconciliation_discrepancies.c.status,
+                )
+            ).all()
+        )
+        pushes = connection.execute(sa.text("SELECT status FROM reconciliation_pushes")).all()
+    assert colour == "Puce"
+    assert statuses[edited] == "resolved" and statuses[missing] == "open"
+    assert [p.status for p in pushes] == ["applied", "applied"]

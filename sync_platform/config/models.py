@@ -112,6 +112,11 @@ class ReconcileConfig(_Strict):
     status_field: str | None = Field(
         default=None, description="a difference in this column is a status mismatch"
     )
+    write_back: dict[str, dict[str, Any]] = Field(
+        default={},
+        description="column → {warehouse value: the source's own spelling}, for values the "
+        "mapping changed (e.g. a status lower-cased) that a write to the source must restore",
+    )
     modified_field: str | None = Field(
         default=None,
         description="column holding when the source last changed a record (default: the "
@@ -246,6 +251,7 @@ class EntityConfig(_Strict):
                 *reconcile.ignore_fields,
                 *reconcile.field_severity,
                 *reconcile.active_when,
+                *reconcile.write_back,
                 *(c for c in (reconcile.status_field, reconcile.modified_field) if c),
             ]
             if reconcile

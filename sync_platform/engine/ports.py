@@ -63,9 +63,10 @@ class EntitySource:
     # (the webhook inbox marks what it handed over processed or quarantined); called with
     # the connection, the sync run id and the rejected records.
     on_commit: OnCommit | None = None
-    # Writes one record back to the source (its key, the record in the source's field
-    # names), where the source accepts writes: a reconciliation's "keep local" and "merge".
-    push: Callable[[str, dict[str, Any]], Any] | None = None
+    # Writes one record back to the source, where the source accepts writes (a
+    # reconciliation's "keep local" and "merge"): its key, the fields in the source's names,
+    # and whether they replace the whole record (else only these fields change).
+    push: Callable[[str, dict[str, Any], bool], Any] | None = None
 
 
 @dataclass

@@ -28,7 +28,7 @@ from sync_platform.engine.pipeline import run_entity_sync
 from sync_platform.engine.ports import SyncRequest
 from sync_platform.errors import ConfigurationError
 from sync_platform.reconcile import store
-from sync_platform.reconcile.compare import compared_columns
+from sync_platform.reconcile.compare import compared_columns, modified_column
 from sync_platform.reconcile.run import OpenSource
 from sync_platform.warehouse import bulk
 from sync_platform.warehouse.entity_tables import (
@@ -71,15 +71,25 @@ def _wire(value: Any) -> Any:
     return value
 
 
-def source_record(row: dict[str, Any], entity: EntityConfig) -> dict[str, Any]:
-    """A typed warehouse row in the source's field names (nested paths rebuilt)."""
+def source_record(
+    row: dict[str, Any], entity: EntityConfig, only: list[str] | None = None
+) -> dict[str, Any]:
+    """A typed warehouse row (or `only` these columns of it) in the source's field names and
+    spellings (`write_back`), nested paths rebuilt; never the last-modified stamp, which the
+    source sets when it accepts the write."""
     record: dict[str, Any] = {}
+    stamp = modified_column(entity)
+    spelled = entity.reconcile.write_back if entity.reconcile else {}
     for column, spec in entity.fields.items():
+        if column == stamp or (only is not None and column not in only):
+            continue
+        value = row.get(column)
+        value = spelled.get(column, {}).get(value, value)
         target = record
         *parents, leaf = spec.source.split(".")
         for part in parents:
             target = target.setdefault(part, {})
-        target[leaf] = _wire(row.get(column))
+        target[leaf] = _wire(value)
     return record
 
 
@@ -288,10 +298,12 @@ class Resolver:
                 store.close(connection, row["id"], status="resolved", resolution="keep_local")
                 outcome.done.append(key)
                 return
-            record = source_record(typed_row(state, entity), entity)
+            replace = row["kind"] == "extra"  # the source has no such record: create it
+            only = None if replace else row["fields"]
+            record = source_record(typed_row(state, entity), entity, only)
             action_id = self._audit(connection, "keep_local", row, state, state, "push queued")
             push_id = _queue_push(connection, row, record, action_id)
-        error = self._apply_push(push_id, key, record, entity_source)
+        error = self._apply_push(push_id, key, record, replace, entity_source)
         with self.engine.begin() as connection:
             if error is None:
                 store.close(
@@ -305,9 +317,11 @@ class Resolver:
             else:
                 outcome.refused[key] = f"the write to the source failed: {error}"
 
-    def _apply_push(self, push_id: int, key: str, record: dict, entity_source) -> str | None:
+    def _apply_push(
+        self, push_id: int, key: str, record: dict, replace: bool, entity_source
+    ) -> str | None:
         try:
-            entity_source.push(key, record)
+            entity_source.push(key, record, replace)
         except Exception as exc:  # recorded on the queue row, retried by a later resolution
             error = str(exc)[:MAX_ERROR_CHARS]
             values = {"status": "failed", "error": error}
@@ -379,10 +393,11 @@ class Resolver:
             detail = f"merged: {', '.join(f'{f}={v}' for f, v in sorted(choices.items()))}"
             action_id = self._audit(connection, "merge", row, before, after, detail)
             push_id = None
-            if pushed:
-                record = source_record(typed, entity)
+            ours = [c for c in row["fields"] if choices.get(c) != "source"]
+            if pushed and ours:  # the fields where the source must take the merged value
+                record = source_record(typed, entity, ours)
                 push_id = _queue_push(connection, row, record, action_id)
-        error = self._apply_push(push_id, key, record, entity_source) if push_id else None
+        error = self._apply_push(push_id, key, record, False, entity_source) if push_id else None
         with self.engine.begin() as connection:
             note = "merged" + (f"; the write to the source failed: {error}" if error else "")
             store.close(connection, row["id"], status="resolved", resolution="merge", note=note)

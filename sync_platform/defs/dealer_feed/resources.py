@@ -20,13 +20,13 @@ from sync_platform.sources.dealer_feed.client import API_KEY_ENV, BASE_URL_ENV, 
 @contextmanager
 def dealer_entity_source(client: DealerFeedClient, entity: EntityConfig) -> Iterator[EntitySource]:
     """Pages by sync mode (`updated_since` for incremental entities); a snapshot entity is
-    verified against a sparse listing of its keys; records are written back with PUT (a
-    reconciliation's keep local). The client is closed when the block ends: one client per
+    verified against a sparse listing of its keys; records are written back with PUT or PATCH
+    (a reconciliation's keep local). The client is closed when the block ends: one client per
     sync."""
     key_fields = ",".join(entity.fields[column].source for column in entity.key)
 
-    def push(key: str, record: dict) -> object:
-        return client.put_record(entity.endpoint, key, record)
+    def push(key: str, record: dict, replace: bool) -> object:
+        return client.write_record(entity.endpoint, key, record, replace=replace)
 
     try:
         if entity.sync_mode == "incremental":

@@ -76,11 +76,15 @@ class DealerFeedClient:
                 return
             page += 1
 
-    def put_record(self, endpoint: str, key: str, record: dict[str, Any]) -> Any:
-        """Write one record back (`PUT {endpoint}/{key}` creates or replaces it): how a
-        reconciliation's "keep local" reaches the dealer system."""
+    def write_record(
+        self, endpoint: str, key: str, record: dict[str, Any], *, replace: bool
+    ) -> Any:
+        """Write one record back: `PUT {endpoint}/{key}` creates or replaces it, `PATCH`
+        changes only the fields given. How a reconciliation's "keep local" reaches the
+        dealer system."""
+        method = "PUT" if replace else "PATCH"
         try:
-            return self.http.request_json("PUT", f"{endpoint}/{quote(key, safe='')}", json=record)
+            return self.http.request_json(method, f"{endpoint}/{quote(key, safe='')}", json=record)
         except HttpStatusError as exc:
             if exc.status in (401, 403):
                 raise ConfigurationError(
