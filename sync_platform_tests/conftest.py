@@ -15,8 +15,10 @@ import pytest
 import sqlalchemy as sa
 
 from sync_platform.config import all_source_configs
+from sync_platform.defs.dealer_feed.resources import DealerFeedResource
 from sync_platform.warehouse.connection import create_warehouse_engine, redacted
 from sync_platform.warehouse.schema import upgrade_warehouse
+from sync_platform_tests.dagster_runs import run_job
 
 PG_URL_ENV = "SYNC_PLATFORM_TEST_PG_URL"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -245,3 +247,13 @@ def n8n_receiver(simulator, warehouse_url):
     settings = ReceiverSettings.from_env(environment, warehouse_url=warehouse_url)
     with receiver_server(settings) as server:
         yield server
+
+
+@pytest.fixture
+def synced(source_env, warehouse_url):
+    """The dealer feed synced once: the warehouse engine and the dealer resource, built from
+    the environment as the CLI builds it."""
+    assert run_job().success
+    engine = create_warehouse_engine(warehouse_url)
+    yield engine, DealerFeedResource.from_env().process_config_and_initialize()
+    engine.dispose()

@@ -11,11 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from sync_platform.config import cached_source_config
-from sync_platform.defs.dealer_feed.resources import DealerFeedResource
 from sync_platform.reconcile import store
 from sync_platform.reconcile.resolve import Resolver
 from sync_platform.reconcile.run import reconcile_source
-from sync_platform.warehouse.connection import create_warehouse_engine
 from sync_platform.warehouse.platform_tables import (
     reconciliation_actions,
     reconciliation_discrepancies,
@@ -23,15 +21,6 @@ from sync_platform.warehouse.platform_tables import (
 from sync_platform_tests.dagster_runs import run_job
 
 DEALER = cached_source_config("dealer_feed")
-
-
-@pytest.fixture
-def synced(source_env, warehouse_url):
-    """The dealer feed synced once; the warehouse engine and the dealer resource."""
-    assert run_job().success
-    engine = create_warehouse_engine(warehouse_url)
-    yield engine, DealerFeedResource.from_env().process_config_and_initialize()
-    engine.dispose()
 
 
 def _reconcile(engine, resource):
