@@ -89,7 +89,7 @@ CREATE TABLE reconciliation_discrepancies (
 	status VARCHAR(10) NOT NULL, 
 	first_seen_at TIMESTAMP WITH TIME ZONE NOT NULL, 
 	last_seen_at TIMESTAMP WITH TIME ZONE NOT NULL, 
-	last_run_id BIGINT NOT NULL, 
+	last_run_id BIGINT, 
 	ignored_until TIMESTAMP WITH TIME ZONE, 
 	resolution VARCHAR(20), 
 	note TEXT, 
@@ -270,8 +270,8 @@ CREATE TABLE sync_conflicts (
 	resolution VARCHAR(30) NOT NULL, 
 	detected_at TIMESTAMP WITH TIME ZONE NOT NULL, 
 	PRIMARY KEY (id), 
-	CONSTRAINT ck_sync_conflicts_kind CHECK (kind IN ('stale_source', 'concurrent_update')), 
-	CONSTRAINT ck_sync_conflicts_resolution CHECK (resolution IN ('kept_warehouse', 'applied_source')), 
+	CONSTRAINT ck_sync_conflicts_kind CHECK (kind IN ('stale_source', 'concurrent_update', 'both_changed')), 
+	CONSTRAINT ck_sync_conflicts_resolution CHECK (resolution IN ('kept_warehouse', 'applied_source', 'held_for_review')), 
 	FOREIGN KEY(sync_run_id) REFERENCES sync_runs (id) ON DELETE CASCADE
 );
 

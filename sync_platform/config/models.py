@@ -82,7 +82,7 @@ class FieldSpec(_Strict):
         return DEFAULT_DATE_FORMATS if self.type == "date" else DEFAULT_DATETIME_FORMATS
 
 
-ConflictStrategy = Literal["newest_wins", "source_wins"]
+ConflictStrategy = Literal["newest_wins", "source_wins", "warehouse_wins", "manual_review"]
 
 
 Severity = Literal["high", "medium", "low"]
@@ -155,7 +155,12 @@ class EntityConfig(_Strict):
         default=None,
         description="datetime column saying which version of a row is newer, for conflicts",
     )
-    conflict_strategy: ConflictStrategy = "newest_wins"
+    conflict_strategy: ConflictStrategy = Field(
+        default="newest_wins",
+        description="with a conflict_timestamp: who wins a record both the source and the "
+        "warehouse changed since the last sync (source_wins, warehouse_wins, newest_wins, or "
+        "manual_review: held at the warehouse's version until a person resolves it)",
+    )
     skip_when_empty: list[str] = Field(
         default=[], description="rows with all of these columns empty are skipped, not loaded"
     )

@@ -24,6 +24,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from sync_platform.config.models import EntityConfig
+from sync_platform.engine.hashing import row_hash_expr
 from sync_platform.engine.mapping import cast_text_columns, record_key_expr
 from sync_platform.engine.ports import MergeOutcome
 from sync_platform.engine.scope import scope_conditions
@@ -147,6 +148,7 @@ def _apply_changes(
     changed: pl.DataFrame,
     *,
     values: dict[str, object],
+    settled: pl.Series | None = None,
 ) -> tuple[int, list[dict]]:
     """Write changed rows optimistically; resolve stale and concurrently changed rows.
 
@@ -157,6 +159,8 @@ def _apply_changes(
     conflicts: list[dict] = []
     if stamp:
         stale = changed.filter(pl.col(stamp) < pl.col(EXISTING_STAMP))
+        if settled is not None:  # already judged as changed on both sides
+            stale = stale.filter(~pl.col(KEY).is_in(settled.implode()))
         if stale.height:
             resolution = "kept_warehouse" if newest_wins else "applied_source"
             conflicts += _conflicts(stale, "stale_source", resolution, stamp)
@@ -192,6 +196,98 @@ def _apply_changes(
     return written, conflicts
 
 
+def _current_rows(
+    connection: sa.Connection, table: sa.Table, entity: EntityConfig, keys: pl.DataFrame
+) -> pl.DataFrame:
+    """The typed current values of `keys`' rows (KEY and the entity's columns)."""
+    stage = bulk.create_stage_table(connection, table, entity.key)
+    bulk.insert_frame(connection, stage, keys.select(entity.key))
+    staged = sa.table(stage, *(sa.column(column) for column in entity.key))
+    query = sa.select(
+        *(sa.cast(table.c[column], sa.Text).label(column) for column in entity.columns)
+    ).join(staged, sa.and_(*(table.c[column] == staged.c[column] for column in entity.key)))
+    text = bulk.select_frame(connection, query, {c: pl.String for c in entity.columns})
+    bulk.drop_stage_table(connection, stage)
+    typed = cast_text_columns(text, entity.fields)
+    return typed.with_columns(record_key_expr(entity.key).alias(KEY))
+
+
+def _jsonable(value: object) -> object:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _review_items(
+    incoming: pl.DataFrame, current: pl.DataFrame, entity: EntityConfig
+) -> list[dict]:
+    stamp = entity.conflict_timestamp
+    now_by_key = {row[KEY]: row for row in current.iter_rows(named=True)}
+    items = []
+    for row in incoming.iter_rows(named=True):
+        held = now_by_key[row[KEY]]
+        items.append(
+            {
+                "record_key": row[KEY],
+                "fields": [c for c in entity.value_columns if row[c] != held[c]],
+                "incoming": {c: _jsonable(row[c]) for c in entity.columns},
+                "current": {c: _jsonable(held[c]) for c in entity.columns},
+                "incoming_timestamp": row.get(stamp),
+                "warehouse_timestamp": held.get(stamp),
+            }
+        )
+    return items
+
+
+def _both_changed(
+    connection: sa.Connection,
+    table: sa.Table,
+    entity: EntityConfig,
+    changed: pl.DataFrame,
+    outcome: MergeOutcome,
+) -> tuple[pl.DataFrame, int]:
+    """Rows the source changed that the warehouse also changed since the sync that wrote
+    them (their values no longer hash to the stored hash: edited in place). The strategy
+    decides: source_wins applies the source; warehouse_wins keeps the warehouse and stores
+    the source's hash, so the row is left alone until the source changes it again;
+    newest_wins does one or the other by conflict_timestamp; manual_review keeps the
+    warehouse and hands the pair to `outcome.review`. Returns the rows still to write and
+    how many were kept."""
+    live = changed.filter(pl.col(IS_DELETED) == 0)
+    if live.is_empty():
+        return changed, 0
+    current = _current_rows(connection, table, entity, live).with_columns(
+        row_hash_expr(entity.value_columns).alias("_current_hash")
+    )
+    edited_keys = (
+        live.select(KEY, EXISTING_HASH)
+        .join(current.select(KEY, "_current_hash"), on=KEY)
+        .filter(pl.col("_current_hash") != pl.col(EXISTING_HASH))
+        .get_column(KEY)
+    )
+    if edited_keys.is_empty():
+        return changed, 0
+    edited = changed.filter(pl.col(KEY).is_in(edited_keys.implode()))
+    strategy, stamp = entity.conflict_strategy, entity.conflict_timestamp
+    if strategy == "source_wins":
+        keep = edited.clear()
+    elif strategy == "newest_wins":
+        keep = edited.filter(~(pl.col(stamp) > pl.col(EXISTING_STAMP)).fill_null(False))
+    else:
+        keep = edited
+    apply = edited.filter(~pl.col(KEY).is_in(keep.get_column(KEY).implode()))
+    outcome.conflicts += _conflicts(apply, "both_changed", "applied_source", stamp)
+    if strategy == "manual_review":
+        outcome.conflicts += _conflicts(keep, "both_changed", "held_for_review", stamp)
+        outcome.review = _review_items(
+            keep, current.filter(pl.col(KEY).is_in(keep.get_column(KEY).implode())), entity
+        )
+    elif keep.height:
+        outcome.conflicts += _conflicts(keep, "both_changed", "kept_warehouse", stamp)
+        _update_from_stage(connection, table, entity, keep.select(*entity.key, ROW_HASH), {})
+    return changed.filter(~pl.col(KEY).is_in(keep.get_column(KEY).implode())), keep.height
+
+
 def merge_snapshot(
     connection: sa.Connection,
     table: sa.Table,
@@ -206,6 +302,7 @@ def merge_snapshot(
     protected_keys: list[str] | None = None,
     scope: dict[str, object] | None = None,
     after_state_read=None,
+    force_source: bool = False,
 ) -> MergeOutcome:
     """Upsert changed rows, soft-delete vanished ones (complete snapshots only).
 
@@ -213,7 +310,9 @@ def merge_snapshot(
     `protected_keys` are keys the source still has but whose rows were quarantined or held:
     they are neither updated nor deleted. `scope` limits a complete snapshot to a slice of
     the table (e.g. one partition's date). `after_state_read` is a test hook, called
-    between reading the target's state and writing to it.
+    between reading the target's state and writing to it. A row changed on both sides since
+    the last sync is settled by the entity's conflict_strategy (`_both_changed`), unless
+    `force_source` (a person chose the source's version).
     """
     bulk.lock_entity(connection, table.name)
     existing = _existing_state(
@@ -231,13 +330,17 @@ def merge_snapshot(
     )
     new_rows = keyed.filter(is_new)
     changed_rows = keyed.filter(is_changed).join(
-        existing.drop(EXISTING_HASH, IS_DELETED), on=KEY, how="left", maintain_order="left"
+        existing, on=KEY, how="left", maintain_order="left"
     )
 
     outcome = MergeOutcome(
         unchanged=keyed.height - new_rows.height - changed_rows.height,
         active_before=existing.filter(pl.col(IS_DELETED) == 0).height,
     )
+    if changed_rows.height and entity.conflict_timestamp and not force_source:
+        changed_rows, held = _both_changed(connection, table, entity, changed_rows, outcome)
+        outcome.unchanged += held
+    changed_rows = changed_rows.drop(EXISTING_HASH, IS_DELETED)
     columns = [*entity.columns, ROW_HASH]
     if new_rows.height:
         rows = new_rows.select(columns).with_columns(
@@ -253,14 +356,16 @@ def merge_snapshot(
         outcome.inserted = new_rows.height
     written_keys = pl.Series(KEY, [], dtype=pl.String)
     if changed_rows.height:
-        outcome.updated, outcome.conflicts = _apply_changes(
+        outcome.updated, applied = _apply_changes(
             connection,
             table,
             entity,
             changed_rows,
             values={SYNCED_AT: now, DELETED_AT: sa.null(), SYNC_RUN_ID: sync_run_id},
+            settled=pl.Series([c["record_key"] for c in outcome.conflicts], dtype=pl.String),
         )
-        kept = {c["record_key"] for c in outcome.conflicts if c["resolution"] == "kept_warehouse"}
+        kept = {c["record_key"] for c in applied if c["resolution"] == "kept_warehouse"}
+        outcome.conflicts += applied
         written_keys = changed_rows.get_column(KEY).filter(
             ~changed_rows.get_column(KEY).is_in(list(kept))
         )

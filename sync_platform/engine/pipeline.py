@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sync_platform.alerting.abandoned import LEASE_STALE_MINUTES
 from sync_platform.config.models import EntityConfig
 from sync_platform.crashpoints import crashpoint
-from sync_platform.engine import audit, gaps, held, read_alerts, state
+from sync_platform.engine import audit, gaps, held, read_alerts, review, state
 from sync_platform.engine.leases import Lease, acquire_lease, holder_name
 from sync_platform.engine.loadable import (
     SOURCE_ROW,
@@ -308,6 +308,15 @@ def _merge_and_record(
             allow_mass_delete=request.allow_mass_delete,
             protected_keys=[r.record_key for r in rejects if r.record_key] + waiting,
             scope=request.scope,
+            force_source=request.force_source,
+        )
+        report.held_for_review = review.hold_for_review(
+            connection,
+            report.merge.review,
+            source=request.source,
+            entity=entity,
+            sync_run_id=report.sync_run_id,
+            now=now,
         )
         report.merge.conflicts = audit.unreported_conflicts(
             connection, report.merge.conflicts, source=request.source, entity=entity.name

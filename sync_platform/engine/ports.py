@@ -80,6 +80,9 @@ class SyncRequest:
     allow_mass_delete: bool = False
     scope: dict[str, Any] | None = None  # complete snapshot of this slice only
     only_keys: list[str] | None = None  # a targeted resync of these record keys
+    # A person chose the source's version (a resolution): records changed on both sides
+    # take it, whatever the entity's conflict_strategy.
+    force_source: bool = False
     # column → (parent table, parent column) that must exist before a row is loaded
     references: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -112,6 +115,9 @@ class MergeOutcome:
     delete_refused: str | None = None
     changes: pl.DataFrame | None = None  # record_key, operation: what was written
     conflicts: list[dict] = field(default_factory=list)
+    # Records both sides changed, held at the warehouse's version for a person to decide
+    # (conflict_strategy manual_review): record_key, fields, incoming, current, both stamps.
+    review: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -159,6 +165,7 @@ class SyncReport:
     quarantined: int = 0
     failed: int = 0
     held: int = 0
+    held_for_review: int = 0  # new records both sides changed, kept for a person (review.py)
     released: int = 0
     skipped: int = 0  # rows with nothing to load (the entity's skip_when_empty columns)
     merge: MergeOutcome = field(default_factory=MergeOutcome)

@@ -24,8 +24,8 @@ from sync_platform.engine.hashing import row_hash_expr
 from sync_platform.engine.loadable import SOURCE_ROW, loadable_page
 from sync_platform.engine.mapping import cast_text_columns, record_key_expr
 from sync_platform.engine.ports import Records
+from sync_platform.engine.severity import classify
 from sync_platform.engine.validation import entity_schema
-from sync_platform.reconcile.severity import classify
 from sync_platform.warehouse import bulk
 from sync_platform.warehouse.entity_tables import DELETED_AT, entity_table
 

@@ -20,6 +20,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from sync_platform.config.models import EntityConfig, SourceConfig
+from sync_platform.engine import review
 from sync_platform.engine.audit import utcnow
 from sync_platform.engine.hashing import row_hash_expr
 from sync_platform.engine.mapping import cast_text_columns, record_key_expr
@@ -239,6 +240,7 @@ class Resolver:
                     self._audit(connection, "take_source", row, before[key], after, detail)
                     store.close(connection, row["id"], status="resolved", resolution="take_source")
                     outcome.done.append(key)
+                review.close_alert_when_reviewed(connection, self.source.source, name)
         return outcome
 
     def _source_keys(self, entity: EntityConfig, entity_source) -> set[str]:
@@ -271,6 +273,7 @@ class Resolver:
                 dagster_run_id=self.dagster_run_id,
                 only_keys=keys,
                 references=self.source.reference_targets(entity.name),
+                force_source=True,
             ),
             entity_source,
         )
@@ -293,9 +296,12 @@ class Resolver:
         with self.engine.begin() as connection:
             state = warehouse_row(connection, entity, key)
             if entity_source.push is None:
+                if row["kind"] == review.CONFLICT:  # settled until the source changes again
+                    _store_hash(connection, entity, key, typed_row(row["source_values"], entity))
                 detail = "kept; the source takes no writes, so its next change replaces it"
                 self._audit(connection, "keep_local", row, state, state, detail)
                 store.close(connection, row["id"], status="resolved", resolution="keep_local")
+                review.close_alert_when_reviewed(connection, row["source"], row["entity"])
                 outcome.done.append(key)
                 return
             replace = row["kind"] == "extra"  # the source has no such record: create it
@@ -306,6 +312,10 @@ class Resolver:
         error = self._apply_push(push_id, key, record, replace, entity_source)
         with self.engine.begin() as connection:
             if error is None:
+                # The warehouse's version is now the agreed one: the source's next read of it
+                # (with its new stamp) is a plain change, not a record both sides changed.
+                _store_hash(connection, entity, key, typed_row(state, entity))
+                review.close_alert_when_reviewed(connection, row["source"], row["entity"])
                 store.close(
                     connection,
                     row["id"],
@@ -380,7 +390,7 @@ class Resolver:
             # Without a write-back, the stored hash stays the source's version: the next sync
             # leaves the merged row alone until the source changes the record.
             hashed = typed if pushed else typed_row(row["source_values"], entity)
-            stored_hash = pl.DataFrame([hashed]).select(row_hash_expr(entity.value_columns)).item()
+            stored_hash = _hash(entity, hashed)
             connection.execute(
                 sa.update(table)
                 .where(*_key_filter(table, entity, key))
@@ -389,6 +399,7 @@ class Resolver:
                     | {ROW_HASH: stored_hash, SYNCED_AT: utcnow(), VERSION: table.c[VERSION] + 1}
                 )
             )
+            review.close_alert_when_reviewed(connection, row["source"], row["entity"])
             after = warehouse_row(connection, entity, key)
             detail = f"merged: {', '.join(f'{f}={v}' for f, v in sorted(choices.items()))}"
             action_id = self._audit(connection, "merge", row, before, after, detail)
@@ -406,6 +417,20 @@ class Resolver:
             outcome.refused[key] = (
                 f"merged in the warehouse; the write to the source failed: {error}"
             )
+
+
+def _hash(entity: EntityConfig, typed: dict[str, Any]) -> int:
+    """The row hash a sync stores for these typed values."""
+    return pl.DataFrame([typed]).select(row_hash_expr(entity.value_columns)).item()
+
+
+def _store_hash(connection, entity: EntityConfig, key: str, typed: dict[str, Any]) -> None:
+    table = entity_table(entity)
+    connection.execute(
+        sa.update(table)
+        .where(*_key_filter(table, entity, key))
+        .values({ROW_HASH: _hash(entity, typed), VERSION: table.c[VERSION] + 1})
+    )
 
 
 def _queue_push(connection, row: dict[str, Any], record: dict[str, Any], action_id: int) -> int:

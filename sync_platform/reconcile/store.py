@@ -3,13 +3,12 @@
 A record has at most one discrepancy row, reopened when a later reconciliation finds the
 record different again: a difference that does not change is never logged twice, an
 ignored one stays quiet until its expiry (or until the difference itself changes), and one
-that went away by itself is closed as `gone`.
+that went away by itself is closed as `gone`. A record a sync holds for review (kind
+`conflict`, engine/review.py) is left to it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sync_platform.engine import review
 from sync_platform.engine.audit import utcnow
 from sync_platform.reconcile.compare import Discrepancy, EntityComparison
 from sync_platform.warehouse.platform_tables import (
@@ -55,11 +55,7 @@ def finish_run(
 
 
 def fingerprint(found: Discrepancy) -> str:
-    """Of the kind and both sides' values: a change in either is a new difference."""
-    body = json.dumps(
-        [found.kind, found.source_values, found.warehouse_values], sort_keys=True, default=str
-    )
-    return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+    return review.fingerprint(found.kind, found.source_values, found.warehouse_values)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -89,8 +85,14 @@ def record_comparison(
         )
     }
     recorded = Recorded()
-    seen = set()
+    # A record a sync holds for review is the sync's to report (engine/review.py).
+    held = {
+        k for k, row in existing.items() if row.kind == review.CONFLICT and row.status != "resolved"
+    }
+    seen = set(held)
     for found in comparison.discrepancies:
+        if found.record_key in held:
+            continue
         seen.add(found.record_key)
         values = {
             "kind": found.kind,

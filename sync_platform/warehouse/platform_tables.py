@@ -223,11 +223,14 @@ sync_conflicts = sa.Table(
     sa.Column("warehouse_timestamp", Timestamp()),
     sa.Column("resolution", sa.String(30), nullable=False),
     sa.Column("detected_at", Timestamp(), nullable=False),
+    # both_changed: the source and the warehouse changed the row since the last sync
     sa.CheckConstraint(
-        "kind IN ('stale_source', 'concurrent_update')", name="ck_sync_conflicts_kind"
+        "kind IN ('stale_source', 'concurrent_update', 'both_changed')",
+        name="ck_sync_conflicts_kind",
     ),
     sa.CheckConstraint(
-        "resolution IN ('kept_warehouse', 'applied_source')", name="ck_sync_conflicts_resolution"
+        "resolution IN ('kept_warehouse', 'applied_source', 'held_for_review')",
+        name="ck_sync_conflicts_resolution",
     ),
 )
 sa.Index("ix_sync_conflicts_entity", sync_conflicts.c.source, sync_conflicts.c.entity)
@@ -419,7 +422,8 @@ reconciliation_discrepancies = sa.Table(
     sa.Column("source", sa.String(100), nullable=False),
     sa.Column("entity", sa.String(100), nullable=False),
     sa.Column("record_key", sa.String(500), nullable=False),
-    # missing (in the source, not the warehouse) | extra | field_diff | status_mismatch
+    # missing (in the source, not the warehouse) | extra | field_diff | status_mismatch |
+    # conflict (both sides changed since the last sync; held by the sync for review)
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("severity", sa.String(10), nullable=False),  # high | medium | low
     sa.Column("fields", Json),  # the columns that differ
@@ -430,7 +434,7 @@ reconciliation_discrepancies = sa.Table(
     sa.Column("status", sa.String(10), nullable=False),
     sa.Column("first_seen_at", Timestamp(), nullable=False),
     sa.Column("last_seen_at", Timestamp(), nullable=False),
-    sa.Column("last_run_id", sa.BigInteger, nullable=False),
+    sa.Column("last_run_id", sa.BigInteger),  # the reconciliation run (null: a sync's conflict)
     sa.Column("ignored_until", Timestamp()),
     sa.Column("resolution", sa.String(20)),  # the action that closed it
     sa.Column("note", sa.Text),  # the reason given with ignore, or what a resolution did

@@ -13,6 +13,7 @@ from sync_platform import settings
 from sync_platform.alerting.store import raise_alert, resolve_alerts
 from sync_platform.defs.dealer_feed.assets import DEALER_FEED
 from sync_platform.defs.dealer_feed.resources import DealerFeedResource
+from sync_platform.engine.severity import KINDS, RANK
 from sync_platform.orchestration.automation import source_job, utc_schedule
 from sync_platform.orchestration.configuration import REQUIRED_ENV_METADATA
 from sync_platform.orchestration.resources import WarehouseResource
@@ -20,7 +21,6 @@ from sync_platform.orchestration.tags import SOURCE_TAG, trigger_of
 from sync_platform.reconcile import report, store
 from sync_platform.reconcile.resolve import Resolver
 from sync_platform.reconcile.run import reconcile_source, reconciled_entities
-from sync_platform.reconcile.severity import KINDS, RANK
 
 RECONCILIATION = "dealer_reconciliation"
 NO_HIGH_SEVERITY = "no_high_severity_discrepancies"

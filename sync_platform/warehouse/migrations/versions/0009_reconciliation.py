@@ -1,5 +1,6 @@
 """Reconciliation: its runs, the discrepancies it found (one row per record), the audit of
-every resolution action, and the queue of warehouse versions to write back to a source.
+every resolution action, and the queue of warehouse versions to write back to a source; and
+sync conflicts of records both sides changed (`both_changed`, `held_for_review`).
 
 Revision ID: 0009
 Revises: 0008
@@ -52,7 +53,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(10), nullable=False),
         sa.Column("first_seen_at", Timestamp(), nullable=False),
         sa.Column("last_seen_at", Timestamp(), nullable=False),
-        sa.Column("last_run_id", sa.BigInteger, nullable=False),
+        sa.Column("last_run_id", sa.BigInteger),
         sa.Column("ignored_until", Timestamp()),
         sa.Column("resolution", sa.String(20)),
         sa.Column("note", sa.Text),
@@ -95,9 +96,26 @@ def upgrade() -> None:
         sa.Column("error", sa.Text),
     )
     op.create_index("ix_reconciliation_pushes_status", "reconciliation_pushes", ["status"])
+    _conflict_checks(
+        "kind IN ('stale_source', 'concurrent_update', 'both_changed')",
+        "resolution IN ('kept_warehouse', 'applied_source', 'held_for_review')",
+    )
+
+
+def _conflict_checks(kind: str, resolution: str) -> None:
+    """sync_conflicts learns `both_changed` rows and the `held_for_review` resolution."""
+    with op.batch_alter_table("sync_conflicts") as batch:
+        batch.drop_constraint("ck_sync_conflicts_kind", type_="check")
+        batch.drop_constraint("ck_sync_conflicts_resolution", type_="check")
+        batch.create_check_constraint("ck_sync_conflicts_kind", kind)
+        batch.create_check_constraint("ck_sync_conflicts_resolution", resolution)
 
 
 def downgrade() -> None:
+    _conflict_checks(
+        "kind IN ('stale_source', 'concurrent_update')",
+        "resolution IN ('kept_warehouse', 'applied_source')",
+    )
     op.drop_index("ix_reconciliation_pushes_status", table_name="reconciliation_pushes")
     op.drop_table("reconciliation_pushes")
     op.drop_index("ix_reconciliation_actions_at", table_name="reconciliation_actions")

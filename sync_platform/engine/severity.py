@@ -13,7 +13,9 @@ from typing import Any
 from sync_platform.config.models import EntityConfig, ReconcileConfig
 
 RANK = {"low": 1, "medium": 2, "high": 3}
-KINDS = ("missing", "extra", "status_mismatch", "field_diff")
+# Reconciliation finds the first four; `conflict` is a record both sides changed, held by a
+# sync for review (engine/review.py).
+KINDS = ("missing", "extra", "status_mismatch", "field_diff", "conflict")
 
 
 def is_active(rules: ReconcileConfig, values: dict[str, Any] | None) -> bool:
