@@ -18,7 +18,7 @@ from sync_platform.warehouse.platform_tables import (
     sync_alerts,
     sync_conflicts,
 )
-from sync_platform_tests.dagster_runs import run_job
+from sync_platform_tests.dagster_runs import materializations, run_job
 from sync_platform_tests.test_reconciliation import _resolver, _stock
 
 STOCK = cached_source_config("dealer_feed").entities["dealer_stock"]
@@ -112,8 +112,10 @@ def test_manual_review_holds_the_warehouse_version_until_a_person_takes_the_sour
     before = _row(engine, key)
     _both_change(engine, simulator, key, warehouse_newer=False)
 
-    assert run_job().success  # the configured strategy of dealer_stock: manual_review
-    assert run_job().success
+    first = run_job()  # the configured strategy of dealer_stock: manual_review
+    assert first.success and materializations(first)["dealer_stock"]["held_for_review"] == 1
+    second = run_job()
+    assert second.success and "held_for_review" not in materializations(second)["dealer_stock"]
 
     assert _row(engine, key).colour == "Puce"
     with engine.connect() as connection:

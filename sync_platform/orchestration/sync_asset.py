@@ -96,6 +96,8 @@ def report_metadata(report: SyncReport) -> dict[str, Any]:
         metadata["source_fields_missing"] = ", ".join(report.fields_missing.values())
     if report.fields_unmapped:
         metadata["source_fields_unmapped"] = ", ".join(report.fields_unmapped)
+    if report.held_for_review:
+        metadata["held_for_review"] = report.held_for_review  # `sync-platform conflicts list`
     if report.cursor_after:
         metadata["cursor"] = report.cursor_after
     if report.message:
