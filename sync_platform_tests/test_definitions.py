@@ -83,3 +83,32 @@ def test_both_instances_free_the_pool_slots_of_runs_that_died(tmp_path):
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 300
     production = yaml.safe_load((REPO / "deploy" / "production" / "dagster.yaml").read_text())
     assert production["run_monitoring"]["free_slots_after_run_end_seconds"] == 300
+
+
+def test_every_source_asset_names_its_owners_table_and_columns():
+    from sync_platform.config import all_source_configs
+
+    repo = repository()
+    for source in all_source_configs():
+        assert source.owners, f"{source.source}.yaml names no owners"
+        for entity in source.entities.values():
+            spec = repo.asset_graph.get(dg.AssetKey(entity.name)).assets_def.specs_by_key[
+                dg.AssetKey(entity.name)
+            ]
+            assert spec.owners == source.owners
+            assert spec.metadata["dagster/table_name"] == entity.table
+            schema = spec.metadata["dagster/column_schema"]
+            assert [c.name for c in schema.columns] == entity.columns
+            keyed = [c.name for c in schema.columns if c.constraints.unique]
+            assert keyed == (entity.key if len(entity.key) == 1 else [])
+
+
+def test_the_reconciliation_is_its_own_job_schedule_and_group():
+    repo = repository()
+    node = repo.asset_graph.get(dg.AssetKey("dealer_reconciliation"))
+    assert node.group_name == "reconciliation"
+    jobs = {job.name: job for job in repo.get_all_jobs()}
+    assert {"dealer_reconciliation_job", "dealer_reconciliation_resolve"} <= set(jobs)
+    dealer_sync_assets = jobs["dealer_sync"].asset_layer.executable_asset_keys
+    assert dg.AssetKey("dealer_reconciliation") not in dealer_sync_assets
+    assert "dealer_reconciliation_weekly" in {s.name for s in repo.schedule_defs}

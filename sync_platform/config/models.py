@@ -69,6 +69,7 @@ class FieldSpec(_Strict):
     value_map: dict[str, Any] = {}
     default: Any = None
     checks: FieldChecks = FieldChecks()
+    description: str = Field(default="", description="what the column holds, shown in the UI")
 
     @model_validator(mode="after")
     def _scale_fits(self) -> FieldSpec:
@@ -287,6 +288,11 @@ class EntityConfig(_Strict):
 class SourceConfig(_Strict):
     source: str = Field(pattern=IDENTIFIER.pattern, description="lower_snake_case")
     description: str = ""
+    owners: list[str] = Field(
+        default=[],
+        description="who answers for the source's assets in the Dagster UI: 'team:<name>' or "
+        "an email address",
+    )
     field_defaults: dict[str, Any] = Field(
         default={},
         description="settings every field starts from (e.g. legacy null markers), "

@@ -153,6 +153,34 @@ def verification_check(report: SyncReport) -> dg.AssetCheckResult:
     )
 
 
+COLUMN_TYPES = {"decimal": "decimal({precision},{scale})"}
+
+
+def column_schema(entity: EntityConfig) -> dg.TableSchema:
+    """The entity's columns as the UI's Columns tab shows them: type, description (with the
+    source field each comes from), nullability and the key."""
+    columns = []
+    for name, spec in entity.fields.items():
+        kind = COLUMN_TYPES.get(spec.type, spec.type).format(
+            precision=spec.precision, scale=spec.scale
+        )
+        origin = f"from {spec.source}"
+        columns.append(
+            dg.TableColumn(
+                name,
+                kind,
+                description=f"{spec.description} ({origin})" if spec.description else origin,
+                constraints=dg.TableColumnConstraints(
+                    nullable=not spec.required, unique=entity.key == [name]
+                ),
+            )
+        )
+    return dg.TableSchema(
+        columns=columns,
+        constraints=dg.TableConstraints(other=[f"primary key ({', '.join(entity.key)})"]),
+    )
+
+
 def partition_scope(
     context: dg.AssetExecutionContext, entity: EntityConfig
 ) -> tuple[str | None, dict[str, Any] | None]:
@@ -265,8 +293,10 @@ def build_sync_asset(
             LAYER_TAG: "source",
             **({RESYNC_TAG: "keys"} if partitions_def is None else {PARTITIONING_TAG: "daily"}),
         },
+        owners=source.owners or None,
         metadata={
-            "table": entity.table,
+            "dagster/table_name": entity.table,
+            "dagster/column_schema": column_schema(entity),
             "key": ", ".join(entity.key),
             "sync_mode": entity.sync_mode,
             REQUIRED_ENV_METADATA: ",".join(resource.required_env),
