@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from sync_platform.definitions import defs
 
@@ -112,3 +113,30 @@ def test_the_reconciliation_is_its_own_job_schedule_and_group():
     dealer_sync_assets = jobs["dealer_sync"].asset_layer.executable_asset_keys
     assert dg.AssetKey("dealer_reconciliation") not in dealer_sync_assets
     assert "dealer_reconciliation_weekly" in {s.name for s in repo.schedule_defs}
+
+
+def test_ga4_partitions_start_on_the_configured_first_day():
+    from sync_platform.defs.ga4.assets import with_history_start
+    from sync_platform.errors import ConfigurationError
+
+    source = with_history_start(cached_ga4(), "2026-11-01")
+    assert {e.partition_start.isoformat() for e in source.entities.values()} == {"2026-11-01"}
+    assert with_history_start(cached_ga4(), None) == cached_ga4()
+    with pytest.raises(ConfigurationError, match="GA4_PARTITION_START") as refused:
+        with_history_start(cached_ga4(), "last spring")
+    assert "YYYY-MM-DD" in refused.value.hint
+    env = {**os.environ, "GA4_PARTITION_START": "2026-11-01"}
+    script = (
+        "from sync_platform.defs.ga4.assets import GA4_PARTITIONS;"
+        "print(GA4_PARTITIONS.start.date().isoformat())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=REPO
+    )
+    assert result.stdout.strip() == "2026-11-01", result.stderr[-2000:]
+
+
+def cached_ga4():
+    from sync_platform.config import cached_source_config
+
+    return cached_source_config("ga4")
