@@ -49,6 +49,11 @@ def test_dealer_sync_loads_both_entities_and_every_check_passes(source_env, ware
     assert found["dealer_stock"]["inserted"] == 200 and found["dealer_stock"]["quarantined"] == 0
     assert found["dealer_leads"]["inserted"] == 100
     assert found["dealer_stock"]["dagster/row_count"] == 200
+    # What plots best comes first; counters zero by the entity's nature are left out.
+    assert list(found["dealer_stock"])[:3] == ["rows_per_second", "seconds_total", "fetched"]
+    assert not {"held", "released", "skipped"} & set(found["dealer_stock"])
+    assert not [name for name in found["dealer_stock"] if name.startswith("errors_")]
+    assert found["dealer_stock"]["conflicts"] == 0  # it has a conflict_timestamp
     assert (
         found["dealer_stock"]["seconds_merge"] > 0 and found["dealer_stock"]["rows_per_second"] > 0
     )

@@ -16,7 +16,7 @@ from pydantic import Field
 from sync_platform.config.models import EntityConfig, SourceConfig
 from sync_platform.engine.pipeline import run_entity_sync
 from sync_platform.engine.ports import SyncReport, SyncRequest
-from sync_platform.errors import ErrorCategory, SyncError, WarehouseUnavailableError
+from sync_platform.errors import SyncError, WarehouseUnavailableError
 from sync_platform.orchestration.configuration import REQUIRED_ENV_METADATA
 from sync_platform.orchestration.resources import EntitySourceResource, WarehouseResource
 from sync_platform.orchestration.tags import (
@@ -62,28 +62,31 @@ class SyncRunConfig(dg.Config):
     )
 
 
-def report_metadata(report: SyncReport) -> dict[str, Any]:
-    """The audit figures as materialization metadata (numbers plot in the UI)."""
+def report_metadata(report: SyncReport, entity: EntityConfig | None = None) -> dict[str, Any]:
+    """The audit figures as materialization metadata, what plots best first (throughput,
+    time, rows read and changed). A counter that is zero by the entity's nature is left out
+    (held rows of an entity without references, conflicts without a conflict_timestamp,
+    skipped rows without skip_when_empty); error counts appear when there are errors."""
     verification = report.verification
     metadata: dict[str, Any] = {
-        "sync_run_id": report.sync_run_id,
-        "status": report.status,
+        "rows_per_second": round(report.rows_per_second, 1),
+        "seconds_total": round(report.total_seconds, 3),
         "fetched": report.fetched,
         "inserted": report.merge.inserted,
         "updated": report.merge.updated,
-        "unchanged": report.merge.unchanged,
         "soft_deleted": report.merge.soft_deleted,
+        "unchanged": report.merge.unchanged,
         "quarantined": report.quarantined,
-        "held": report.held,
-        "released": report.released,
-        "skipped": report.skipped,
-        "conflicts": len(report.merge.conflicts),
-        "rows_per_second": round(report.rows_per_second, 1),
-        "seconds_total": round(report.total_seconds, 3),
     }
     metadata |= {f"seconds_{phase}": round(s, 3) for phase, s in report.phase_seconds.items()}
-    metadata |= {f"errors_{category}": 0 for category in ErrorCategory}
-    metadata |= {f"errors_{category}": n for category, n in report.error_counts.items()}
+    if entity is None or entity.references:
+        metadata |= {"held": report.held, "released": report.released}
+    if entity is None or entity.skip_when_empty:
+        metadata["skipped"] = report.skipped
+    if entity is None or entity.conflict_timestamp:
+        metadata["conflicts"] = len(report.merge.conflicts)
+    metadata |= {f"errors_{category}": n for category, n in report.error_counts.items() if n}
+    metadata |= {"sync_run_id": report.sync_run_id, "status": report.status}
     if verification:
         metadata |= {
             "gap_count": verification.gap_count,
@@ -262,7 +265,7 @@ def build_sync_asset(
             + (f"; {report.message}" if report.message else "")
         )
         return dg.MaterializeResult(
-            metadata={**report_metadata(report), **extra},
+            metadata={**report_metadata(report, entity), **extra},
             check_results=[verification_check(report)],
         )
 
