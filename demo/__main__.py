@@ -8,8 +8,9 @@ execute … -j full_sync` exactly as an operator would, lets the Dagster daemon'
 printing what each sync did (from the audit tables) and which checks passed. In between,
 simulated n8n workflows send webhooks (with duplicates and drops) to the receiver: the
 daemon's `webhook_inbox_sensor` processes them into event tables and `n8n_gap_resync` brings
-back the dropped ones. It ends with a verified, encrypted `backup_warehouse` run and the
-health report.
+back the dropped ones. Then drift is planted on both sides of the dealer feed, the
+`dealer_reconciliation_job` finds it and some of it is resolved with `sync-platform
+reconcile`. It ends with a verified, encrypted `backup_warehouse` run and the health report.
 
 It imports both the platform and the simulator, so it lives in neither package: run it from
 the repository root, as `bench/` is run.
@@ -361,6 +362,66 @@ def _gap_resync(engine: sa.Engine, env: dict[str, str], home: Path, sent: dict) 
     return ok
 
 
+def _cli(env: dict[str, str], *args: str) -> int:
+    """A `sync-platform` command as an operator types it, echoed with its output."""
+    _say(f"$ sync-platform {' '.join(args)}")
+    result = subprocess.run(
+        [str(BIN / "sync-platform"), *args], env=env, capture_output=True, text=True
+    )
+    _say((result.stdout + result.stderr).strip())
+    return result.returncode
+
+
+def _plant_drift(engine: sa.Engine, control: httpx.Client) -> None:
+    """Drift on both sides: the warehouse edited by hand (what a reconciliation is for), and
+    the dealer system edited the ordinary way (pending: the next sync brings it)."""
+    with engine.begin() as connection:
+        run = connection.execute
+        vehicles = (
+            run(
+                sa.text(
+                    "SELECT stock_number FROM dealer_stock WHERE status = 'available' "
+                    "AND _deleted_at IS NULL ORDER BY stock_number LIMIT 6"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        run(sa.text("UPDATE dealer_stock SET colour = 'Gunmetal' WHERE stock_number IN "
+                    "(:a, :b, :c)"), dict(zip("abc", vehicles[:3], strict=True)))  # fmt: skip
+        run(sa.text("UPDATE dealer_stock SET price = price + 750 WHERE stock_number IN (:a, :b)"),
+            dict(zip("ab", vehicles[3:5], strict=True)))  # fmt: skip
+        run(sa.text("DELETE FROM dealer_stock WHERE stock_number = :k"), {"k": vehicles[5]})
+        run(sa.text("UPDATE dealer_leads SET status = 'won' WHERE lead_id = "
+                    "(SELECT min(lead_id) FROM dealer_leads WHERE status <> 'won')"))  # fmt: skip
+    control.post("/_sim/dealer/drift", json={"seed": 7, "stock": {"cosmetic": 2}})
+    _say(
+        "\ndrift planted: in the warehouse 3 colours and 2 prices edited by hand, 1 vehicle "
+        "deleted, 1 lead's status changed; in the dealer system 2 vehicles edited (pending)"
+    )
+
+
+def _reconciliation(engine: sa.Engine, env: dict[str, str], home: Path, control) -> bool:
+    """The weekly reconciliation run by hand, then some of what it found resolved by the CLI."""
+    _plant_drift(engine, control)
+    log_path = home / "demo-reconciliation.log"
+    _say("\n$ dagster job execute -m sync_platform.definitions -j dealer_reconciliation_job")
+    ok, seconds = _dagster_job("dealer_reconciliation_job", env, log_path)
+    _say(f"  run {'succeeded' if ok else 'FAILED'} in {seconds:.1f}s (log: {log_path})")
+    if not ok:
+        _say(log_path.read_text()[-3000:])
+        return False
+    _cli(env, "reconcile", "list")
+    by = ("--by", "demo-admin")
+    _cli(env, "reconcile", "resolve", "take-source", "--severity", "high", *by)
+    _cli(env, "reconcile", "resolve", "keep-local", "--field", "price", *by)
+    _cli(env, "reconcile", "resolve", "ignore", "--field", "colour", "--reason",
+         "paint names differ between the systems", "--days", "30", *by)  # fmt: skip
+    _cli(env, "reconcile", "list")
+    _say("  (the lead left open: decide it in the UI's dealer_reconciliation_resolve job)")
+    return True
+
+
 def _backup(env: dict[str, str], home: Path) -> bool:
     """A verified, encrypted backup of the warehouse, as the nightly schedule takes it, with
     the demo's own age key (`demo_key`)."""
@@ -429,6 +490,8 @@ def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
                 return 1
             if not attempt and not _ga4_last_days(engine, env, home, days=7):
                 return 1
+        if not _reconciliation(engine, env, home, control):
+            return 1
     if not _backup(env, home):
         return 1
     _alert_summary(engine)
