@@ -74,16 +74,28 @@ def test_dagster_definitions_validate_and_dg_check_defs_pass():
 
 def test_both_instances_free_the_pool_slots_of_runs_that_died(tmp_path):
     """A run killed mid-sync keeps its pool slot (one per entity) unless run monitoring
-    frees it: without this, a kill -9 blocks that entity's syncs for good."""
+    fails it and frees the slot: without this, a kill -9 blocks that entity's syncs for good.
+    Failing it takes a run launcher that can tell its worker is gone
+    (test_run_worker_killed.py)."""
     import shutil
 
     import yaml
 
+    from sync_platform.orchestration.run_launcher import PidCheckingRunLauncher
+
     shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 300
+        assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 60
+        assert isinstance(instance.run_launcher, PidCheckingRunLauncher)
+        assert instance.run_launcher.supports_check_run_worker_health
     production = yaml.safe_load((REPO / "deploy" / "production" / "dagster.yaml").read_text())
-    assert production["run_monitoring"]["free_slots_after_run_end_seconds"] == 300
+    assert production["run_monitoring"]["free_slots_after_run_end_seconds"] == 60
+    assert production["run_launcher"] == {
+        "module": "sync_platform.orchestration.run_launcher",
+        "class": "PidCheckingRunLauncher",
+        "config": {"same_host": True},
+    }
 
 
 def test_every_source_asset_names_its_owners_table_and_columns():
