@@ -294,9 +294,9 @@ def notes(results: list[dict]) -> str:
 def write_docs(results: list[dict]) -> None:
     rows = results[0]["rows"]
     section = f"""{START}
-## Reconciliation (1M vehicles) (`make bench-reconcile`, {date.today().isoformat()})
+## Reconciliation (1M vehicles)
 
-Machine: {machine()}.
+`make bench-reconcile`, {date.today().isoformat()}. Machine: {machine()}.
 
 {table(results)}
 
