@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: demo test bench lint dev env soak chaos
+.PHONY: demo test bench bench-reconcile lint dev env soak chaos
 
 demo: env
 	$(VENV)/bin/python -m demo
@@ -23,6 +23,10 @@ test: env
 
 bench: env
 	$(VENV)/bin/python -m bench.merge_bench --write-docs
+
+# compare_entity over 1M vehicles with 1% planted drift, both dialects (bench/README.md).
+bench-reconcile: env
+	$(VENV)/bin/python -m bench.reconcile_bench --write-docs
 
 lint: env
 	$(VENV)/bin/ruff check .

@@ -52,16 +52,11 @@ TARGETS = {"initial": 0.9, "resync_1pct": 2.0, "no_change": 3.0}
 MAKES = ["Toyota", "Mazda", "Ford", "Hyundai", "Kia", "Holden", "Nissan", "Subaru"]
 
 
-def snapshot(size: int, scenario: str) -> pl.DataFrame:
-    """Deterministic typed dealer_stock rows, as the mapping step would produce them.
-
-    `resync_1pct` and `no_change` are the initial rows with 1% repriced, 0.1% new keys
-    appended and 0.1% of keys removed.
-    """
-    changed = scenario in ("resync_1pct", "no_change")
-    extra = size // 1000 if changed else 0
-    ids = pl.int_range(0, size + extra, eager=True).alias("id")
-    frame = pl.DataFrame(ids).with_columns(
+def stock_rows(start: int, stop: int) -> pl.DataFrame:
+    """Typed dealer_stock rows for ids `start`..`stop` (with their `id`), the same whatever
+    the range: another bench can build any slice of a snapshot without the rest of it."""
+    ids = pl.int_range(start, stop, eager=True).alias("id")
+    return pl.DataFrame(ids).with_columns(
         ("STK" + pl.col("id").cast(pl.String).str.zfill(8)).alias("stock_number"),
         ("1HGCM8263" + pl.col("id").cast(pl.String).str.zfill(8)).alias("vin"),
         pl.lit(MAKES).list.get(pl.col("id") % len(MAKES)).alias("make"),
@@ -80,6 +75,17 @@ def snapshot(size: int, scenario: str) -> pl.DataFrame:
         pl.lit(["Parramatta", "Penrith"]).list.get(pl.col("id") % 2).alias("location"),
         pl.lit(datetime(2026, 11, 1, tzinfo=UTC)).dt.cast_time_unit("us").alias("updated_at"),
     )
+
+
+def snapshot(size: int, scenario: str) -> pl.DataFrame:
+    """Deterministic typed dealer_stock rows, as the mapping step would produce them.
+
+    `resync_1pct` and `no_change` are the initial rows with 1% repriced, 0.1% new keys
+    appended and 0.1% of keys removed.
+    """
+    changed = scenario in ("resync_1pct", "no_change")
+    extra = size // 1000 if changed else 0
+    frame = stock_rows(0, size + extra)
     if changed:
         repriced = (pl.col("id") % 100 == 7) & (pl.col("id") < size)
         frame = frame.with_columns(
@@ -135,7 +141,9 @@ def run_scenario(url: str, size: int, scenario: str) -> dict:
     return result
 
 
-def _child(url: str, size: int, scenario: str) -> dict:
+def run_in_child(url: str, size: int, scenario: str) -> dict:
+    """One scenario in a fresh process, so its peak RSS is its own (the reconcile bench
+    loads its warehouse with the "initial" one)."""
     output = subprocess.run(
         [sys.executable, "-m", "bench.merge_bench", "--child", url, str(size), scenario],
         capture_output=True,
@@ -146,7 +154,7 @@ def _child(url: str, size: int, scenario: str) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def _fresh_warehouse(dialect: str, workdir: Path) -> tuple[str, callable]:
+def fresh_warehouse(dialect: str, workdir: Path) -> tuple[str, callable]:
     """A new, migrated warehouse plus an empty copy table with the same key; and its cleanup."""
     if dialect == "sqlite":
         url = f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:6]}.db'}"
@@ -175,7 +183,7 @@ def _fresh_warehouse(dialect: str, workdir: Path) -> tuple[str, callable]:
     return url, cleanup
 
 
-def _checkpoint(url: str) -> None:
+def checkpoint(url: str) -> None:
     """Start each scenario with no dirty WAL from the previous one (fair to whoever runs second)."""
     if url.startswith("postgresql"):
         engine = create_warehouse_engine(url)
@@ -197,14 +205,14 @@ def _empty_tables(url: str) -> None:
 
 def measure(dialect: str, size: int, workdir: Path, repeats: int) -> list[dict]:
     """Each scenario `repeats` times (the median counts), every one in a fresh process."""
-    url, cleanup = _fresh_warehouse(dialect, workdir)
+    url, cleanup = fresh_warehouse(dialect, workdir)
     runs: dict[str, list[dict]] = {scenario: [] for scenario in SCENARIOS}
     try:
         for _ in range(repeats):
             _empty_tables(url)
             for scenario in SCENARIOS:
-                _checkpoint(url)
-                runs[scenario].append(_child(url, size, scenario))
+                checkpoint(url)
+                runs[scenario].append(run_in_child(url, size, scenario))
     finally:
         cleanup()
     results = []
