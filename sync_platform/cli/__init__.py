@@ -1,7 +1,7 @@
 """`sync-platform`: the operator's command line.
 
 Warehouse schema, runtime config, recent syncs, alerts, health, the webhook receiver, backups;
-the helpers the command groups share are in `cli/shared.py`.
+reconciliation in its own module (`cli/reconcile.py`), the helpers they share in `cli/shared.py`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sqlalchemy as sa
 import typer
 
 from sync_platform import settings
+from sync_platform.cli.reconcile import reconcile_app
 from sync_platform.cli.shared import fail, warehouse_engine
 from sync_platform.config import all_source_configs
 from sync_platform.errors import SyncError
@@ -26,6 +27,7 @@ config_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
+app.add_typer(reconcile_app, name="reconcile")
 
 REPO_SQL = Path(__file__).resolve().parents[2] / "sql" / "postgres" / "schema.sql"
 
