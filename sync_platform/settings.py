@@ -15,6 +15,8 @@ HOME_ENV = "SYNC_PLATFORM_HOME"
 ENVIRONMENT_ENV = "SYNC_PLATFORM_ENV"
 CONFIG_DIR_ENV = "SYNC_PLATFORM_CONFIG_DIR"
 CRASHPOINT_ENV = "SYNC_PLATFORM_CRASHPOINT"
+# Who an operator's CLI action is recorded as (reconcile resolve --by overrides it).
+OPERATOR_ENV = "SYNC_PLATFORM_USER"
 # Soak only, never production: schedules and sensors run this many times more often.
 CADENCE_SPEEDUP_ENV = "SYNC_PLATFORM_CADENCE_SPEEDUP"
 

@@ -1,6 +1,7 @@
 """`sync-platform`: the operator's command line.
 
-Warehouse schema, runtime config, recent syncs, alerts, health, the webhook receiver, backups.
+Warehouse schema, runtime config, recent syncs, alerts, health, the webhook receiver, backups;
+reconciliation in its own module (`cli/reconcile.py`), the helpers they share in `cli/shared.py`.
 """
 
 from __future__ import annotations
@@ -13,14 +14,11 @@ import sqlalchemy as sa
 import typer
 
 from sync_platform import settings
+from sync_platform.cli.reconcile import reconcile_app
+from sync_platform.cli.shared import fail, warehouse_engine
 from sync_platform.config import all_source_configs
 from sync_platform.errors import SyncError
-from sync_platform.warehouse.connection import (
-    create_warehouse_engine,
-    lost_connection,
-    redacted,
-    unreachable,
-)
+from sync_platform.warehouse.connection import redacted
 
 app = typer.Typer(help="Operate the sync platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Warehouse schema.", no_args_is_help=True)
@@ -29,23 +27,13 @@ config_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
+app.add_typer(reconcile_app, name="reconcile")
 
-REPO_SQL = Path(__file__).resolve().parent.parent / "sql" / "postgres" / "schema.sql"
-
-
-def _engine() -> sa.Engine:
-    return create_warehouse_engine(settings.warehouse_url())
+REPO_SQL = Path(__file__).resolve().parents[2] / "sql" / "postgres" / "schema.sql"
 
 
 def _entities() -> list:
     return [entity for source in all_source_configs() for entity in source.entities.values()]
-
-
-def _fail(exc: Exception) -> None:
-    if lost_connection(exc):
-        exc = unreachable(settings.warehouse_url(), exc)
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 @db_app.command("upgrade")
@@ -54,9 +42,9 @@ def db_upgrade() -> None:
     from sync_platform.warehouse.schema import upgrade_warehouse
 
     try:
-        done = upgrade_warehouse(_engine(), _entities())
+        done = upgrade_warehouse(warehouse_engine(), _entities())
     except (SyncError, sa.exc.SQLAlchemyError) as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(f"warehouse {redacted(settings.warehouse_url())}")
     for line in done:
         typer.echo(f"  {line}")
@@ -91,7 +79,7 @@ def config_list() -> None:
     from sync_platform.runtime_config import all_settings, known_settings
 
     _declare_settings()
-    with _engine().connect() as connection:
+    with warehouse_engine().connect() as connection:
         values = all_settings(connection)
     for key, value in values.items():
         typer.echo(f"{key} = {value}    # {known_settings()[key].description}")
@@ -103,10 +91,10 @@ def config_get(key: str) -> None:
 
     _declare_settings()
     try:
-        with _engine().connect() as connection:
+        with warehouse_engine().connect() as connection:
             typer.echo(get_setting(connection, key))
     except SyncError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @config_app.command("set")
@@ -116,10 +104,10 @@ def config_set(key: str, value: str, by: str = typer.Option("cli", help="who cha
 
     _declare_settings()
     try:
-        with _engine().begin() as connection:
+        with warehouse_engine().begin() as connection:
             stored = set_setting(connection, key, value, updated_by=by)
     except SyncError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(f"{key} = {stored}")
 
 
@@ -145,7 +133,7 @@ def runs(limit: int = 20, as_json: bool = typer.Option(False, "--json")) -> None
         sync_runs.c.finished_at,
         sync_runs.c.message,
     ]
-    with _engine().connect() as connection:
+    with warehouse_engine().connect() as connection:
         rows = (
             connection.execute(sa.select(*columns).order_by(sync_runs.c.id.desc()).limit(limit))
             .mappings()
@@ -178,7 +166,7 @@ def alerts_list(
     query = sa.select(sync_alerts).order_by(sync_alerts.c.id.desc()).limit(limit)
     if not show_all:
         query = query.where(sync_alerts.c.status == "open")
-    with _engine().connect() as connection:
+    with warehouse_engine().connect() as connection:
         rows = [dict(row) for row in connection.execute(query).mappings()]
     if as_json:
         typer.echo(json.dumps(rows, default=str, indent=2))
@@ -201,10 +189,10 @@ def alerts_ack(
     """Acknowledge an alert: it stays open until its condition clears, but is not re-sent."""
     from sync_platform.alerting.store import acknowledge
 
-    with _engine().begin() as connection:
+    with warehouse_engine().begin() as connection:
         done = acknowledge(connection, alert_id, by)
     if not done:
-        _fail(SyncError(f"alert #{alert_id} does not exist or is already acknowledged"))
+        fail(SyncError(f"alert #{alert_id} does not exist or is already acknowledged"))
     typer.echo(f"alert #{alert_id} acknowledged by {by}")
 
 
@@ -217,7 +205,7 @@ def health(as_json: bool = typer.Option(False, "--json")) -> None:
     from sync_platform.orchestration.configuration import unconfigured_sources
 
     repository = build_definitions().get_repository_def()
-    with _engine().connect() as connection:
+    with warehouse_engine().connect() as connection:
         report = health_report(
             connection,
             all_source_configs(),
@@ -245,7 +233,7 @@ def receiver(
     try:
         serve(host=host, port=port, workers=workers, log_level=log_level)
     except SyncError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 backup_app = typer.Typer(
@@ -269,7 +257,7 @@ def backup_list(as_json: bool = typer.Option(False, "--json")) -> None:
     try:
         rows = list_backups(settings.warehouse_url(), _backup_config())
     except SyncError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         typer.echo(json.dumps(rows, default=str, indent=2))
         return
@@ -298,7 +286,7 @@ def backup_create(
     try:
         manifest = create_backup(settings.warehouse_url(), _backup_config(), kind)
     except SyncError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(
         f"backup {manifest.id}: {manifest.size_bytes:,} bytes, "
         f"{sum(manifest.table_counts.values()):,} rows in {len(manifest.table_counts)} tables, "
@@ -314,7 +302,7 @@ def backup_verify(backup_id: str) -> None:
     try:
         outcome = verify_backup(settings.warehouse_url(), _backup_config(), backup_id)
     except SyncError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(
         f"backup {backup_id} verified: {len(outcome.manifest.table_counts)} tables match the "
         f"manifest; restore took {outcome.restore_seconds:.2f} s"
@@ -350,7 +338,7 @@ def backup_restore(
             allow_unsigned=allow_unsigned,
         )
     except SyncError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(
         f"backup {backup_id} restored into {outcome.target} in {outcome.restore_seconds}s; "
         f"{len(outcome.manifest.table_counts)} tables match the manifest"
@@ -365,5 +353,5 @@ def backup_prune() -> None:
     try:
         pruned = prune_backups(settings.warehouse_url(), _backup_config())
     except SyncError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(f"pruned {len(pruned)} backup(s)" + (f": {', '.join(pruned)}" if pruned else ""))
