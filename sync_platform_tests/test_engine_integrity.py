@@ -267,3 +267,29 @@ def test_quarantined_records_raise_one_integrity_alert_until_a_clean_sync(engine
     run_entity_sync(engine, SyncRequest("dealer_feed", STOCK), in_memory_source(records))
     with engine.connect() as connection:
         assert connection.execute(sa.select(sync_alerts.c.status)).scalar() == "resolved"
+
+
+def test_a_record_maps_the_same_whichever_records_share_its_page():
+    """A nested value elsewhere on a page sends the page down the exact per-value path; a
+    float there is written as the fast path writes it (2015.0 is the integer 2015)."""
+    from sync_platform.config import cached_source_config
+    from sync_platform.engine.mapping import map_records
+
+    stock = cached_source_config("dealer_feed").entities["dealer_stock"]
+    record = {
+        "StockNumber": "STK000001",
+        "VIN": "1HGCM82633A004352",
+        "Make": "Toyota",
+        "Model": "Corolla",
+        "Year": 2015.0,
+        "Odometer": 1e5,
+        "Price": 18990.5,
+        "Status": "Available",
+        "LastUpdated": "2026-01-01T00:00:00Z",
+    }
+    nested = dict(record, StockNumber="STK000002", Badge={"name": "Ascent"})
+    alone, refused_alone = map_records([record], stock)
+    beside, refused_beside = map_records([record, nested], stock)
+    assert not refused_alone and [r.record_key for r in refused_beside] == []
+    assert alone.row(0, named=True) == beside.row(0, named=True)
+    assert (beside["year"][0], beside["odometer"][0]) == (2015, 100000)

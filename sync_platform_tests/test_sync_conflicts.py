@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
+from sync_platform.cli import app
 from sync_platform.config import cached_source_config
 from sync_platform.engine.pipeline import run_entity_sync
 from sync_platform.engine.ports import SyncRequest
@@ -128,6 +130,14 @@ def test_manual_review_holds_the_warehouse_version_until_a_person_takes_the_sour
     assert held.warehouse_values["colour"] == "Puce"
     assert float(held.source_values["price"]) == float(before.price) + 500
     assert [(a.status, a.occurrences) for a in alerts] == [("open", 1)]  # not logged again
+
+    listed = CliRunner().invoke(app, ["conflicts", "list"])
+    assert listed.exit_code == 0 and key in listed.output and "conflict" in listed.output
+    shown = CliRunner().invoke(app, ["conflicts", "show", "--key", key])
+    assert shown.exit_code == 0, shown.output
+    marked = {line.split()[1] for line in shown.output.splitlines() if line.startswith("*")}
+    assert marked == {"colour", "price", "updated_at"}
+    assert "last modified (updated_at): warehouse " in shown.output
 
     _resolver(engine, resource).take_source(store.Selection(keys=[key]))
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 import typer
 
 from sync_platform import settings
-from sync_platform.cli.reconcile import reconcile_app
+from sync_platform.cli.reconcile import conflicts_app, reconcile_app
 from sync_platform.cli.shared import fail, warehouse_engine
 from sync_platform.config import all_source_configs
 from sync_platform.errors import SyncError
@@ -28,6 +28,7 @@ config_app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(reconcile_app, name="reconcile")
+app.add_typer(conflicts_app, name="conflicts")
 
 REPO_SQL = Path(__file__).resolve().parents[2] / "sql" / "postgres" / "schema.sql"
 

@@ -108,9 +108,9 @@ def _selection(
     """The filters checked against the source's config (a typo is an error, not an empty
     answer) as a `store.Selection`, with the source's config."""
     from sync_platform.config import cached_source_config
+    from sync_platform.engine.severity import KINDS, RANK
     from sync_platform.reconcile.compare import compared_columns
     from sync_platform.reconcile.run import reconciled_entities
-    from sync_platform.reconcile.severity import KINDS, RANK
     from sync_platform.reconcile.store import Selection
 
     config = cached_source_config(source)
@@ -593,3 +593,46 @@ def _found(found: dict) -> str:
         if found.get(breakdown):
             text += "; " + ", ".join(f"{k} {n}" for k, n in sorted(found[breakdown].items()))
     return text
+
+
+conflicts_app = typer.Typer(
+    help="Records both the source and the warehouse changed, held by a sync for review "
+    "(conflict_strategy: manual_review); resolve them with `reconcile resolve … --kind "
+    "conflict`.",
+    no_args_is_help=True,
+)
+
+
+@conflicts_app.command("list")
+def conflicts_list(
+    source: SourceOption = "dealer_feed",
+    entity: EntityOption = None,
+    key: KeyOption = None,
+    status: StatusOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="show at most this many")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Records held for review (open ones unless --status says otherwise)."""
+    reconcile_list(
+        source=source,
+        entity=entity,
+        kind=["conflict"],
+        severity=None,
+        field=None,
+        key=key,
+        status=status,
+        limit=limit,
+        as_json=as_json,
+    )
+
+
+@conflicts_app.command("show")
+def conflicts_show(
+    discrepancy_id: Annotated[int | None, typer.Argument(help="the conflict's id")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="or: a record key")] = None,
+    entity: EntityOption = None,
+    source: SourceOption = "dealer_feed",
+) -> None:
+    """One held record: the warehouse's version beside the source's, `*` where they differ,
+    both last-modified stamps, and its audit trail."""
+    reconcile_show(discrepancy_id=discrepancy_id, key=key, entity=entity, source=source)

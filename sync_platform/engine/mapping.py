@@ -26,13 +26,30 @@ FALSE_WORDS = ["false", "f", "no", "n", "0"]
 
 
 def _as_text(value: Any) -> str | None:
+    """A value as text, written exactly as the fast path (polars' cast) writes it: a record
+    maps the same whichever records share its page."""
     if value is None or type(value) is str:
         return value
     if type(value) is bool:
         return "true" if value else "false"
-    if type(value) in (int, float):
+    if type(value) is int:
         return repr(value)
+    if type(value) is float:  # 2015.0 → "2015", 1e20 → "100000000000000000000"
+        return _polars_text([value]).item()
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def _polars_text(values: list[Any]) -> pl.Series:
+    """Scalars as text by polars' own conversion (the fast path's)."""
+    return pl.from_dicts(
+        [{"v": value} for value in values], schema={"v": pl.String}, strict=False
+    ).to_series()
+
+
+def _text_column(values: list[Any]) -> pl.Series:
+    if any(isinstance(value, (dict, list)) for value in values):
+        return pl.Series([_as_text(value) for value in values], dtype=pl.String)
+    return _polars_text(values)
 
 
 def _dig(record: dict[str, Any], path: str) -> Any:
@@ -58,7 +75,7 @@ def extract_text_columns(records: list[dict[str, Any]], entity: EntityConfig) ->
             pass  # nested values somewhere: take the slow, exact path below
     return pl.DataFrame(
         {
-            column: [_as_text(_dig(record, source)) for record in records]
+            column: _text_column([_dig(record, source) for record in records])
             for column, source in sources.items()
         },
         schema={column: pl.String for column in sources},

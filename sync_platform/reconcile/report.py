@@ -19,7 +19,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from sync_platform.reconcile.severity import KINDS, RANK
+from sync_platform.engine.severity import KINDS, RANK
 
 CSV_COLUMNS = (
     "id",
