@@ -397,7 +397,8 @@ def _plant_drift(engine: sa.Engine, control: httpx.Client) -> None:
     control.post("/_sim/dealer/drift", json={"seed": 7, "stock": {"cosmetic": 2}})
     _say(
         "\ndrift planted: in the warehouse 3 colours and 2 prices edited by hand, 1 vehicle "
-        "deleted, 1 lead's status changed; in the dealer system 2 vehicles edited (pending)"
+        "deleted, 1 lead's status changed; in the dealer system 2 vehicles edited (the next "
+        "sync brings those)"
     )
 
 
@@ -418,7 +419,11 @@ def _reconciliation(engine: sa.Engine, env: dict[str, str], home: Path, control)
     _cli(env, "reconcile", "resolve", "ignore", "--field", "colour", "--reason",
          "paint names differ between the systems", "--days", "30", *by)  # fmt: skip
     _cli(env, "reconcile", "list")
-    _say("  (the lead left open: decide it in the UI's dealer_reconciliation_resolve job)")
+    _say(
+        "  (left open: the lead, for a person to decide in the UI's "
+        "dealer_reconciliation_resolve job, and the dealer system's own edits, which the next "
+        "sync brings)"
+    )
     return True
 
 
