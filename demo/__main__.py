@@ -53,6 +53,7 @@ INCIDENT_SELLER = "AA12679"
 DEALER_FAULTS = {"rate_limit_next": 1, "retry_after": 1, "truncate_next": 1, "fail_next": 1}
 MALFORMED_VEHICLES = {"STK000007": {"VIN": "NOT-A-VIN"}, "STK000011": {"Price": -100}}
 DAEMON_WAIT_SECONDS = 180
+GA4_DAYS = 7  # of GA4 history the demo syncs (yesterday and the six days before)
 WEBHOOKS = {"new_lead": 200, "form_submission": 60, "order_update": 40}
 EVENT_TABLES = {
     "new_lead": "webhook_new_leads",
@@ -93,10 +94,13 @@ def demo_key(home: Path) -> str:
 def demo_environment(warehouse_url: str, simulator_url: str, home: Path) -> dict[str, str]:
     """This process's environment plus what points the platform at the simulator and this
     warehouse, with the demo's backup key: what the demo's runs and `make dev` get."""
+    history_starts = datetime.now(UTC).date() - timedelta(days=GA4_DAYS)
     return {
         **os.environ,
         settings.WAREHOUSE_URL_ENV: warehouse_url,
         settings.BACKUP_KEY_ENV: demo_key(home),
+        # the demo's GA4 history: the days it syncs, so the UI counts none missing before
+        "GA4_PARTITION_START": history_starts.isoformat(),
         **simulator_environment(simulator_url),
     }
 
@@ -493,7 +497,7 @@ def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
             if not ok:
                 _say(log_path.read_text()[-3000:])
                 return 1
-            if not attempt and not _ga4_last_days(engine, env, home, days=7):
+            if not attempt and not _ga4_last_days(engine, env, home, days=GA4_DAYS):
                 return 1
         if not _reconciliation(engine, env, home, control):
             return 1

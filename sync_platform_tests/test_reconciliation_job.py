@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import sqlalchemy as sa
 
+from sync_platform.definitions import defs
+from sync_platform.defs.ops.alerting import check_conditions
 from sync_platform.warehouse.platform_tables import reconciliation_actions, sync_alerts
 from sync_platform_tests.dagster_runs import check_results, materializations, run_job
 from sync_platform_tests.test_reconciliation import _plant
@@ -28,7 +31,8 @@ def test_the_job_reports_every_class_and_fails_its_check_on_high_severity(synced
     engine, _ = synced
     _, _, severities = _plant(engine, simulator)
 
-    result = run_job("dealer_reconciliation_job", tags=SCHEDULED)
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_job("dealer_reconciliation_job", tags=SCHEDULED, instance=instance)
 
     assert result.success
     found = materializations(result)["dealer_reconciliation"]
@@ -48,6 +52,11 @@ def test_the_job_reports_every_class_and_fails_its_check_on_high_severity(synced
     (alert,) = _alerts(engine)
     assert alert.status == "open" and alert.severity == "high"
     assert alert.details["open"] == len(severities)
+    # The failed check is reported by that alert, which closes when the discrepancies are
+    # resolved outside Dagster; a check_failed alert would stay until next week's run.
+    conditions = check_conditions(instance, defs().get_repository_def(), set())
+    named = {c.dedup_key: c for c in conditions}
+    assert not named["check_failed:dealer_reconciliation:no_high_severity_discrepancies"].holds
 
 
 def test_a_manual_run_raises_no_alert_and_a_clean_scheduled_run_closes_it(synced, simulator):
@@ -71,6 +80,7 @@ def test_a_manual_run_raises_no_alert_and_a_clean_scheduled_run_closes_it(synced
         tags={"sync_platform/requested_by": "ana@dealer"},
     )
     assert done.success
+    assert [a.status for a in _alerts(engine)] == ["resolved"]  # nothing open any more
     assert run_job("dealer_reconciliation_job", tags=SCHEDULED).success
     assert [a.status for a in _alerts(engine)] == ["resolved"]
     with engine.connect() as connection:

@@ -14,6 +14,9 @@ FULL_REFRESH_TAG = "sync_platform/full_refresh"
 # A failed check's metadata: true when the platform is already healing what the check saw (a
 # gap it will resync, a table the next sync brings in step), so no alert is raised for it.
 HEALING_METADATA = "sync_platform/healing"
+# Check metadata: the failure has its own alert type, which knows when it stops being true
+# (a reconciliation's discrepancies are resolved outside Dagster): no check_failed alert.
+ALERTED_BY_METADATA = "sync_platform/alerted_by"
 
 
 def trigger_of(tags: dict[str, str]) -> str:

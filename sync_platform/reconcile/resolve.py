@@ -156,6 +156,11 @@ class Resolver:
             by_entity.setdefault(row["entity"], []).append(row)
         return by_entity
 
+    def _settle(self) -> None:
+        """The source's reconciliation alert closes once nothing it reported is open."""
+        with self.engine.begin() as connection:
+            store.close_alert_when_clear(connection, self.source.source)
+
     def _entity(self, name: str) -> EntityConfig:
         return self.source.entities[name]
 
@@ -199,6 +204,7 @@ class Resolver:
                     detail = f"ignored until {until.isoformat()}: {reason}"
                     self._audit(connection, "ignore", row, state, state, detail)
                     outcome.done.append(row["record_key"])
+        self._settle()
         return outcome
 
     # --- take source ------------------------------------------------------------------------
@@ -241,6 +247,7 @@ class Resolver:
                     store.close(connection, row["id"], status="resolved", resolution="take_source")
                     outcome.done.append(key)
                 review.close_alert_when_reviewed(connection, self.source.source, name)
+        self._settle()
         return outcome
 
     def _source_keys(self, entity: EntityConfig, entity_source) -> set[str]:
@@ -286,6 +293,7 @@ class Resolver:
             with self.open_source(entity) as entity_source:
                 for row in rows:
                     self._keep_one(entity, entity_source, row, outcome)
+        self._settle()
         return outcome
 
     def _keep_one(self, entity, entity_source, row, outcome: Outcome) -> None:
@@ -368,6 +376,7 @@ class Resolver:
                         )
                         continue
                     self._merge_one(entity, entity_source, row, choices, preview, outcome)
+        self._settle()
         return outcome
 
     def _merge_one(self, entity, entity_source, row, choices, preview, outcome) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sync_platform.alerting.store import resolve_alerts
 from sync_platform.engine import review
 from sync_platform.engine.audit import utcnow
 from sync_platform.reconcile.compare import Discrepancy, EntityComparison
@@ -26,6 +27,23 @@ from sync_platform.warehouse.platform_tables import (
 )
 
 D = reconciliation_discrepancies
+ALERT_TYPE = "reconciliation_discrepancies"
+
+
+def alert_key(source: str) -> str:
+    """The open-discrepancies alert of a source (raised by scheduled reconciliations)."""
+    return f"reconciliation:{source}"
+
+
+def close_alert_when_clear(connection: sa.Connection, source: str) -> None:
+    """Once nothing a reconciliation found is open, its alert is no longer true."""
+    still = connection.execute(
+        sa.select(sa.func.count()).where(
+            D.c.source == source, D.c.status == "open", D.c.kind != review.CONFLICT
+        )
+    ).scalar_one()
+    if not still:
+        resolve_alerts(connection, alert_key(source))
 
 
 def start_run(engine: sa.Engine, source: str, trigger: str, dagster_run_id: str | None) -> int:

@@ -17,14 +17,15 @@ from sync_platform.engine.severity import KINDS, RANK
 from sync_platform.orchestration.automation import source_job, utc_schedule
 from sync_platform.orchestration.configuration import REQUIRED_ENV_METADATA
 from sync_platform.orchestration.resources import WarehouseResource
-from sync_platform.orchestration.tags import SOURCE_TAG, trigger_of
+from sync_platform.orchestration.tags import ALERTED_BY_METADATA, SOURCE_TAG, trigger_of
 from sync_platform.reconcile import report, store
 from sync_platform.reconcile.resolve import Resolver
 from sync_platform.reconcile.run import reconcile_source, reconciled_entities
+from sync_platform.reconcile.store import ALERT_TYPE
 
 RECONCILIATION = "dealer_reconciliation"
 NO_HIGH_SEVERITY = "no_high_severity_discrepancies"
-ALERT_KEY = f"reconciliation:{DEALER_FEED.source}"
+ALERT_KEY = store.alert_key(DEALER_FEED.source)
 TOP_SHOWN = 20
 
 
@@ -55,7 +56,7 @@ def _alert(engine, open_rows: list[dict], new: int) -> None:
         raise_alert(
             connection,
             severity="high" if levels["high"] else "warning",
-            type="reconciliation_discrepancies",
+            type=ALERT_TYPE,
             message=f"{DEALER_FEED.source}: {len(open_rows)} open difference(s) between the "
             f"dealer system and the warehouse ({counts}); review them with "
             "`sync-platform reconcile list` (docs/reconciliation.md)",
@@ -139,7 +140,8 @@ def dealer_reconciliation(
                 if levels["high"] == 0
                 else f"{levels['high']} high-severity discrepancies are open: resolve them "
                 "with `sync-platform reconcile list --severity high`",
-                metadata={"open_high": levels["high"]},
+                # its own alert closes when the discrepancies are resolved, by CLI or job
+                metadata={"open_high": levels["high"], ALERTED_BY_METADATA: ALERT_TYPE},
             )
         ],
     )

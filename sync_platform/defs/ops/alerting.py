@@ -32,7 +32,7 @@ from sync_platform.orchestration.configuration import (
 )
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.orchestration.runs import unfinished
-from sync_platform.orchestration.tags import HEALING_METADATA, SOURCE_TAG
+from sync_platform.orchestration.tags import ALERTED_BY_METADATA, HEALING_METADATA, SOURCE_TAG
 from sync_platform.warehouse.connection import READ_ONLY
 
 CHECK_SEVERITY = {"ERROR": "medium", "WARN": "warning"}
@@ -57,8 +57,10 @@ def _completed_evaluation(instance: dg.DagsterInstance, check_key: dg.AssetCheck
 
 
 def _healing(evaluation: dg.AssetCheckEvaluation) -> bool:
-    """The check says the platform is already healing what it saw (HEALING_METADATA)."""
-    value = (evaluation.metadata or {}).get(HEALING_METADATA)
+    """The check says the platform is already healing what it saw (HEALING_METADATA), or
+    that another alert type reports it (ALERTED_BY_METADATA)."""
+    metadata = evaluation.metadata or {}
+    value = metadata.get(HEALING_METADATA) or metadata.get(ALERTED_BY_METADATA)
     return bool(getattr(value, "value", value))
 
 
