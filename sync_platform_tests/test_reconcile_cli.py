@@ -24,14 +24,13 @@ from sync_platform_tests.test_reconciliation import (
     _reconcile,
     _source_stock,
     _stock,
-    synced,  # noqa: F401  (the fixture: the dealer feed synced once)
 )
 
 HOSTILE = "<script>alert(1)</script>"
 
 
 @pytest.fixture
-def planted(synced, simulator):  # noqa: F811
+def planted(synced, simulator):
     """The planted drift, reconciled; `.stock`, `.leads` and `.severities` are what the
     reconciliation must have found."""
     engine, resource = synced
@@ -174,7 +173,7 @@ def test_ignore_without_a_reason_fails_with_the_message_and_changes_nothing(plan
 
 
 def test_a_bulk_resolution_over_the_limit_needs_yes_and_changes_nothing_without_it(
-    synced,  # noqa: F811
+    synced,
     simulator,
 ):
     engine, resource = synced

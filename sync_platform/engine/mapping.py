@@ -261,6 +261,14 @@ def map_records(
     return typed.filter(~failed), refused
 
 
+def jsonable(value: Any) -> Any:
+    """A typed value as a JSON document keeps it (audit rows, reports): numbers and text as
+    they are, dates and times in ISO form, decimals as exact text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
 def shown_key(key: str | None) -> str | None:
     """A record key as audit tables keep it: without NUL, and bounded."""
     if key is None:

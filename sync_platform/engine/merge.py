@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from sync_platform.config.models import EntityConfig
 from sync_platform.engine.hashing import row_hash_expr
-from sync_platform.engine.mapping import cast_text_columns, record_key_expr
+from sync_platform.engine.mapping import cast_text_columns, jsonable, record_key_expr
 from sync_platform.engine.ports import MergeOutcome
 from sync_platform.engine.scope import scope_conditions
 from sync_platform.warehouse import bulk
@@ -212,12 +212,6 @@ def _current_rows(
     return typed.with_columns(record_key_expr(entity.key).alias(KEY))
 
 
-def _jsonable(value: object) -> object:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
 def _review_items(
     incoming: pl.DataFrame, current: pl.DataFrame, entity: EntityConfig
 ) -> list[dict]:
@@ -230,8 +224,8 @@ def _review_items(
             {
                 "record_key": row[KEY],
                 "fields": [c for c in entity.value_columns if row[c] != held[c]],
-                "incoming": {c: _jsonable(row[c]) for c in entity.columns},
-                "current": {c: _jsonable(held[c]) for c in entity.columns},
+                "incoming": {c: jsonable(row[c]) for c in entity.columns},
+                "current": {c: jsonable(held[c]) for c in entity.columns},
                 "incoming_timestamp": row.get(stamp),
                 "warehouse_timestamp": held.get(stamp),
             }

@@ -22,7 +22,7 @@ from sync_platform.config.models import EntityConfig
 from sync_platform.engine.audit import last_good_start
 from sync_platform.engine.hashing import row_hash_expr
 from sync_platform.engine.loadable import SOURCE_ROW, loadable_page
-from sync_platform.engine.mapping import cast_text_columns, record_key_expr
+from sync_platform.engine.mapping import cast_text_columns, jsonable, record_key_expr
 from sync_platform.engine.ports import Records
 from sync_platform.engine.severity import classify
 from sync_platform.engine.validation import entity_schema
@@ -227,18 +227,10 @@ def compare_entity(
     return result
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)  # dates as ISO, decimals exactly
-
-
 def _values(entity: EntityConfig, row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
-    return {column: _jsonable(row[column]) for column in entity.columns}
+    return {column: jsonable(row[column]) for column in entity.columns}
 
 
 def _discrepancy(

@@ -23,7 +23,7 @@ from sync_platform.config.models import EntityConfig, SourceConfig
 from sync_platform.engine import review
 from sync_platform.engine.audit import utcnow
 from sync_platform.engine.hashing import row_hash_expr
-from sync_platform.engine.mapping import cast_text_columns, record_key_expr
+from sync_platform.engine.mapping import cast_text_columns, jsonable, record_key_expr
 from sync_platform.engine.merge import KEY, typed_keys
 from sync_platform.engine.pipeline import run_entity_sync
 from sync_platform.engine.ports import SyncRequest
@@ -51,14 +51,6 @@ class Outcome:
     done: list[str] = field(default_factory=list)  # record keys acted on
     refused: dict[str, str] = field(default_factory=dict)  # record key → why not
     preview: list[dict[str, Any]] = field(default_factory=list)  # merge preview: key, before, after
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
 
 
 def _wire(value: Any) -> Any:
@@ -121,7 +113,7 @@ def warehouse_row(
     if text.is_empty():
         return None
     typed = cast_text_columns(text.drop(DELETED_AT), entity.fields).row(0, named=True)
-    return {c: _jsonable(v) for c, v in typed.items()} | {
+    return {c: jsonable(v) for c, v in typed.items()} | {
         "_deleted": text[0, DELETED_AT] is not None
     }
 
