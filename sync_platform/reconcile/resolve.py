@@ -228,13 +228,13 @@ class Resolver:
                 for row in rows:
                     key = row["record_key"]
                     after = warehouse_row(connection, entity, key)
-                    if row["kind"] != "extra" and (after is None or after["_deleted"]):
-                        outcome.refused[key] = "the source no longer has it either"
-                    detail = (
-                        "soft-deleted: the source does not have it"
-                        if row in vanished
-                        else "resynced from the source"
-                    )
+                    gone_too = row["kind"] != "extra" and (after is None or after["_deleted"])
+                    if row in vanished:
+                        detail = "soft-deleted: the source does not have it"
+                    elif gone_too:  # both sides agree now: neither has it
+                        detail = "the source no longer has it either: nothing to take"
+                    else:
+                        detail = "resynced from the source"
                     self._audit(connection, "take_source", row, before[key], after, detail)
                     store.close(connection, row["id"], status="resolved", resolution="take_source")
                     outcome.done.append(key)
