@@ -75,7 +75,7 @@ def last_good_start(
     if kind is not None:
         query = query.where(sync_runs.c.kind.in_((kind,) if isinstance(kind, str) else kind))
     started = connection.execute(query.order_by(sync_runs.c.started_at.desc()).limit(1)).scalar()
-    return _utc(started)
+    return as_utc(started)
 
 
 def update_sync_run(connection: sa.Connection, sync_run_id: int, **values: Any) -> None:
@@ -264,7 +264,7 @@ def write_conflicts(
     return len(conflicts)
 
 
-def _utc(moment: datetime | None) -> datetime | None:
+def as_utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -300,16 +300,16 @@ def unreported_conflicts(
             latest[row.record_key] = (
                 row.kind,
                 row.resolution,
-                _utc(row.incoming_timestamp),
-                _utc(row.warehouse_timestamp),
+                as_utc(row.incoming_timestamp),
+                as_utc(row.warehouse_timestamp),
             )
 
     def seen(conflict: dict) -> bool:
         return latest.get(conflict["record_key"]) == (
             conflict["kind"],
             conflict["resolution"],
-            _utc(conflict["incoming_timestamp"]),
-            _utc(conflict["warehouse_timestamp"]),
+            as_utc(conflict["incoming_timestamp"]),
+            as_utc(conflict["warehouse_timestamp"]),
         )
 
     return [conflict for conflict in conflicts if not seen(conflict)]

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from sync_platform.alerting.store import raise_alert, resolve_alerts
 from sync_platform.config.models import EntityConfig
+from sync_platform.engine.audit import as_utc
 from sync_platform.engine.severity import classify
 from sync_platform.warehouse.platform_tables import reconciliation_discrepancies as D
 
@@ -29,8 +30,11 @@ def fingerprint(kind: str, source_values: Any, warehouse_values: Any) -> str:
     return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+def ignore_in_force(row: Any, now: datetime) -> bool:
+    """The record's discrepancy is ignored and its expiry has not passed."""
+    return row.status == "ignored" and (
+        row.ignored_until is None or as_utc(row.ignored_until) > now
+    )
 
 
 def alert_key(source: str, entity: str) -> str:
@@ -88,10 +92,7 @@ def hold_for_review(
             new.append(item["record_key"])
             continue
         same = row.kind == CONFLICT and row.fingerprint == values["fingerprint"]
-        quiet = row.status == "ignored" and (
-            row.ignored_until is None or _aware(row.ignored_until) > now
-        )
-        if same and (row.status == "open" or quiet):
+        if same and (row.status == "open" or ignore_in_force(row, now)):
             values.pop("note")
         else:
             values |= {"status": "open", "resolution": None, "resolved_at": None}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -76,10 +76,6 @@ def fingerprint(found: Discrepancy) -> str:
     return review.fingerprint(found.kind, found.source_values, found.warehouse_values)
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
 @dataclass
 class Recorded:
     """What one entity's comparison changed in the discrepancy table."""
@@ -136,11 +132,7 @@ def record_comparison(
             )
             recorded.opened.append(found.record_key)
         else:
-            quiet = (
-                row.status == "ignored"
-                and row.fingerprint == values["fingerprint"]
-                and (row.ignored_until is None or _aware(row.ignored_until) > now)
-            )
+            quiet = row.fingerprint == values["fingerprint"] and review.ignore_in_force(row, now)
             if quiet:
                 values["status"] = "ignored"
             elif row.status != "open" or row.fingerprint != values["fingerprint"]:
