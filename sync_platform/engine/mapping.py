@@ -9,6 +9,7 @@ never a silent NULL.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import polars as pl
@@ -259,6 +260,19 @@ def map_records(
                 reasons.append(f"{column}: {shown(text[row, column])} is not a valid {spec.type}")
         refused.append(RejectedRecord(records[row], shown_key(keys[row]), reasons))
     return typed.filter(~failed), refused
+
+
+def mapped_keys(pages: Iterable[list[dict[str, Any]]], entity: EntityConfig) -> pl.Series:
+    """The record keys of `pages` (a key listing, or full records), cleaned by the key
+    fields' own rules, as the data's keys are."""
+    key_fields = {column: entity.fields[column] for column in entity.key}
+    key_entity = entity.model_copy(update={"fields": key_fields})
+    listed = []
+    for page in pages:
+        if page:
+            typed, _ = map_records(page, key_entity)
+            listed.append(record_keys(typed, entity.key))
+    return pl.concat(listed) if listed else pl.Series(dtype=pl.String)
 
 
 def jsonable(value: Any) -> Any:

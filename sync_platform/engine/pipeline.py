@@ -28,7 +28,7 @@ from sync_platform.engine.loadable import (
     first_of_each_key,
     loadable_page,
 )
-from sync_platform.engine.mapping import map_records, record_key_expr, record_keys
+from sync_platform.engine.mapping import mapped_keys, record_key_expr, record_keys
 from sync_platform.engine.merge import merge_snapshot
 from sync_platform.engine.ports import (
     EntitySource,
@@ -149,14 +149,7 @@ def _expected_keys(entity: EntityConfig, source: EntitySource, frame: pl.DataFra
     fetched."""
     if source.key_listing is None:
         return record_keys(frame, entity.key)
-    key_fields = {column: entity.fields[column] for column in entity.key}
-    key_entity = entity.model_copy(update={"fields": key_fields})
-    listed = []
-    for page in source.key_listing():
-        if page:
-            typed, _ = map_records(page, key_entity)
-            listed.append(record_keys(typed, entity.key))
-    return pl.concat(listed) if listed else pl.Series(dtype=pl.String)
+    return mapped_keys(source.key_listing(), entity)
 
 
 def _since(entity: EntityConfig, cursor: str | None) -> datetime | None:

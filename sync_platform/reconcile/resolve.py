@@ -23,7 +23,7 @@ from sync_platform.config.models import EntityConfig, SourceConfig
 from sync_platform.engine import review
 from sync_platform.engine.audit import utcnow
 from sync_platform.engine.hashing import row_hash_expr
-from sync_platform.engine.mapping import cast_text_columns, jsonable, record_key_expr
+from sync_platform.engine.mapping import cast_text_columns, jsonable, mapped_keys
 from sync_platform.engine.merge import KEY, typed_keys
 from sync_platform.engine.pipeline import run_entity_sync
 from sync_platform.engine.ports import SyncRequest
@@ -246,14 +246,7 @@ class Resolver:
         pages = (
             entity_source.key_listing() if entity_source.key_listing else entity_source.pages(None)
         )
-        keys: set[str] = set()
-        for page in pages:
-            text = pl.DataFrame(
-                {c: [str(r.get(entity.fields[c].source)) for r in page] for c in entity.key}
-            )
-            typed = cast_text_columns(text, {c: entity.fields[c] for c in entity.key})
-            keys.update(typed.select(record_key_expr(entity.key)).to_series().to_list())
-        return keys
+        return set(mapped_keys(pages, entity).to_list())
 
     def _resync(self, entity, table, keys: list[str], entity_source) -> None:
         """A targeted sync of `keys` that rewrites them even where the warehouse was edited
