@@ -27,6 +27,22 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Defin
     )
 
 
+_preloaded: dg.Definitions | None = None
+
+
+def preload() -> None:
+    """Build the definitions once in this process, for the processes forked from it (the step
+    forkserver, orchestration/executor.py). A failure here is left for the step to meet and
+    report: the forkserver must not die of it."""
+    global _preloaded
+    try:
+        loaded = build_definitions()
+        loaded.get_repository_def()
+    except Exception:
+        return
+    _preloaded = loaded
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_definitions()
+    return _preloaded if _preloaded is not None else build_definitions()
