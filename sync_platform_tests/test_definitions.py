@@ -116,6 +116,34 @@ def test_every_source_asset_names_its_owners_table_and_columns():
             assert keyed == (entity.key if len(entity.key) == 1 else [])
 
 
+def test_lineage_runs_from_each_source_system_through_the_tables_to_the_mart():
+    from sync_platform.config import all_source_configs
+
+    repo = repository()
+    graph = repo.asset_graph
+    executable = {
+        key for job in repo.get_all_jobs() for key in job.asset_layer.executable_asset_keys
+    }
+    for source in all_source_configs():
+        assert source.system, f"{source.source}.yaml names no system"
+        for entity in source.entities.values():
+            system = dg.AssetKey(["source_systems", source.source, entity.name])
+            node = graph.get(system)
+            assert node.is_external and not node.is_materializable
+            assert node.group_name == source.source
+            assert system in graph.get(dg.AssetKey(entity.name)).parent_keys
+            spec = node.assets_def.specs_by_key[system]
+            assert spec.metadata["endpoint"] == entity.endpoint
+            assert spec.metadata["docs"].value == source.system.docs
+            assert system not in executable
+    # the mart's lineage reaches back to the systems its tables are read from
+    upstream = graph.get_ancestor_asset_keys(dg.AssetKey("mart_daily_kpis"))
+    assert {
+        dg.AssetKey(["source_systems", "ga4", "ga4_daily_traffic"]),
+        dg.AssetKey(["source_systems", "dealer_feed", "dealer_leads"]),
+    } <= set(upstream)
+
+
 def test_the_reconciliation_is_its_own_job_schedule_and_group():
     repo = repository()
     node = repo.asset_graph.get(dg.AssetKey("dealer_reconciliation"))

@@ -285,9 +285,26 @@ class EntityConfig(_Strict):
         return [c for c in self.fields if c not in self.key]
 
 
+class SourceSystem(_Strict):
+    """The system a source reads, as the Dagster UI shows it upstream of the source's tables:
+    one external asset per entity endpoint."""
+
+    name: str = Field(min_length=1, description="what its owners call it")
+    docs: str = Field(
+        default="",
+        pattern=r"^(https://\S+|docs/[\w./-]+\.md)?$",
+        description="the API reference a reader follows from the UI: an https URL, or a page "
+        "under docs/ for a system documented here",
+    )
+    kinds: list[str] = Field(default=[], description="Dagster kinds (icons) for its assets")
+
+
 class SourceConfig(_Strict):
     source: str = Field(pattern=IDENTIFIER.pattern, description="lower_snake_case")
     description: str = ""
+    system: SourceSystem | None = Field(
+        default=None, description="the system read, shown upstream of the source's tables"
+    )
     owners: list[str] = Field(
         default=[],
         description="who answers for the source's assets in the Dagster UI: 'team:<name>' or "

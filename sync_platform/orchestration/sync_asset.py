@@ -19,6 +19,7 @@ from sync_platform.engine.ports import SyncReport, SyncRequest
 from sync_platform.errors import SyncError, WarehouseUnavailableError
 from sync_platform.orchestration.configuration import REQUIRED_ENV_METADATA
 from sync_platform.orchestration.resources import EntitySourceResource, WarehouseResource
+from sync_platform.orchestration.source_systems import source_system_key
 from sync_platform.orchestration.tags import (
     FULL_REFRESH_TAG,
     HEALING_METADATA,
@@ -280,7 +281,10 @@ def build_sync_asset(
         key=key,
         group_name=source.source,
         description=entity.description or f"{entity.name} from {source.source}",
-        deps=[dg.AssetKey(name) for name in [*entity.depends_on, *upstream]],
+        deps=[
+            *filter(None, [source_system_key(source, entity)]),
+            *(dg.AssetKey(name) for name in [*entity.depends_on, *upstream]),
+        ],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
         retry_policy=retry_policy,

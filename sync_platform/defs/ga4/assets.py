@@ -12,6 +12,7 @@ from sync_platform.config import cached_source_config
 from sync_platform.config.models import SourceConfig
 from sync_platform.defs.ga4.resources import GA4Resource
 from sync_platform.errors import ConfigurationError
+from sync_platform.orchestration.source_systems import source_system_specs
 from sync_platform.orchestration.sync_asset import build_sync_asset, daily_partitions
 
 PARTITION_START_ENV = "GA4_PARTITION_START"
@@ -37,6 +38,7 @@ def with_history_start(source: SourceConfig, value: str | None) -> SourceConfig:
 GA4 = with_history_start(cached_source_config("ga4"), os.environ.get(PARTITION_START_ENV))
 GA4_REPORTS = list(GA4.entities.values())
 GA4_PARTITIONS = daily_partitions(GA4_REPORTS[0])
+ga4_system = source_system_specs(GA4)
 
 ga4_assets = [
     build_sync_asset(GA4, report, GA4Resource, kinds={"python", "polars", "googleanalytics"})

@@ -12,6 +12,7 @@ from sync_platform.defs.n8n.resources import N8nApiResource, WebhookInboxResourc
 from sync_platform.engine.gaps import GAP_RESYNC_MAX_ATTEMPTS
 from sync_platform.orchestration.configuration import REQUIRED_ENV_METADATA
 from sync_platform.orchestration.resources import WarehouseResource
+from sync_platform.orchestration.source_systems import source_system_specs
 from sync_platform.orchestration.sync_asset import build_sync_asset
 from sync_platform.orchestration.tags import SOURCE_TAG, trigger_of
 from sync_platform.runtime_config import positive_int, setting
@@ -19,6 +20,7 @@ from sync_platform.sources import shared_state
 from sync_platform.sources.n8n.api import N8N_RETENTION_HOURS
 
 N8N_EVENTS = cached_source_config("n8n_events")
+n8n_events_system = source_system_specs(N8N_EVENTS)
 DELIVERY_GAPS = "n8n_delivery_gaps"
 NO_LOST_DELIVERIES = "no_lost_deliveries"
 GAP_LOOKBACK_HOURS = setting(
@@ -54,6 +56,7 @@ ASSET_BY_WORKFLOW = {
     tags={SOURCE_TAG: "n8n"},
     metadata={REQUIRED_ENV_METADATA: ",".join(N8nApiResource.required_env)},
     pool="n8n_delivery_gaps",
+    deps=[spec.key for spec in n8n_events_system],  # their executions, from the n8n API
     check_specs=[
         dg.AssetCheckSpec(
             NO_LOST_DELIVERIES,
