@@ -144,6 +144,17 @@ def test_lineage_runs_from_each_source_system_through_the_tables_to_the_mart():
     } <= set(upstream)
 
 
+def test_every_job_tags_its_runs_with_the_source_or_the_area_it_serves():
+    from sync_platform.orchestration.tags import AREA_TAG, SOURCE_TAG
+
+    untagged = [
+        job.name
+        for job in repository().get_all_jobs()
+        if not job.name.startswith("__") and not ({SOURCE_TAG, AREA_TAG} & set(job.tags))
+    ]
+    assert untagged == []
+
+
 def test_the_reconciliation_is_its_own_job_schedule_and_group():
     repo = repository()
     node = repo.asset_graph.get(dg.AssetKey("dealer_reconciliation"))

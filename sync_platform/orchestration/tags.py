@@ -4,6 +4,8 @@ from sync_platform.engine.audit import TRIGGERS  # the triggers sync_runs.trigge
 
 TRIGGER_TAG = "sync_platform/trigger"  # a run: resync / backfill / sensor / scheduled / manual
 SOURCE_TAG = "sync_platform/source"  # a run or asset: the source it syncs
+# A run of a job that is not one source's: what it is for (all_sources, health, alerting, …)
+AREA_TAG = "sync_platform/area"
 LAYER_TAG = "sync_platform/layer"  # an asset: "source" (synced entity) or "mart"
 RESYNC_TAG = "sync_platform/resync"  # an asset: "keys" when it can resync single record keys
 PARTITIONING_TAG = "sync_platform/partitioning"  # an asset: "daily" when daily-partitioned

@@ -32,11 +32,16 @@ from sync_platform.orchestration.configuration import (
 )
 from sync_platform.orchestration.resources import WarehouseResource
 from sync_platform.orchestration.runs import unfinished
-from sync_platform.orchestration.tags import ALERTED_BY_METADATA, HEALING_METADATA, SOURCE_TAG
+from sync_platform.orchestration.tags import (
+    ALERTED_BY_METADATA,
+    AREA_TAG,
+    HEALING_METADATA,
+    SOURCE_TAG,
+)
 from sync_platform.warehouse.connection import READ_ONLY
 
 CHECK_SEVERITY = {"ERROR": "medium", "WARN": "warning"}
-TAGS = {"sync_platform/area": "alerting"}
+TAGS = {AREA_TAG: "alerting"}
 RETRY_BUCKET_MINUTES = 10  # a decision whose run failed is asked for again after this
 # Jobs whose failures are not alerted per job: the alerting machinery itself (it could not
 # raise its own alert). Jobs that sync entities are counted per source and entity instead.

@@ -23,8 +23,9 @@ from sync_platform.backups import service
 from sync_platform.defs.ops.resources import BackupResource
 from sync_platform.orchestration.automation import utc_schedule
 from sync_platform.orchestration.resources import WarehouseResource
+from sync_platform.orchestration.tags import AREA_TAG
 
-TAGS = {"sync_platform/area": "backups"}
+TAGS = {AREA_TAG: "backups"}
 
 
 def _alert(warehouse: WarehouseResource, dedup_key: str, holds: bool, **alert) -> None:

@@ -9,6 +9,7 @@ from sync_platform.alerting.health import as_markdown, health_report
 from sync_platform.config import all_source_configs
 from sync_platform.orchestration.automation import utc_schedule
 from sync_platform.orchestration.configuration import unconfigured_sources
+from sync_platform.orchestration.tags import AREA_TAG
 from sync_platform.warehouse.connection import READ_ONLY
 
 
@@ -59,5 +60,7 @@ def sync_health(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     )
 
 
-sync_health_job = dg.define_asset_job("sync_health_report", selection=[dg.AssetKey("sync_health")])
+sync_health_job = dg.define_asset_job(
+    "sync_health_report", selection=[dg.AssetKey("sync_health")], tags={AREA_TAG: "health"}
+)
 sync_health_schedule = utc_schedule("sync_health_every_15_minutes", sync_health_job, "*/15 * * * *")

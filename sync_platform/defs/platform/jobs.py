@@ -9,12 +9,19 @@ from pydantic import Field
 from sync_platform.config import all_source_configs
 from sync_platform.engine import audit
 from sync_platform.orchestration.resources import WarehouseResource
-from sync_platform.orchestration.tags import LAYER_TAG, PARTITIONING_TAG, SOURCE_TAG, trigger_of
+from sync_platform.orchestration.tags import (
+    AREA_TAG,
+    LAYER_TAG,
+    PARTITIONING_TAG,
+    SOURCE_TAG,
+    trigger_of,
+)
 
 full_sync = dg.define_asset_job(
     "full_sync",
     selection=dg.AssetSelection.tag(LAYER_TAG, "source")
     - dg.AssetSelection.tag(PARTITIONING_TAG, "daily"),
+    tags={AREA_TAG: "all_sources"},
     description="Every unpartitioned source entity, in dependency order (the demo's main job). "
     "Daily-partitioned sources (GA4) run by partition: see their own jobs.",
 )
@@ -71,9 +78,7 @@ class FailedRunConfig(dg.Config):
     message: str = Field(default="run failed", description="why it failed, as Dagster said")
 
 
-@dg.op(
-    tags={"sync_platform/area": "alerting"}, retry_policy=dg.RetryPolicy(max_retries=3, delay=30)
-)
+@dg.op(tags={AREA_TAG: "alerting"}, retry_policy=dg.RetryPolicy(max_retries=3, delay=30))
 def record_failure(
     context: dg.OpExecutionContext, config: FailedRunConfig, warehouse: WarehouseResource
 ) -> None:
@@ -111,7 +116,7 @@ def record_failure(
 
 
 @dg.job(
-    tags={"sync_platform/area": "alerting"},
+    tags={AREA_TAG: "alerting"},
     description="Record a failed run in the warehouse (requested by record_run_failures).",
 )
 def record_run_failure():
