@@ -53,6 +53,7 @@ def test_dealer_sync_loads_both_entities_and_every_check_passes(source_env, ware
     assert list(found["dealer_stock"])[:3] == ["rows_per_second", "seconds_total", "fetched"]
     assert not {"held", "released", "skipped"} & set(found["dealer_stock"])
     assert not [name for name in found["dealer_stock"] if name.startswith("errors_")]
+    assert "trouble" not in found["dealer_stock"]  # nothing quarantined, no gaps
     assert found["dealer_stock"]["conflicts"] == 0  # it has a conflict_timestamp
     assert (
         found["dealer_stock"]["seconds_merge"] > 0 and found["dealer_stock"]["rows_per_second"] > 0
@@ -115,6 +116,16 @@ def test_malformed_rows_are_quarantined_and_the_run_completes(source_env, wareho
     stock = materializations(result)["dealer_stock"]
     assert (stock["fetched"], stock["quarantined"], stock["inserted"]) == (200, 2, 198)
     assert "quarantined" in stock["notes"]
+    # the asset's page previews the reasons, one row each, without a broken table
+    trouble = stock["trouble"]
+    assert trouble.startswith("**Quarantined, top reasons**")
+    rows = [line for line in trouble.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0] == "| reason | records |"
+    assert sorted(rows[1:]) == [
+        "| price: 'abc' is not a valid decimal | 1 |",
+        "| vin: str_length(17, 17) | 1 |",
+        "| vin: str_matches('^[A-HJ-NPR-Z0-9]{17}$') | 1 |",
+    ]
     assert check_results(result)["dealer_stock:schema_valid"]
     assert set(warehouse_stock(warehouse_url)) == set(good) - {"STK000003", "STK000004"}
 

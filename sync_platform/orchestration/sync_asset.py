@@ -106,7 +106,38 @@ def report_metadata(report: SyncReport, entity: EntityConfig | None = None) -> d
         metadata["cursor"] = report.cursor_after
     if report.message:
         metadata["notes"] = report.message
+    if preview := _trouble_preview(report):
+        metadata["trouble"] = dg.MetadataValue.md(preview)
     return metadata
+
+
+PREVIEW_ROWS = 5
+
+
+def _trouble_preview(report: SyncReport) -> str | None:
+    """The top quarantine reasons and the first gap keys as markdown, for the asset's page;
+    the whole lists are in the `sync_quarantine` and `sync_gaps` tables."""
+    parts = []
+    if report.quarantine_reasons:
+        rows = "".join(
+            f"| {_cell(reason)} | {n} |\n"
+            for reason, n in report.quarantine_reasons.most_common(PREVIEW_ROWS)
+        )
+        parts.append(
+            f"**Quarantined, top reasons**\n\n| reason | records |\n| --- | ---: |\n{rows}"
+        )
+    missing = report.verification.missing_keys if report.verification else []
+    if missing:
+        shown = ", ".join(f"`{_cell(key)}`" for key in missing[:PREVIEW_ROWS])
+        more = f" and {len(missing) - PREVIEW_ROWS} more" if len(missing) > PREVIEW_ROWS else ""
+        parts.append(f"**Gaps** (in the source, not in the warehouse): {shown}{more}")
+    return "\n\n".join(parts) or None
+
+
+def _cell(text: str) -> str:
+    """A value shown in a markdown table: one line, no column breaks, bounded."""
+    flat = " ".join(str(text).split()).replace("|", "\\|").replace("`", "'")
+    return flat if len(flat) <= 120 else flat[:119] + "…"
 
 
 def _out_of_step(verification) -> str:
