@@ -1,7 +1,8 @@
 """`sync-platform`: the operator's command line.
 
-Warehouse schema, runtime config, recent syncs, alerts, health, the webhook receiver, backups;
-reconciliation in its own module (`cli/reconcile.py`), the helpers they share in `cli/shared.py`.
+Warehouse schema, runtime config, alerts, health, the webhook receiver, backups; the sync
+history (`cli/runs.py`) and reconciliation (`cli/reconcile.py`) in their own modules, the
+helpers they share in `cli/shared.py`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import typer
 
 from sync_platform import settings
 from sync_platform.cli.reconcile import conflicts_app, reconcile_app
+from sync_platform.cli.runs import runs
 from sync_platform.cli.shared import fail, warehouse_engine
 from sync_platform.config import all_source_configs
 from sync_platform.errors import SyncError
@@ -29,6 +31,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(conflicts_app, name="conflicts")
+app.command("runs")(runs)
 
 REPO_SQL = Path(__file__).resolve().parents[2] / "sql" / "postgres" / "schema.sql"
 
@@ -110,45 +113,6 @@ def config_set(key: str, value: str, by: str = typer.Option("cli", help="who cha
     except SyncError as exc:
         fail(exc)
     typer.echo(f"{key} = {stored}")
-
-
-@app.command("runs")
-def runs(limit: int = 20, as_json: bool = typer.Option(False, "--json")) -> None:
-    """The most recent entity syncs from the audit table."""
-    from sync_platform.warehouse.platform_tables import sync_runs
-
-    columns = [
-        sync_runs.c.id,
-        sync_runs.c.source,
-        sync_runs.c.entity,
-        sync_runs.c.trigger,
-        sync_runs.c.status,
-        sync_runs.c.fetched,
-        sync_runs.c.inserted,
-        sync_runs.c.updated,
-        sync_runs.c.unchanged,
-        sync_runs.c.soft_deleted,
-        sync_runs.c.quarantined,
-        sync_runs.c.gap_count,
-        sync_runs.c.started_at,
-        sync_runs.c.finished_at,
-        sync_runs.c.message,
-    ]
-    with warehouse_engine().connect() as connection:
-        rows = (
-            connection.execute(sa.select(*columns).order_by(sync_runs.c.id.desc()).limit(limit))
-            .mappings()
-            .all()
-        )
-    if as_json:
-        typer.echo(json.dumps([dict(row) for row in rows], default=str, indent=2))
-        return
-    for row in rows:
-        typer.echo(
-            f"#{row['id']} {row['source']}.{row['entity']} [{row['trigger']}] {row['status']}: "
-            f"fetched {row['fetched']}, +{row['inserted']} ~{row['updated']} ={row['unchanged']} "
-            f"-{row['soft_deleted']}, quarantined {row['quarantined']}, gaps {row['gap_count']}"
-        )
 
 
 alerts_app = typer.Typer(help="Alerts: list and acknowledge.", no_args_is_help=True)
