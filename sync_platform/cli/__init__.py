@@ -17,7 +17,7 @@ import typer
 from sync_platform import settings
 from sync_platform.cli.reconcile import conflicts_app, reconcile_app
 from sync_platform.cli.runs import runs
-from sync_platform.cli.shared import fail, warehouse_engine
+from sync_platform.cli.shared import fail, reported, warehouse_engine
 from sync_platform.config import all_source_configs
 from sync_platform.errors import SyncError
 from sync_platform.warehouse.connection import redacted
@@ -163,14 +163,15 @@ def alerts_ack(
 
 @app.command("health")
 def health(as_json: bool = typer.Option(False, "--json")) -> None:
-    """The platform's health; exits 1 when any entity is unhealthy (for probes and cron)."""
+    """The platform's health; exits 1 when it is unhealthy (for probes and cron), and the
+    verdict line says why: each unhealthy entity and each open high alert."""
     from sync_platform.alerting.health import as_markdown, health_report
     from sync_platform.definitions import build_definitions
     from sync_platform.defs.ops.health import schedules_by_source
     from sync_platform.orchestration.configuration import unconfigured_sources
 
     repository = build_definitions().get_repository_def()
-    with warehouse_engine().connect() as connection:
+    with reported(), warehouse_engine().connect() as connection:
         report = health_report(
             connection,
             all_source_configs(),
