@@ -436,6 +436,8 @@ def purge_audit(
                 )
             if not ids:
                 break
+            # No second look before deleting: what keeps a sync (a gap it found, a cursor it
+            # wrote, …) is only ever written by that sync, so an old one cannot gain it now.
             for table in SYNC_DETAIL:
                 counts[f"audit_{_DETAIL_NAMES[table.name]}_deleted"] += bulk.delete_in_batches(
                     engine, table, table.c.sync_run_id.in_(ids), detail_batch_size
