@@ -277,6 +277,8 @@ CREATE TABLE sync_conflicts (
 
 CREATE INDEX ix_sync_conflicts_entity ON sync_conflicts (source, entity);
 
+CREATE INDEX ix_sync_conflicts_run ON sync_conflicts (sync_run_id);
+
 CREATE TABLE sync_errors (
 	id BIGSERIAL NOT NULL, 
 	sync_run_id BIGINT, 
@@ -294,6 +296,8 @@ CREATE TABLE sync_errors (
 );
 
 CREATE INDEX ix_sync_errors_occurred ON sync_errors (occurred_at);
+
+CREATE INDEX ix_sync_errors_run ON sync_errors (sync_run_id);
 
 CREATE TABLE sync_gaps (
 	id BIGSERIAL NOT NULL, 
@@ -313,6 +317,10 @@ CREATE TABLE sync_gaps (
 	FOREIGN KEY(resolved_by_run_id) REFERENCES sync_runs (id) ON DELETE SET NULL
 );
 
+CREATE INDEX ix_sync_gaps_detected_by ON sync_gaps (detected_by_run_id);
+
+CREATE INDEX ix_sync_gaps_resolved_by ON sync_gaps (resolved_by_run_id);
+
 CREATE UNIQUE INDEX uq_sync_gaps_open_key ON sync_gaps (source, entity, record_key) WHERE status = 'open';
 
 CREATE TABLE sync_held_records (
@@ -331,6 +339,8 @@ CREATE TABLE sync_held_records (
 	FOREIGN KEY(released_by_run_id) REFERENCES sync_runs (id) ON DELETE SET NULL
 );
 
+CREATE INDEX ix_sync_held_records_released_by ON sync_held_records (released_by_run_id);
+
 CREATE UNIQUE INDEX uq_sync_held_waiting_key ON sync_held_records (source, entity, record_key) WHERE released_at IS NULL;
 
 CREATE TABLE sync_quarantine (
@@ -348,6 +358,8 @@ CREATE TABLE sync_quarantine (
 );
 
 CREATE INDEX ix_sync_quarantine_entity ON sync_quarantine (source, entity);
+
+CREATE INDEX ix_sync_quarantine_run ON sync_quarantine (sync_run_id);
 
 CREATE TABLE sync_record_log (
 	id BIGSERIAL NOT NULL, 
@@ -401,6 +413,8 @@ CREATE TABLE webhook_inbox (
 CREATE INDEX ix_webhook_inbox_execution ON webhook_inbox (workflow_key, execution_id);
 
 CREATE INDEX ix_webhook_inbox_pending ON webhook_inbox (status, id);
+
+CREATE INDEX ix_webhook_inbox_processed_by ON webhook_inbox (processed_by_run_id);
 
 CREATE TABLE dealer_stock (
 	stock_number TEXT NOT NULL, 

@@ -6,10 +6,17 @@ The same report feeds `sync-platform health [--json]` (exit code 1 when anything
 unhealthy, for cron and monitoring probes) and the `sync_health` asset's metadata. A source
 that is not configured is listed once with the variables to set, and its entities neither
 count as unhealthy nor as healthy.
+
+The verdict is computed from its `reasons` and nothing else, and says them: every unhealthy
+entity with its problems, every open high alert by type and subject. An open high alert about
+one entity (its dedup key names it: `consecutive_failures:dealer_feed:dealer_stock`,
+`check_failed:dealer_stock:…`) also marks that entity's row, so a row never shows ✓ while
+the verdict blames its entity.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +36,7 @@ from sync_platform.warehouse.platform_tables import (
 OK_STATUSES = ("succeeded", "warning")
 TREND_LENGTH = 10
 RECENT_ALERTS = 10
+NAMED_IN_VERDICT = 3  # reasons of each kind spelled out in the verdict line; the rest counted
 
 
 @dataclass
@@ -49,6 +57,8 @@ class EntityHealth:
     # and fields the source sends that nothing maps and no earlier sync this week saw
     missing_source_fields: list[str] = field(default_factory=list)
     new_source_fields: list[str] = field(default_factory=list)
+    # open high alerts about this entity, e.g. "#12 unrecovered_gap"; each makes it unhealthy
+    open_alerts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -164,6 +174,44 @@ def suggested_action(problem: str) -> str:
     return "check the entity's schedule is running and its latest run"
 
 
+def alert_entity(dedup_key: str, entities: Mapping[str, str]) -> tuple[str, str] | None:
+    """The (source, entity) an alert is about, when its dedup key names one of `entities`
+    (entity → source) after its type: `<type>:<source>:<entity>[:<scope>]`,
+    `check_failed:<entity>:<check>`, `conflict_review:<source>.<entity>`."""
+    for token in re.split(r"[:.]", dedup_key)[1:]:
+        if token in entities:
+            return entities[token], token
+    return None
+
+
+def alert_label(alert: Mapping[str, Any], entity: tuple[str, str] | None) -> str:
+    """An alert as the verdict names it: its type and what it is about, e.g.
+    "consecutive_failures dealer_feed.dealer_stock" or "backup_missing full"."""
+    _, _, subject = alert["dedup_key"].partition(":")
+    if entity is not None:
+        subject = ".".join(entity)
+    acknowledged = " (acknowledged)" if alert["acknowledged_at"] else ""
+    return f"{alert['type']} {subject}".strip() + acknowledged
+
+
+def _named(count: int, noun: str, plural: str, names: list[str]) -> str:
+    shown = names[:NAMED_IN_VERDICT]
+    more = f"; +{len(names) - NAMED_IN_VERDICT} more" if len(names) > NAMED_IN_VERDICT else ""
+    return f"{count} {noun if count == 1 else plural} ({'; '.join(shown)}{more})"
+
+
+def verdict_reasons(entities: list[EntityHealth], high_alerts: list[str]) -> list[str]:
+    """Why the platform is unhealthy (empty: it is healthy): the entities unhealthy by their
+    own figures, with their problems, then the open high alerts."""
+    reasons = []
+    sick = [f"{e.source}.{e.entity}: {', '.join(e.problems)}" for e in entities if e.problems]
+    if sick:
+        reasons.append(_named(len(sick), "unhealthy entity", "unhealthy entities", sick))
+    if high_alerts:
+        reasons.append(_named(len(high_alerts), "open high alert", "open high alerts", high_alerts))
+    return reasons
+
+
 def health_report(
     connection: sa.Connection,
     sources: list[SourceConfig],
@@ -181,24 +229,45 @@ def health_report(
         if source.source not in not_configured
         for name in source.entities
     ]
+    alert_columns = (
+        sync_alerts.c.id,
+        sync_alerts.c.severity,
+        sync_alerts.c.type,
+        sync_alerts.c.status,
+        sync_alerts.c.message,
+        sync_alerts.c.dedup_key,
+        sync_alerts.c.created_at,
+        sync_alerts.c.acknowledged_at,
+    )
     alerts = (
         connection.execute(
-            sa.select(
-                sync_alerts.c.id,
-                sync_alerts.c.severity,
-                sync_alerts.c.type,
-                sync_alerts.c.status,
-                sync_alerts.c.message,
-                sync_alerts.c.created_at,
-                sync_alerts.c.acknowledged_at,
-            )
+            sa.select(*alert_columns)
             .order_by((sync_alerts.c.status == "open").desc(), sync_alerts.c.id.desc())
             .limit(RECENT_ALERTS)
         )
         .mappings()
         .all()
     )
-    open_high = [a for a in alerts if a["status"] == "open" and a["severity"] == "high"]
+    # Every open high alert, not only the recent ones shown: the verdict rests on them all.
+    open_high = (
+        connection.execute(
+            sa.select(*alert_columns)
+            .where(sync_alerts.c.status == "open", sync_alerts.c.severity == "high")
+            .order_by(sync_alerts.c.id.desc())
+        )
+        .mappings()
+        .all()
+    )
+    by_name = {e.entity: e for e in entities}
+    high_labels = []
+    for alert in open_high:
+        about = alert_entity(alert["dedup_key"], {e.entity: e.source for e in entities})
+        high_labels.append(alert_label(alert, about))
+        if about is not None:
+            health = by_name[about[1]]
+            health.open_alerts.append(f"#{alert['id']} {alert['type']}")
+            health.healthy = False
+    reasons = verdict_reasons(entities, high_labels)
     issues = [
         Issue(f"{e.source}.{e.entity}", problem, suggested_action(problem))
         for e in entities
@@ -224,7 +293,9 @@ def health_report(
     ]
     return {
         "generated_at": now.isoformat(),
-        "healthy": all(e.healthy for e in entities) and not open_high,
+        "healthy": not reasons,
+        "verdict": f"UNHEALTHY: {'; '.join(reasons)}" if reasons else "Healthy",
+        "reasons": reasons,
         "entities": [asdict(e) for e in entities],
         "not_configured": not_configured,
         "recent_alerts": [
@@ -243,19 +314,23 @@ def health_report(
 
 
 def as_markdown(report: dict[str, Any]) -> str:
+    verdict = (
+        f"**UNHEALTHY**: {'; '.join(report['reasons'])}" if report["reasons"] else "**Healthy**"
+    )
     lines = [
-        f"**{'Healthy' if report['healthy'] else 'UNHEALTHY'}** — {report['generated_at']}",
+        f"{verdict} — {report['generated_at']}",
         "",
-        "| entity | ok | last success | next run | 24 h | 7 d | gaps | quarantined 24 h |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
+        "| entity | ok | last success | next run | 24 h | 7 d | gaps | quarantined 24 h | why |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for e in report["entities"]:
         rate = lambda r: "-" if r is None else f"{r:.0%}"  # noqa: E731
+        why = [*e["problems"], *(f"open high alert {a}" for a in e["open_alerts"])]
         lines.append(
             f"| {e['source']}.{e['entity']} | {'✓' if e['healthy'] else '✗'} | "
             f"{e['last_success_at'] or 'never'} | {e['next_run_at'] or '-'} | "
             f"{rate(e['success_rate_24h'])} | {rate(e['success_rate_7d'])} | {e['open_gaps']} | "
-            f"{e['quarantined_24h']} |"
+            f"{e['quarantined_24h']} | {'; '.join(why)} |"
         )
     if report.get("not_configured"):
         lines += ["", "**Not configured** (no runs, no alerts until set)", ""]

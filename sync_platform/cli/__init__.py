@@ -1,7 +1,8 @@
 """`sync-platform`: the operator's command line.
 
-Warehouse schema, runtime config, recent syncs, alerts, health, the webhook receiver, backups;
-reconciliation in its own module (`cli/reconcile.py`), the helpers they share in `cli/shared.py`.
+Warehouse schema, runtime config, alerts, health, the webhook receiver, backups; the sync
+history (`cli/runs.py`) and reconciliation (`cli/reconcile.py`) in their own modules, the
+helpers they share in `cli/shared.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import typer
 
 from sync_platform import settings
 from sync_platform.cli.reconcile import conflicts_app, reconcile_app
-from sync_platform.cli.shared import fail, warehouse_engine
+from sync_platform.cli.runs import runs
+from sync_platform.cli.shared import fail, reported, warehouse_engine
 from sync_platform.config import all_source_configs
 from sync_platform.errors import SyncError
 from sync_platform.warehouse.connection import redacted
@@ -29,6 +31,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(conflicts_app, name="conflicts")
+app.command("runs")(runs)
 
 REPO_SQL = Path(__file__).resolve().parents[2] / "sql" / "postgres" / "schema.sql"
 
@@ -112,45 +115,6 @@ def config_set(key: str, value: str, by: str = typer.Option("cli", help="who cha
     typer.echo(f"{key} = {stored}")
 
 
-@app.command("runs")
-def runs(limit: int = 20, as_json: bool = typer.Option(False, "--json")) -> None:
-    """The most recent entity syncs from the audit table."""
-    from sync_platform.warehouse.platform_tables import sync_runs
-
-    columns = [
-        sync_runs.c.id,
-        sync_runs.c.source,
-        sync_runs.c.entity,
-        sync_runs.c.trigger,
-        sync_runs.c.status,
-        sync_runs.c.fetched,
-        sync_runs.c.inserted,
-        sync_runs.c.updated,
-        sync_runs.c.unchanged,
-        sync_runs.c.soft_deleted,
-        sync_runs.c.quarantined,
-        sync_runs.c.gap_count,
-        sync_runs.c.started_at,
-        sync_runs.c.finished_at,
-        sync_runs.c.message,
-    ]
-    with warehouse_engine().connect() as connection:
-        rows = (
-            connection.execute(sa.select(*columns).order_by(sync_runs.c.id.desc()).limit(limit))
-            .mappings()
-            .all()
-        )
-    if as_json:
-        typer.echo(json.dumps([dict(row) for row in rows], default=str, indent=2))
-        return
-    for row in rows:
-        typer.echo(
-            f"#{row['id']} {row['source']}.{row['entity']} [{row['trigger']}] {row['status']}: "
-            f"fetched {row['fetched']}, +{row['inserted']} ~{row['updated']} ={row['unchanged']} "
-            f"-{row['soft_deleted']}, quarantined {row['quarantined']}, gaps {row['gap_count']}"
-        )
-
-
 alerts_app = typer.Typer(help="Alerts: list and acknowledge.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 
@@ -199,14 +163,15 @@ def alerts_ack(
 
 @app.command("health")
 def health(as_json: bool = typer.Option(False, "--json")) -> None:
-    """The platform's health; exits 1 when any entity is unhealthy (for probes and cron)."""
+    """The platform's health; exits 1 when it is unhealthy (for probes and cron), and the
+    verdict line says why: each unhealthy entity and each open high alert."""
     from sync_platform.alerting.health import as_markdown, health_report
     from sync_platform.definitions import build_definitions
     from sync_platform.defs.ops.health import schedules_by_source
     from sync_platform.orchestration.configuration import unconfigured_sources
 
     repository = build_definitions().get_repository_def()
-    with warehouse_engine().connect() as connection:
+    with reported(), warehouse_engine().connect() as connection:
         report = health_report(
             connection,
             all_source_configs(),

@@ -9,20 +9,17 @@ error rather than an empty answer; an action on more than `BULK_CONFIRM` records
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import sqlalchemy as sa
 import typer
 
 from sync_platform import settings
-from sync_platform.cli.shared import fail, warehouse_engine
-from sync_platform.errors import ConfigurationError, SyncError
-from sync_platform.warehouse.connection import redacted
+from sync_platform.cli.shared import migrated_warehouse_engine, reported
+from sync_platform.errors import ConfigurationError
 
 reconcile_app = typer.Typer(
     help="Reconciliation: list, show, resolve and export the differences between a source and "
@@ -59,31 +56,6 @@ class ResolveAction(StrEnum):
     KEEP_LOCAL = "keep-local"
     IGNORE = "ignore"
     MERGE = "merge"
-
-
-@contextmanager
-def _reported() -> Iterator[None]:
-    """A platform, database or file error as one line on stderr (exit 2), not a traceback."""
-    try:
-        yield
-    except (SyncError, sa.exc.SQLAlchemyError, OSError) as exc:
-        fail(exc)
-
-
-def _reconcile_engine() -> sa.Engine:
-    """The warehouse, once it is known to have this code's tables (a clear error if not)."""
-    from sync_platform.warehouse.schema import current_revision, head_revision
-
-    engine = warehouse_engine()
-    with engine.connect() as connection:
-        revision = current_revision(connection)
-    if revision != head_revision():
-        raise ConfigurationError(
-            f"the warehouse {redacted(settings.warehouse_url())} is at schema revision "
-            f"{revision or 'none'}; this code needs {head_revision()}",
-            hint="run `sync-platform db upgrade`",
-        )
-    return engine
 
 
 def _allowed(option: str, given: list[str], allowed: Iterable[str]) -> list[str]:
@@ -174,9 +146,9 @@ def reconcile_list(
     from sync_platform.reconcile.report import as_json as rows_as_json
     from sync_platform.reconcile.store import select_discrepancies
 
-    with _reported():
+    with reported():
         selection, _ = _selection(source, entity, kind, severity, field, key, status)
-        with _reconcile_engine().connect() as connection:
+        with migrated_warehouse_engine().connect() as connection:
             rows = select_discrepancies(connection, selection)
     if as_json:
         typer.echo(rows_as_json(rows[:limit]))
@@ -236,7 +208,7 @@ def reconcile_show(
     from sync_platform.reconcile.report import side_by_side
     from sync_platform.reconcile.store import actions_for
 
-    with _reported():
+    with reported():
         if (discrepancy_id is None) == (key is None):
             raise ConfigurationError(
                 "name one discrepancy", hint="give its ID, or --key K (with --entity E)"
@@ -246,7 +218,7 @@ def reconcile_show(
         if discrepancy_id is not None:
             selection.ids = [discrepancy_id]
         named = f"#{discrepancy_id}" if key is None else f"with key {key}"
-        with _reconcile_engine().connect() as connection:
+        with migrated_warehouse_engine().connect() as connection:
             row = _one_discrepancy(connection, selection, f"{named} in {source}")
             actions = actions_for(connection, row["id"])
     spec = config.entities.get(row["entity"])
@@ -456,7 +428,7 @@ def reconcile_resolve(
     from sync_platform.reconcile.resolve import Resolver
     from sync_platform.reconcile.store import select_discrepancies
 
-    with _reported():
+    with reported():
         if action is not ResolveAction.IGNORE and (reason or days or until):
             raise ConfigurationError(
                 f"--reason, --days and --until are for ignore, not {action.value}", hint="drop them"
@@ -472,7 +444,7 @@ def reconcile_resolve(
         choices = _choices(choose or [])
         selection, config = _selection(source, entity, kind, severity, field, key, status, ids)
         actor = _actor(by)
-        engine = _reconcile_engine()
+        engine = migrated_warehouse_engine()
         writes = not (action is ResolveAction.MERGE and preview)
         if selection.narrowed:
             with engine.connect() as connection:
@@ -534,11 +506,11 @@ def reconcile_export(
     from sync_platform.reconcile.report import FORMATS, write_report, write_reports
     from sync_platform.reconcile.store import select_discrepancies
 
-    with _reported():
+    with reported():
         if fmt is not None:
             _allowed("--format", [fmt], FORMATS)
         selection, config = _selection(source, entity, kind, severity, field, key, status)
-        with _reconcile_engine().connect() as connection:
+        with migrated_warehouse_engine().connect() as connection:
             rows = select_discrepancies(connection, selection, limit)
         title = (
             f"{source} reconciliation: {len(rows)} {' or '.join(selection.statuses)} discrepancies"
@@ -565,7 +537,7 @@ def reconcile_runs(
     from sync_platform.reconcile.report import as_json as rows_as_json
     from sync_platform.reconcile.store import latest_runs
 
-    with _reported(), _reconcile_engine().connect() as connection:
+    with reported(), migrated_warehouse_engine().connect() as connection:
         rows = latest_runs(connection, source, limit)
     if as_json:
         typer.echo(rows_as_json(rows))

@@ -1,5 +1,5 @@
-"""The audit trail: one `sync_runs` row per entity sync, plus its record log, quarantine
-and errors.
+"""The audit trail: one `sync_runs` row per entity sync, plus its record log, quarantine,
+conflicts and errors; and their retention (`purge_*`).
 
 The audit row is inserted (status 'running') in its own transaction before any work, so a
 run that dies still leaves a trace; its counts are written inside the merge transaction,
@@ -23,9 +23,12 @@ from sync_platform.warehouse import bulk
 from sync_platform.warehouse.platform_tables import (
     sync_conflicts,
     sync_errors,
+    sync_gaps,
     sync_quarantine,
     sync_record_log,
     sync_runs,
+    sync_state,
+    webhook_inbox,
 )
 
 TRIGGERS = ("scheduled", "manual", "sensor", "resync", "backfill")
@@ -325,3 +328,141 @@ def purge_quarantine(engine: sa.Engine, before: datetime) -> int:
     return bulk.delete_in_batches(
         engine, sync_quarantine, sync_quarantine.c.quarantined_at < before
     )
+
+
+# The newest syncs of each entity always stay, whatever their age: the alert rules and the
+# asset checks judge a sync against the ones before it (consecutive failures, the trailing
+# median, the volume check's trailing syncs of the same kind among the latest 100 it scans).
+AUDIT_HISTORY_KEPT = 100
+# Per-run detail deleted with its sync (the record log, errors and conflicts cascade).
+SYNC_DETAIL = (sync_record_log, sync_errors, sync_conflicts)
+
+
+def still_needed(run: sa.ColumnElement) -> sa.ColumnElement[bool]:
+    """A sync that something open or current still points at, which retention keeps: one
+    still running; the sync that wrote an entity's current cursor (`sync_state`); the one that
+    found a gap still open or unrecoverable; one whose quarantined records are unresolved or
+    whose refused webhook deliveries (`quarantined`) wait in the inbox; the one holding the
+    latest logged conflict of a record (deleting it would log the same conflict again)."""
+    later_conflict = sync_conflicts.alias("later_conflict")
+    return sa.or_(
+        sync_runs.c.status == "running",
+        sa.exists().where(sync_state.c.sync_run_id == run),
+        sa.exists().where(
+            sync_gaps.c.detected_by_run_id == run,
+            sync_gaps.c.status.in_(("open", "unrecoverable")),
+        ),
+        sa.exists().where(
+            sync_quarantine.c.sync_run_id == run, sync_quarantine.c.resolved_at.is_(None)
+        ),
+        sa.exists().where(
+            webhook_inbox.c.processed_by_run_id == run, webhook_inbox.c.status == "quarantined"
+        ),
+        sa.exists().where(
+            sync_conflicts.c.sync_run_id == run,
+            ~sa.exists().where(
+                later_conflict.c.source == sync_conflicts.c.source,
+                later_conflict.c.entity == sync_conflicts.c.entity,
+                later_conflict.c.record_key == sync_conflicts.c.record_key,
+                later_conflict.c.id > sync_conflicts.c.id,
+            ),
+        ),
+    )
+
+
+def _oldest_kept(connection: sa.Connection, keep_latest: int) -> dict[tuple[str, str], int]:
+    """Per (source, entity) with more than `keep_latest` syncs, the id of the oldest of its
+    newest `keep_latest` (entities with fewer keep every sync)."""
+    found = {}
+    for source, entity in connection.execute(
+        sa.select(sync_runs.c.source, sync_runs.c.entity).distinct()
+    ).all():
+        oldest = connection.execute(
+            sa.select(sync_runs.c.id)
+            .where(sync_runs.c.source == source, sync_runs.c.entity == entity)
+            .order_by(sync_runs.c.id.desc())
+            .offset(keep_latest - 1)
+            .limit(1)
+        ).scalar()
+        if oldest is not None:
+            found[(source, entity)] = oldest
+    return found
+
+
+def purge_audit(
+    engine: sa.Engine,
+    before: datetime,
+    *,
+    keep_latest: int = AUDIT_HISTORY_KEPT,
+    batch_size: int = 1000,
+    detail_batch_size: int = 50_000,
+) -> dict[str, int]:
+    """Retention: entity syncs started before `before`, with their record log, errors and
+    conflicts, except the newest `keep_latest` of each entity and those `still_needed`; and
+    run-level errors (a failed Dagster run, no sync of its own) that occurred before it.
+
+    Syncs go `batch_size` at a time: first their detail (in batches of `detail_batch_size`,
+    each its own transaction), then the syncs themselves, whose remaining references (resolved
+    gaps, processed deliveries, released held records, resolved quarantine) are set to null by
+    their foreign keys. Returns the counts, with `audit_runs_kept`: syncs older than `before`
+    that stay."""
+    counts = {
+        "audit_runs_deleted": 0,
+        "audit_runs_kept": 0,
+        "audit_record_log_deleted": 0,
+        "audit_errors_deleted": 0,
+        "audit_conflicts_deleted": 0,
+    }
+    before = as_utc(before)
+    with engine.connect() as connection:
+        oldest_kept = _oldest_kept(connection, keep_latest)
+    for (source, entity), oldest in sorted(oldest_kept.items()):
+        purgeable = sa.and_(
+            sync_runs.c.source == source,
+            sync_runs.c.entity == entity,
+            sync_runs.c.id < oldest,
+            sync_runs.c.started_at < before,
+            ~still_needed(sync_runs.c.id),
+        )
+        while True:
+            with engine.connect() as connection:
+                ids = list(
+                    connection.execute(
+                        sa.select(sync_runs.c.id)
+                        .where(purgeable)
+                        .order_by(sync_runs.c.id)
+                        .limit(batch_size)
+                    ).scalars()
+                )
+            if not ids:
+                break
+            # No second look before deleting: what keeps a sync (a gap it found, a cursor it
+            # wrote, …) is only ever written by that sync, so an old one cannot gain it now.
+            for table in SYNC_DETAIL:
+                counts[f"audit_{_DETAIL_NAMES[table.name]}_deleted"] += bulk.delete_in_batches(
+                    engine, table, table.c.sync_run_id.in_(ids), detail_batch_size
+                )
+            with engine.begin() as connection:
+                counts["audit_runs_deleted"] += connection.execute(
+                    sa.delete(sync_runs).where(sync_runs.c.id.in_(ids))
+                ).rowcount
+            if len(ids) < batch_size:
+                break
+    counts["audit_errors_deleted"] += bulk.delete_in_batches(
+        engine,
+        sync_errors,
+        sync_errors.c.sync_run_id.is_(None) & (sync_errors.c.occurred_at < before),
+        detail_batch_size,
+    )
+    with engine.connect() as connection:
+        counts["audit_runs_kept"] = connection.execute(
+            sa.select(sa.func.count()).where(sync_runs.c.started_at < before)
+        ).scalar_one()
+    return counts
+
+
+_DETAIL_NAMES = {
+    sync_record_log.name: "record_log",
+    sync_errors.name: "errors",
+    sync_conflicts.name: "conflicts",
+}

@@ -34,7 +34,8 @@ GAP_RESYNC_BACKOFF_MINUTES = setting(
     "gap_resync_backoff_minutes",
     5,
     non_negative_int,
-    "wait before the first resync of a gap; doubles each attempt",
+    "minutes between a gap's first resync (immediate) and its second; the wait doubles "
+    "before each further attempt (5: 5, 10, 20 … minutes after the previous attempt started)",
 )
 
 

@@ -108,6 +108,7 @@ sync_errors = sa.Table(
     ),
 )
 sa.Index("ix_sync_errors_occurred", sync_errors.c.occurred_at)
+sa.Index("ix_sync_errors_run", sync_errors.c.sync_run_id)  # migration 0010
 
 sync_gaps = sa.Table(
     "sync_gaps",
@@ -136,6 +137,9 @@ sa.Index(
     postgresql_where=sync_gaps.c.status == "open",
     sqlite_where=sync_gaps.c.status == "open",
 )
+# migration 0010: what a deleted sync's foreign keys look up (retention, `purge_audit`)
+sa.Index("ix_sync_gaps_detected_by", sync_gaps.c.detected_by_run_id)
+sa.Index("ix_sync_gaps_resolved_by", sync_gaps.c.resolved_by_run_id)
 
 sync_state = sa.Table(
     "sync_state",
@@ -161,6 +165,7 @@ sync_quarantine = sa.Table(
     sa.Column("resolved_at", Timestamp()),
 )
 sa.Index("ix_sync_quarantine_entity", sync_quarantine.c.source, sync_quarantine.c.entity)
+sa.Index("ix_sync_quarantine_run", sync_quarantine.c.sync_run_id)  # migration 0010
 
 sync_config = sa.Table(
     "sync_config",
@@ -234,6 +239,7 @@ sync_conflicts = sa.Table(
     ),
 )
 sa.Index("ix_sync_conflicts_entity", sync_conflicts.c.source, sync_conflicts.c.entity)
+sa.Index("ix_sync_conflicts_run", sync_conflicts.c.sync_run_id)  # migration 0010
 
 sync_held_records = sa.Table(
     "sync_held_records",
@@ -259,6 +265,7 @@ sa.Index(
     postgresql_where=sync_held_records.c.released_at.is_(None),
     sqlite_where=sync_held_records.c.released_at.is_(None),
 )
+sa.Index("ix_sync_held_records_released_by", sync_held_records.c.released_by_run_id)  # 0010
 
 sync_leases = sa.Table(
     "sync_leases",
@@ -298,6 +305,7 @@ webhook_inbox = sa.Table(
 )
 sa.Index("ix_webhook_inbox_pending", webhook_inbox.c.status, webhook_inbox.c.id)
 sa.Index("ix_webhook_inbox_execution", webhook_inbox.c.workflow_key, webhook_inbox.c.execution_id)
+sa.Index("ix_webhook_inbox_processed_by", webhook_inbox.c.processed_by_run_id)  # migration 0010
 
 webhook_rejections = sa.Table(
     "webhook_rejections",

@@ -5,9 +5,15 @@ setting.
   except a run that still holds the latest materialization of an asset or of an asset
   partition (deleting it would make the asset, or a GA4 day, look never synced).
 - The warehouse's record log, processed webhook deliveries, resolved gaps and quarantined
-  records beyond their retention. Synced data, the audit (`sync_runs`), open and
-  unrecoverable gaps, pending or quarantined deliveries, alerts and backups are never purged
-  here.
+  records beyond their retention.
+- Then the audit: entity syncs (`sync_runs`) older than `retention_audit_days`, with their
+  record log, errors and conflicts, and run-level errors as old; the newest 100 syncs of each
+  entity and every sync something open still points at (`audit.still_needed`: running, the
+  current cursor's, an open or unrecoverable gap's, unresolved quarantine's, a refused
+  delivery's, a record's latest conflict) stay. It runs last, so rows the purges above just
+  removed no longer hold a sync back.
+Synced data, open and unrecoverable gaps, pending or quarantined deliveries, alerts and
+backups are never purged here.
 """
 
 import time
@@ -47,6 +53,14 @@ RESOLVED_GAPS_DAYS = setting(
 )
 QUARANTINE_DAYS = setting(
     "retention_quarantine_days", 180, positive_int, "days sync_quarantine rows are kept"
+)
+AUDIT_DAYS = setting(
+    "retention_audit_days",
+    365,
+    positive_int,
+    "days entity syncs (sync_runs, with their record log, errors and conflicts) are kept; "
+    "the newest 100 of each entity, and syncs an open gap, unresolved quarantine, refused "
+    "delivery, current cursor or latest conflict points at, stay longer",
 )
 
 
@@ -110,6 +124,7 @@ def clean_up(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> No
                 INBOX_PROCESSED_DAYS,
                 RESOLVED_GAPS_DAYS,
                 QUARANTINE_DAYS,
+                AUDIT_DAYS,
             )
         }
 
@@ -123,6 +138,7 @@ def clean_up(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> No
         "resolved_gaps_deleted": gaps.purge_resolved(engine, cutoff(RESOLVED_GAPS_DAYS)),
         "quarantine_deleted": audit.purge_quarantine(engine, cutoff(QUARANTINE_DAYS)),
     }
+    figures |= audit.purge_audit(engine, cutoff(AUDIT_DAYS))  # last: see the module's doc
     context.log.info(", ".join(f"{name} {count}" for name, count in figures.items()))
     context.add_output_metadata(
         {**figures, "seconds": dg.MetadataValue.float(round(time.monotonic() - started, 3))}
