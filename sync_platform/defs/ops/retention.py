@@ -25,9 +25,10 @@ from sync_platform.engine import audit, gaps
 from sync_platform.inbox import store as inbox_store
 from sync_platform.orchestration.automation import utc_schedule
 from sync_platform.orchestration.resources import WarehouseResource
+from sync_platform.orchestration.tags import AREA_TAG
 from sync_platform.runtime_config import positive_int, setting
 
-TAGS = {"sync_platform/area": "retention"}
+TAGS = {AREA_TAG: "retention"}
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 RUNS_PER_PAGE = 200
 
