@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: demo test bench bench-reconcile lint dev env soak chaos
+.PHONY: demo test bench bench-reconcile bench-orchestration lint dev env soak chaos
 
 demo: env
 	$(VENV)/bin/python -m demo
@@ -27,6 +27,11 @@ bench: env
 # compare_entity over 1M vehicles with 1% planted drift, both dialects (bench/README.md).
 bench-reconcile: env
 	$(VENV)/bin/python -m bench.reconcile_bench --write-docs
+
+# Loading the code location and whole `dagster job execute` runs of dealer_sync and full_sync
+# at the demo's size, before and after the orchestration changes (docs/performance.md).
+bench-orchestration: env
+	$(VENV)/bin/python -m bench.orchestration_bench --write-docs
 
 lint: env
 	$(VENV)/bin/ruff check .

@@ -6,11 +6,17 @@ Each run is the command an operator types, in a fresh process, against a throwaw
 DAGSTER_HOME (the repository's dagster.yaml) and an embedded SQLite warehouse. The first
 `full_sync` loads everything; the second re-reads unchanged sources (the steady state of the
 15-minute schedule). `python -m bench.orchestration_bench [--repeats N] [--write-docs]`.
+
+Each figure is taken twice: as shipped, and as the platform ran before issue 17 (every step
+a fresh `spawn`ed process, and no compiled bytecode to read, as where PYTHONDONTWRITEBYTECODE
+is set and nothing compiled it ahead), so the table shows what the forkserver and the
+ahead-of-time bytecode buy.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -40,6 +46,7 @@ LOAD_DEFINITIONS = (
     "from sync_platform.definitions import defs; defs().get_repository_def().get_all_jobs()"
 )
 TARGETS = {"definitions": 2.0, "dealer_sync": 10.0, "full_sync": 20.0}
+SPAWN = {"execution": {"config": {"multiprocess": {"start_method": {"spawn": {}}}}}}
 
 
 def _seconds(command: list[str], env: dict[str, str]) -> float:
@@ -69,10 +76,14 @@ def _last_id(engine: sa.Engine) -> int:
         return connection.execute(latest).scalar_one()
 
 
-def measure(repeats: int) -> list[dict]:
+def measure(repeats: int, before: bool) -> list[dict]:
+    """The figures as shipped, or (`before`) with spawned steps and no bytecode to read."""
     results = []
     python = [sys.executable, "-c", LOAD_DEFINITIONS]
-    loads = [_seconds(python, dict(os.environ)) for _ in range(repeats)]
+    no_bytecode = tempfile.mkdtemp(prefix="orchestration-bench-no-pyc-")
+    # before: an empty bytecode cache that nothing is written to
+    variant = {"PYTHONPYCACHEPREFIX": no_bytecode, "PYTHONDONTWRITEBYTECODE": "1"} if before else {}
+    loads = [_seconds(python, dict(os.environ) | variant) for _ in range(repeats)]
     results.append({"what": "definitions", "label": "load the code location "
                     "(`import sync_platform.definitions`, build the Definitions)",
                     "seconds": statistics.median(loads), "syncs": None})  # fmt: skip
@@ -86,10 +97,14 @@ def measure(repeats: int) -> list[dict]:
         upgrade_warehouse(engine, [e for s in all_source_configs() for e in s.entities.values()])
         with SimulatorServer() as simulator, httpx.Client(base_url=simulator.url) as control:
             reset_sources(control, seed=42, stock=300, leads=120)
-            env = demo_environment(url, simulator.url, home) | {
-                "DAGSTER_HOME": str(dagster_home),
-                "SYNC_PLATFORM_HOME": str(home),
-            }
+            env = (
+                demo_environment(url, simulator.url, home)
+                | variant
+                | {
+                    "DAGSTER_HOME": str(dagster_home),
+                    "SYNC_PLATFORM_HOME": str(home),
+                }
+            )
             for job, label in (
                 ("dealer_sync", "first load (300 vehicles, 120 leads)"),
                 ("dealer_sync", "nothing changed"),
@@ -97,41 +112,52 @@ def measure(repeats: int) -> list[dict]:
                 ("full_sync", "nothing changed"),
             ):
                 label = f"`dagster job execute -j {job}`, {label}"
-                before = _last_id(engine)
+                after_id = _last_id(engine)
                 command = [str(BIN / "dagster"), "job", "execute", "-m",
                            "sync_platform.definitions", "-j", job]  # fmt: skip
+                if before:
+                    command += ["--config-json", json.dumps(SPAWN)]
                 seconds = _seconds(command, env)
-                own, syncs = _sync_seconds(engine, before)
+                own, syncs = _sync_seconds(engine, after_id)
                 results.append({"what": job, "label": label, "seconds": seconds,
                                 "own": own, "syncs": syncs})  # fmt: skip
-                print(f"{label}: {seconds:.1f} s (syncs' own {own:.1f} s)", flush=True)
+                shown = "before" if before else "shipped"
+                print(f"{shown}: {label}: {seconds:.1f} s (syncs' own {own:.1f} s)", flush=True)
         engine.dispose()
+    shutil.rmtree(no_bytecode, ignore_errors=True)
     return results
 
 
-def table(results: list[dict]) -> str:
-    lines = ["| what | wall | syncs' own seconds | target | met |",
-             "| --- | ---: | ---: | ---: | --- |"]  # fmt: skip
-    for r in results:
+def table(shipped: list[dict], before: list[dict]) -> str:
+    lines = ["| what | before | as shipped | syncs' own seconds | target | met |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
+    for r, old in zip(shipped, before, strict=True):
         target = TARGETS.get(r["what"])
         own = "" if r["syncs"] is None else f"{r['own']:.1f} s ({r['syncs']} syncs)"
         met = "" if target is None else ("yes" if r["seconds"] <= target else "no")
         shown = "" if target is None else f"≤ {target:.0f} s"
-        lines.append(f"| {r['label']} | {r['seconds']:.1f} s | {own} | {shown} | {met} |")
+        lines.append(
+            f"| {r['label']} | {old['seconds']:.1f} s | {r['seconds']:.1f} s | {own} | "
+            f"{shown} | {met} |"
+        )
     return "\n".join(lines)
 
 
-def write_docs(results: list[dict], repeats: int) -> None:
-    load = os.getloadavg()[0]
+def write_docs(shipped: list[dict], before: list[dict], repeats: int, loads: str) -> None:
     section = f"""{START}
 ## Orchestration overhead (`python -m bench.orchestration_bench`, {date.today().isoformat()})
 
 Machine: {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()};
-1-minute load average at the end: {load:.1f}. The code location's load is the median of
-{repeats} fresh processes; each job row is one `dagster job execute` against the simulator
-at the demo's size, on the embedded default (SQLite warehouse, SQLite Dagster storage).
+1-minute load average {loads}. The code location's load is the median of {repeats} fresh
+processes; each job row is one `dagster job execute` against the simulator at the demo's
+size (300 vehicles, 120 leads, 40 products, 100 variants, 60 customers, 80 sellers), on the
+embedded default (SQLite warehouse, SQLite Dagster storage). *Before*: every step a freshly
+`spawn`ed process with no compiled bytecode to read (how every run went before issue 17 where
+PYTHONDONTWRITEBYTECODE is set, as on this machine); *as shipped*: `make env` compiles the
+bytecode ahead and steps are forked from a forkserver that built the definitions once
+(`orchestration/executor.py`).
 
-{table(results)}
+{table(shipped, before)}
 {END}"""
     text = DOCS.read_text()
     if START in text:
@@ -147,11 +173,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="loads of the code location")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
-    results = measure(args.repeats)
+    load_before = os.getloadavg()[0]
+    before = measure(args.repeats, before=True)
+    shipped = measure(args.repeats, before=False)
+    loads = f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     print()
-    print(table(results))
+    print(table(shipped, before))
     if args.write_docs:
-        write_docs(results, args.repeats)
+        write_docs(shipped, before, args.repeats, loads)
         print(f"\nwrote {DOCS}")
 
 
