@@ -11,13 +11,13 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: demo test bench bench-reconcile lint dev env soak chaos
+.PHONY: demo test bench bench-reconcile lint dev env soak chaos browser
 
 demo: env
 	$(VENV)/bin/python -m demo
 
 # The layer contracts first (pyproject.toml, [tool.importlinter]), then the suite.
-test: env
+test: env browser
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest
 
@@ -27,6 +27,15 @@ bench: env
 # compare_entity over 1M vehicles with 1% planted drift, both dialects (bench/README.md).
 bench-reconcile: env
 	$(VENV)/bin/python -m bench.reconcile_bench --write-docs
+
+# Debian's chromium, which the browser test (sync_platform_tests/test_ui_browser.py) drives
+# through Playwright: installed once, when missing (Playwright never downloads a browser here).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y chromium || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
 
 lint: env
 	$(VENV)/bin/ruff check .
