@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import psutil
 import pytest
@@ -185,6 +186,10 @@ def ui(chromium, tmp_path_factory) -> Iterator[DagsterUI]:
     dagster_home.mkdir()
     platform_home.mkdir()
     shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    # Dagster's storage made here, before the webserver and the first run start together: both
+    # would otherwise create its SQLite databases at once (and one can fail doing so).
+    with dg.DagsterInstance.from_config(str(dagster_home)):
+        pass
     run_config = root / "in_process.yaml"
     run_config.write_text(IN_PROCESS)
     warehouse_url = f"sqlite:///{platform_home / 'warehouse.db'}"
@@ -253,8 +258,9 @@ def browser(chromium) -> Iterator[Browser]:
         browser.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def page(browser: Browser, ui: DagsterUI) -> Iterator[Page]:
+    """One tab for the module, as an operator keeps one: each test opens its screen in it."""
     context = browser.new_context(viewport=VIEWPORT, base_url=ui.url)
     context.set_default_timeout(30_000)
     page = context.new_page()
@@ -295,6 +301,11 @@ def labelled(page: Page, label: str) -> Locator:
 
 def metadata_row(page: Page, label: str) -> Locator:
     return page.get_by_role("row").filter(has=page.get_by_role("cell", name=label, exact=True))
+
+
+def metadata_value(page: Page, label: str) -> Locator:
+    """The value cell of a metadata table's row (the last: a timestamp may sit between)."""
+    return metadata_row(page, label).get_by_role("cell").last
 
 
 def key_of(node: dict) -> str:
@@ -456,8 +467,9 @@ def test_asset_overview_shows_description_owners_and_table(ui, page, screenshots
     expect(labelled(page, "Row count")).to_contain_text(str(rows))
     expect(visible_text(page, "primary key (stock_number)")).to_be_visible()
     expect(metadata_row(page, "vin")).to_contain_text("from VIN")
-    expect(metadata_row(page, "sync_mode")).to_contain_text("full_snapshot")
-    expect(metadata_row(page, "updated")).to_contain_text(str(FEED_CHANGE["change"]))
+    expect(metadata_value(page, "sync_mode")).to_have_text("full_snapshot")
+    expect(metadata_value(page, "updated")).to_have_text(str(FEED_CHANGE["change"]))
+    expect(metadata_value(page, "inserted")).to_have_text(str(FEED_CHANGE["add"]))
     page.screenshot(path=screenshots / "asset_overview.png")
 
 
@@ -476,8 +488,9 @@ def test_checks_tab_lists_every_check_passed(ui, page, screenshots):
     row_with(page, "in_step_with_source", "Succeeded").click()
     expect(visible_text(page, "Passed")).to_be_visible()
     rows = STOCK + FEED_CHANGE["add"] - FEED_CHANGE["remove"]
-    expect(metadata_row(page, "source_count")).to_contain_text(str(rows))
-    expect(metadata_row(page, "gap_count")).to_contain_text("0")
+    expect(metadata_value(page, "source_count")).to_have_text(str(rows))
+    expect(metadata_value(page, "warehouse_count")).to_have_text(str(rows))
+    expect(metadata_value(page, "gap_count")).to_have_text("0")
     page.screenshot(path=screenshots / "asset_checks.png")
 
 
@@ -555,20 +568,30 @@ def test_runs_list_shows_the_launched_runs_with_their_tags(ui, page, screenshots
 
 AUTOMATIONS = """{ repositoriesOrError { ... on RepositoryConnection { nodes {
     schedules { name } sensors { name } } } } }"""
+# What a loaded row says under the name: "Scheduled At 02:00 AM UTC", "Standard sensor", ...
+ROW_KIND = {"schedules": re.compile(r"Scheduled "), "sensors": re.compile(r"[A-Z][a-z ]* sensor")}
+SCROLL_TO_TOP = """e => {
+  for (let box = e.parentElement; box; box = box.parentElement)
+    if (box.scrollHeight > box.clientHeight) { box.scrollTop = 0; return; }
+}"""
 
 
 def test_automation_page_lists_schedules_and_sensors(ui, page, screenshots):
     repositories = ui.graphql(AUTOMATIONS)["repositoriesOrError"]["nodes"]
-    names = sorted(
-        item["name"]
+    automations = sorted(
+        (item["name"], kind)
         for repository in repositories
-        for item in repository["schedules"] + repository["sensors"]
+        for kind in ROW_KIND
+        for item in repository[kind]
     )
-    assert set(names) >= KNOWN_AUTOMATIONS
+    assert {name for name, _ in automations} >= KNOWN_AUTOMATIONS
     page.goto("/automation")
-    expect(visible_text(page, names[0])).to_be_visible()
+    for name, kind in automations:  # each a row linking to its page, loaded
+        row = page.locator(f'a[href$="/{kind}/{name}"]')
+        row.scroll_into_view_if_needed()
+        expect(row).to_contain_text(name)
+        expect(row).to_contain_text(ROW_KIND[kind])
+    first = page.locator(f'a[href$="/{automations[0][1]}/{automations[0][0]}"]')
+    first.evaluate(SCROLL_TO_TOP)
+    expect(first).to_be_in_viewport()
     page.screenshot(path=screenshots / "automation.png")
-    for name in names:
-        shown = visible_text(page, name)
-        shown.scroll_into_view_if_needed()
-        expect(shown).to_be_visible()
