@@ -52,7 +52,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 UPDATE_SCREENSHOTS_ENV = "SYNC_PLATFORM_UPDATE_SCREENSHOTS"
 DOCS_SCREENSHOTS = REPO / "docs" / "ui"
 VIEWPORT = {"width": 1280, "height": 800}
-LISTEN = ["-h", "127.0.0.1", "-p"]  # loopback only, on a free port
 STOP_SECONDS = 20  # for the webserver to stop its code server and itself, before a kill
 START_SECONDS = 180  # for the webserver to answer with the code location loaded
 
@@ -133,6 +132,18 @@ def _execute(job: str, tags: dict[str, str], env: dict[str, str], run_config: Pa
     )
 
 
+def _start_webserver(env: dict[str, str], port: int, cwd: Path, log: Path) -> subprocess.Popen:
+    command = [str(BIN / "dagster-webserver"), "-m", "sync_platform.definitions"]
+    with log.open("w") as output:
+        return subprocess.Popen(
+            [*command, "-h", "127.0.0.1", "-p", str(port)],  # loopback only
+            env=env,
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def _stop(process: subprocess.Popen) -> None:
     """Terminate the webserver (it stops its code server); kill, by their ids, what is still
     there after STOP_SECONDS."""
@@ -202,8 +213,10 @@ def ui(chromium, tmp_path_factory) -> Iterator[DagsterUI]:
     port = _free_port()
     ui = DagsterUI(url=f"http://127.0.0.1:{port}", partition=yesterday.isoformat())
     log = root / "webserver.log"
-    with SimulatorServer(seed=42) as simulator:
-        control = httpx.Client(base_url=simulator.url, timeout=30)
+    with (
+        SimulatorServer(seed=42) as simulator,
+        httpx.Client(base_url=simulator.url, timeout=30) as control,
+    ):
         control.post(
             "/_sim/reset", json={"seed": 42, "dealer": {"stock": STOCK, "leads": LEADS}}
         ).raise_for_status()
@@ -216,20 +229,7 @@ def ui(chromium, tmp_path_factory) -> Iterator[DagsterUI]:
             **simulator_environment(simulator.url),
         }
         # The webserver loads the code location while the jobs run (two cores, two processes).
-        with log.open("w") as output:
-            webserver = subprocess.Popen(
-                [
-                    str(BIN / "dagster-webserver"),
-                    "-m",
-                    "sync_platform.definitions",
-                    *LISTEN,
-                    str(port),
-                ],
-                env=env,
-                cwd=root,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
+        webserver = _start_webserver(env, port, cwd=root, log=log)
         try:
             for launch in (
                 Launch("dealer_sync", OPERATOR_TAG),
@@ -240,14 +240,17 @@ def ui(chromium, tmp_path_factory) -> Iterator[DagsterUI]:
                 ui.launches.append(launch)
                 if len(ui.launches) == 1:
                     control.post("/_sim/dealer/mutate", json=FEED_CHANGE).raise_for_status()
-            control.close()
-            _wait_until_serving(ui, webserver, log)
-            # The newsletter dialog a fresh instance shows once on localhost, dismissed as its
-            # Skip button does, so it covers no screen.
-            assert ui.graphql("mutation { setNuxSeen }")["setNuxSeen"] is True
-            yield ui
-        finally:
+        except BaseException:
             _stop(webserver)
+            raise
+    try:  # the simulator is stopped: the UI only reads what the runs recorded
+        _wait_until_serving(ui, webserver, log)
+        # The newsletter dialog a fresh instance shows once on localhost, dismissed as its
+        # Skip button does, so it covers no screen.
+        assert ui.graphql("mutation { setNuxSeen }")["setNuxSeen"] is True
+        yield ui
+    finally:
+        _stop(webserver)
 
 
 @pytest.fixture(scope="module")
