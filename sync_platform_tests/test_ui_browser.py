@@ -355,8 +355,9 @@ def _drawn(edge: list[float], upstream: list[float], downstream: list[float]) ->
 
 
 def _upstream_of(nodes: dict[str, dict], roots: list[str]) -> tuple[set[str], set, int]:
-    """Every asset upstream of `roots` (with them), the edges among them, and the longest
-    chain of edges, from the definitions the webserver serves."""
+    """Every asset upstream of `roots` (with them), the edges among them, and how many levels
+    up the farthest of them is (what an `N+` selection needs), from the definitions the
+    webserver serves."""
     members, edges, depth = set(roots), set(), 0
     layer = set(roots)
     while layer:
@@ -368,7 +369,7 @@ def _upstream_of(nodes: dict[str, dict], roots: list[str]) -> tuple[set[str], se
                 above.add(upstream)
         layer = above - members
         members |= above
-        depth += bool(above)
+        depth += bool(layer)
     return members, edges, depth
 
 
