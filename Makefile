@@ -11,13 +11,13 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: demo test bench bench-reconcile bench-orchestration lint dev env soak chaos
+.PHONY: demo test bench bench-reconcile bench-orchestration lint dev env soak chaos browser
 
 demo: env
 	$(VENV)/bin/python -m demo
 
 # The layer contracts first (pyproject.toml, [tool.importlinter]), then the suite.
-test: env
+test: env browser
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest
 
@@ -32,6 +32,15 @@ bench-reconcile: env
 # at the demo's size, before and after the orchestration changes (docs/performance.md).
 bench-orchestration: env
 	$(VENV)/bin/python -m bench.orchestration_bench --write-docs
+
+# Debian's chromium, which the browser test (sync_platform_tests/test_ui_browser.py) drives
+# through Playwright: installed once, when missing (Playwright never downloads a browser here).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y chromium || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
 
 lint: env
 	$(VENV)/bin/ruff check .
