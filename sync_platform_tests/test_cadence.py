@@ -62,8 +62,8 @@ def _some_job():
 
 
 def test_a_schedule_skips_while_its_previous_run_is_unfinished():
-    schedule = utc_schedule("some_schedule", _some_job, "0 * * * *")
-    other = utc_schedule("other_schedule", _some_job, "0 * * * *")
+    schedule = utc_schedule("some_schedule", _some_job, "0 * * * *", description="hourly")
+    other = utc_schedule("other_schedule", _some_job, "0 * * * *", description="hourly")
 
     def tick(of: dg.ScheduleDefinition, instance: dg.DagsterInstance):
         with dg.build_schedule_context(instance=instance) as context:

@@ -155,6 +155,12 @@ def test_every_job_tags_its_runs_with_the_source_or_the_area_it_serves():
     assert untagged == []
 
 
+def test_every_schedule_and_sensor_says_what_it_does_in_the_ui():
+    repo = repository()
+    undescribed = [d.name for d in [*repo.schedule_defs, *repo.sensor_defs] if not d.description]
+    assert undescribed == []
+
+
 def test_the_reconciliation_is_its_own_job_schedule_and_group():
     repo = repository()
     node = repo.asset_graph.get(dg.AssetKey("dealer_reconciliation"))

@@ -79,13 +79,14 @@ def utc_schedule(
     job: Any,
     cron: str,
     *,
+    description: str,
     requires: Sequence[str] = (),
-    description: str | None = None,
     run_config: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> dg.ScheduleDefinition:
     """A cron schedule of a job (asset or op based) that requests one run per tick with
-    `run_config` and run `tags`; it skips while a variable of `requires` is unset or while
+    `run_config` and run `tags`; its `description` (when and why, shown in the UI's automation
+    page) is required; it skips while a variable of `requires` is unset or while
     the run of its previous tick is still queued or going."""
     schedule_tag = {"dagster/schedule_name": name}
 

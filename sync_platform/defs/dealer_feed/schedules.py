@@ -9,4 +9,5 @@ dealer_sync_schedule = utc_schedule(
     dealer_sync,
     "*/15 * * * *",
     requires=DealerFeedResource.required_env,
+    description="Every 15 minutes: stock as a snapshot, leads since the cursor.",
 )

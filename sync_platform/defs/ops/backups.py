@@ -239,13 +239,22 @@ backup_warehouse_nightly = utc_schedule(
     "backup_warehouse_nightly",
     backup_warehouse,
     "0 3 * * *",
+    description="Nightly 03:00 UTC: an encrypted, verified full backup of the warehouse.",
     run_config={"ops": {"create_backup": {"config": {"kind": "full"}}}},
 )
 backup_webhook_inbox_hourly = utc_schedule(
     "backup_webhook_inbox_hourly",
     backup_warehouse,
     "30 * * * *",
+    description="Hourly at :30: the webhook inbox alone, so deliveries not yet processed "
+    "survive losing the warehouse between nightly backups.",
     run_config={"ops": {"create_backup": {"config": {"kind": "inbox"}}}},
     tags={"sync_platform/backup_kind": "inbox"},
 )
-restore_drill_weekly = utc_schedule("restore_drill_weekly", restore_drill, "0 5 * * 0")
+restore_drill_weekly = utc_schedule(
+    "restore_drill_weekly",
+    restore_drill,
+    "0 5 * * 0",
+    description="Sundays 05:00 UTC: the newest backup restored into scratch and checked, so a "
+    "backup that cannot be restored is found before it is needed.",
+)

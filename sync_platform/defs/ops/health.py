@@ -63,4 +63,9 @@ def sync_health(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 sync_health_job = dg.define_asset_job(
     "sync_health_report", selection=[dg.AssetKey("sync_health")], tags={AREA_TAG: "health"}
 )
-sync_health_schedule = utc_schedule("sync_health_every_15_minutes", sync_health_job, "*/15 * * * *")
+sync_health_schedule = utc_schedule(
+    "sync_health_every_15_minutes",
+    sync_health_job,
+    "*/15 * * * *",
+    description="Every 15 minutes: the health report (sync_health), as `sync-platform health`.",
+)

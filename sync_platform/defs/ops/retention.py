@@ -151,4 +151,10 @@ def retention_cleanup():
     clean_up()
 
 
-retention_cleanup_weekly = utc_schedule("retention_cleanup_weekly", retention_cleanup, "0 4 * * 6")
+retention_cleanup_weekly = utc_schedule(
+    "retention_cleanup_weekly",
+    retention_cleanup,
+    "0 4 * * 6",
+    description="Saturdays 04:00 UTC: old Dagster runs and platform rows past their retention "
+    "(docs/operations.md, Retention).",
+)

@@ -88,6 +88,8 @@ def sync_gap_sensor(
 
 @dg.run_failure_sensor(
     name="record_run_failures",
+    description="Every failed run is recorded in the warehouse (sync_errors, and a failed "
+    "sync_runs row for each entity it never started) by a record_run_failure run.",
     request_job=record_run_failure,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=sensor_interval(30),

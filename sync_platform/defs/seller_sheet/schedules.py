@@ -9,4 +9,5 @@ seller_sheet_schedule = utc_schedule(
     seller_sheet_sync,
     "*/10 * * * *",
     requires=SellerSheetResource.required_env,
+    description="Every 10 minutes: the whole seller sheet, every row to the warehouse.",
 )
