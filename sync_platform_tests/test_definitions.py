@@ -144,6 +144,20 @@ def test_lineage_runs_from_each_source_system_through_the_tables_to_the_mart():
     } <= set(upstream)
 
 
+def test_the_mart_names_its_owners_table_and_columns():
+    from sync_platform.warehouse.mart_tables import mart_daily_kpis
+
+    key = dg.AssetKey("mart_daily_kpis")
+    spec = repository().asset_graph.get(key).assets_def.specs_by_key[key]
+    assert spec.owners == ["team:marketing"]
+    assert spec.metadata["dagster/table_name"] == "mart_daily_kpis"
+    columns = spec.metadata["dagster/column_schema"].columns
+    assert [c.name for c in columns] == [c.name for c in mart_daily_kpis.columns]
+    by_name = {c.name: c for c in columns}
+    assert by_name["date"].constraints.unique and not by_name["date"].constraints.nullable
+    assert by_name["new_users"].constraints.nullable and by_name["sessions"].type == "bigint"
+
+
 def test_every_job_tags_its_runs_with_the_source_or_the_area_it_serves():
     from sync_platform.orchestration.tags import AREA_TAG, SOURCE_TAG
 

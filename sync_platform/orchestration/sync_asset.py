@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 from pydantic import Field
 
 from sync_platform.config.models import EntityConfig, SourceConfig
@@ -189,6 +190,26 @@ def verification_check(report: SyncReport) -> dg.AssetCheckResult:
 
 
 COLUMN_TYPES = {"decimal": "decimal({precision},{scale})"}
+
+
+def table_column_schema(table: sa.Table) -> dg.TableSchema:
+    """A platform-defined table's columns (a mart's) for the UI's Columns tab, from the
+    SQLAlchemy table itself: type, nullability, the primary key as unique when it is one
+    column, the column's comment as its description."""
+    keyed = [c.name for c in table.primary_key.columns]
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=column.name,
+                type=str(column.type).lower(),
+                description=column.comment,
+                constraints=dg.TableColumnConstraints(
+                    nullable=column.nullable, unique=keyed == [column.name]
+                ),
+            )
+            for column in table.columns
+        ]
+    )
 
 
 def column_schema(entity: EntityConfig) -> dg.TableSchema:

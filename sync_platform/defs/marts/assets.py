@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from sync_platform.config import cached_source_config
 from sync_platform.defs.ga4.assets import GA4, GA4_PARTITIONS
 from sync_platform.engine.readback import read_active_rows
+from sync_platform.orchestration.sync_asset import table_column_schema
+from sync_platform.orchestration.tags import LAYER_TAG
 from sync_platform.warehouse import bulk
 from sync_platform.warehouse.mart_tables import mart_daily_kpis
 
@@ -77,7 +79,13 @@ def daily_kpis(connection: sa.Connection, first: date, last: date, now: datetime
     & dg.AutomationCondition.all_deps_blocking_checks_passed(),
     required_resource_keys={"warehouse"},
     kinds={"sql", "polars"},
-    tags={"sync_platform/layer": "mart"},
+    tags={LAYER_TAG: "mart"},
+    # who answers for the KPIs: the owners of the GA4 reports they are built on
+    owners=GA4.owners or None,
+    metadata={
+        "dagster/table_name": mart_daily_kpis.name,
+        "dagster/column_schema": table_column_schema(mart_daily_kpis),
+    },
 )
 def mart_daily_kpis_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     keys = context.partition_key_range
