@@ -54,6 +54,9 @@ def test_dealer_sync_loads_both_entities_and_every_check_passes(source_env, ware
     assert not {"held", "released", "skipped"} & set(found["dealer_stock"])
     assert not [name for name in found["dealer_stock"] if name.startswith("errors_")]
     assert "trouble" not in found["dealer_stock"]  # nothing quarantined, no gaps
+    # one plot for the required columns' null rates, not one per column
+    assert found["dealer_stock"]["quality_worst_null_rate"] == 0
+    assert not [n for n in found["dealer_stock"] if n.startswith("quality_null_rate")]
     assert found["dealer_stock"]["conflicts"] == 0  # it has a conflict_timestamp
     assert (
         found["dealer_stock"]["seconds_merge"] > 0 and found["dealer_stock"]["rows_per_second"] > 0

@@ -96,7 +96,13 @@ def report_metadata(report: SyncReport, entity: EntityConfig | None = None) -> d
             "warehouse_count": verification.warehouse_count,
             "dagster/row_count": verification.warehouse_count,
         }
-    metadata |= {f"quality_{name}": value for name, value in report.quality.items()}
+    # One plot for the required columns' null rates (the worst of them), not one per column:
+    # the UI plots every number, alphabetically, and these are zero but for a broken feed,
+    # whose columns the trouble preview names.
+    null_rates = {n: v for n, v in report.quality.items() if n.startswith(NULL_RATE)}
+    if null_rates:
+        metadata["quality_worst_null_rate"] = max(null_rates.values())
+    metadata |= {f"quality_{n}": v for n, v in report.quality.items() if n not in null_rates}
     if report.fields_missing:
         metadata["source_fields_missing"] = ", ".join(report.fields_missing.values())
     if report.fields_unmapped:
@@ -113,6 +119,7 @@ def report_metadata(report: SyncReport, entity: EntityConfig | None = None) -> d
 
 
 PREVIEW_ROWS = 5
+NULL_RATE = "null_rate_"
 
 
 def _trouble_preview(report: SyncReport) -> str | None:
@@ -120,13 +127,20 @@ def _trouble_preview(report: SyncReport) -> str | None:
     the whole lists are in the `sync_quarantine` and `sync_gaps` tables."""
     parts = []
     if report.quarantine_reasons:
-        rows = "".join(
-            f"| {_cell(reason)} | {n} |\n"
+        rows = "\n".join(
+            f"| {_cell(reason)} | {n} |"
             for reason, n in report.quarantine_reasons.most_common(PREVIEW_ROWS)
         )
         parts.append(
             f"**Quarantined, top reasons**\n\n| reason | records |\n| --- | ---: |\n{rows}"
         )
+    nulls = [
+        f"{name.removeprefix(NULL_RATE)} {rate:.1%}"
+        for name, rate in sorted(report.quality.items(), key=lambda item: -item[1])
+        if name.startswith(NULL_RATE) and rate
+    ]
+    if nulls:
+        parts.append(f"**Required values missing**: {', '.join(nulls[:PREVIEW_ROWS])}")
     missing = report.verification.missing_keys if report.verification else []
     if missing:
         shown = ", ".join(f"`{_cell(key)}`" for key in missing[:PREVIEW_ROWS])
