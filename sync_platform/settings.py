@@ -13,6 +13,9 @@ from pathlib import Path
 WAREHOUSE_URL_ENV = "SYNC_PLATFORM_WAREHOUSE_URL"
 HOME_ENV = "SYNC_PLATFORM_HOME"
 ENVIRONMENT_ENV = "SYNC_PLATFORM_ENV"
+# The environment when SYNC_PLATFORM_ENV is unset: the shipped config files as they are (an
+# `environments/dev/` folder, if someone makes one, is still merged over them).
+DEFAULT_ENVIRONMENT = "dev"
 CONFIG_DIR_ENV = "SYNC_PLATFORM_CONFIG_DIR"
 CRASHPOINT_ENV = "SYNC_PLATFORM_CRASHPOINT"
 # Who an operator's CLI action is recorded as (reconcile resolve --by overrides it).
@@ -51,8 +54,8 @@ def warehouse_url() -> str:
 
 
 def environment() -> str:
-    """Which config overlay applies (dev, test, prod); dev when unset."""
-    return os.environ.get(ENVIRONMENT_ENV, "dev")
+    """Which config overlay applies (dev, test, prod …); dev when unset or empty."""
+    return os.environ.get(ENVIRONMENT_ENV) or DEFAULT_ENVIRONMENT
 
 
 def cadence_speedup() -> float:

@@ -25,6 +25,25 @@ def config_dir() -> Path:
     return Path(os.environ.get(settings.CONFIG_DIR_ENV) or PACKAGE_CONFIG_DIR)
 
 
+def overlay_folder(env: str) -> Path:
+    """`<config folder>/environments/<env>/`, whose files are merged over the shipped ones.
+
+    Naming an environment that has no such folder is refused rather than ignored: a
+    deployment that sets SYNC_PLATFORM_ENV=prod expects prod's overlays, and running on the
+    shipped files instead (the bundled example workflows, the default options) would go
+    unnoticed. Only the default environment may have no folder.
+    """
+    folder = config_dir() / "environments" / env
+    if env != settings.DEFAULT_ENVIRONMENT and not folder.is_dir():
+        raise ConfigurationError(
+            f"{settings.ENVIRONMENT_ENV}={env!r}, but there is no overlay folder {folder}",
+            hint=f"create it with the files to merge over the shipped ones (docs/deploy.md, "
+            f"'Configuration per environment'), point {settings.CONFIG_DIR_ENV} at a config "
+            f"folder that has environments/{env}/, or unset {settings.ENVIRONMENT_ENV}",
+        )
+    return folder
+
+
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     """Overlay wins; nested mappings merge key by key, everything else is replaced, and a
     key the overlay sets to null is removed (an environment without a bundled workflow)."""
@@ -79,7 +98,7 @@ def load_validated(
         )
     data = _read_yaml(base_path)
     env = environment or settings.environment()
-    overlay_path = config_dir() / "environments" / env / base_path.name
+    overlay_path = overlay_folder(env) / base_path.name
     files = str(base_path)
     if overlay_path.exists():
         data = deep_merge(data, _read_yaml(overlay_path))

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import cache
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from sync_platform.receiver.settings import header_timeout_seconds
 
 log = logging.getLogger(__name__)
 
@@ -62,3 +65,19 @@ class HeaderDeadlineProtocol(H11Protocol):
 def with_header_deadline(seconds: float) -> type[HeaderDeadlineProtocol]:
     """The protocol class uvicorn takes as `http=`, with this deadline."""
     return type("HeaderDeadline", (HeaderDeadlineProtocol,), {"header_timeout": seconds})
+
+
+@cache
+def _deadline_from_environment() -> float:
+    return header_timeout_seconds()
+
+
+class HeaderDeadlineFromEnvironment(HeaderDeadlineProtocol):
+    """The deadline from SYNC_PLATFORM_RECEIVER_HEADER_TIMEOUT_SECONDS, read in the process
+    that serves. `sync-platform receiver --workers N` starts each worker in a process of its
+    own and hands it the protocol class by pickling, by name: a class made at run time
+    (`with_header_deadline`) cannot travel that way, this module-level one can."""
+
+    @property
+    def header_timeout(self) -> float:  # type: ignore[override]
+        return _deadline_from_environment()

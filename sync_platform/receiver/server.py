@@ -17,7 +17,7 @@ import tempfile
 import uvicorn
 
 from sync_platform.receiver.metrics import METRICS_DIR_ENV
-from sync_platform.receiver.protocol import with_header_deadline
+from sync_platform.receiver.protocol import HeaderDeadlineFromEnvironment, with_header_deadline
 from sync_platform.receiver.settings import ReceiverSettings
 
 KEEP_ALIVE_SECONDS = 75  # longer than the idle timeout of usual proxies and n8n's agent
@@ -55,7 +55,9 @@ def serve(
             log_level=log_level,
             access_log=log_level == "debug",
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
-            **server_options(receiver),
+            # The same options as everywhere, with the header deadline in a class that worker
+            # processes can be handed (the settings above were read from the same environment).
+            **{**server_options(receiver), "http": HeaderDeadlineFromEnvironment},
         )
     finally:
         if metrics_dir:

@@ -106,6 +106,15 @@ def _number(environ: Mapping[str, str], name: str, default: float, minimum: floa
     return value
 
 
+def header_timeout_seconds(environ: Mapping[str, str] | None = None) -> float:
+    """How long a connection may take to send a request's headers: the environment's
+    SYNC_PLATFORM_RECEIVER_HEADER_TIMEOUT_SECONDS, checked, or the default."""
+    environ = os.environ if environ is None else environ
+    return _number(
+        environ, settings.RECEIVER_HEADER_TIMEOUT_ENV, DEFAULT_HEADER_TIMEOUT_SECONDS, 0.1
+    )
+
+
 @dataclass(frozen=True)
 class ReceiverSettings:
     """Everything the receiver app needs; build it with `from_env()` or directly in tests."""
@@ -148,9 +157,7 @@ class ReceiverSettings:
             body_timeout_seconds=_number(
                 environ, settings.RECEIVER_BODY_TIMEOUT_ENV, DEFAULT_BODY_TIMEOUT_SECONDS, 0.1
             ),
-            header_timeout_seconds=_number(
-                environ, settings.RECEIVER_HEADER_TIMEOUT_ENV, DEFAULT_HEADER_TIMEOUT_SECONDS, 0.1
-            ),
+            header_timeout_seconds=header_timeout_seconds(environ),
             max_header_bytes=int(
                 _number(
                     environ, settings.RECEIVER_MAX_HEADER_BYTES_ENV, DEFAULT_MAX_HEADER_BYTES, 1024

@@ -58,7 +58,7 @@ def missing_block_request(
     if len(earlier) >= MAX_ATTEMPTS:
         return dg.SkipReason(
             f"{start}…{end} is still missing after {len(earlier)} runs: see their errors "
-            "(the ga4_partitions_complete check lists the days)"
+            "(each report's partitions_complete check lists the days)"
         )
     return dg.RunRequest(
         run_key=f"ga4-missing:{start}:{end}:run-{len(earlier) + 1}",
