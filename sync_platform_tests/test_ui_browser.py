@@ -408,14 +408,21 @@ def test_global_lineage_draws_sources_warehouse_and_marts(ui, page, screenshots)
     page.get_by_role("menuitem", name="Expand all groups").click()
     expect(page).to_have_url(re.compile(r"[?&]expanded="))
     page.reload()  # the layout of the expanded groups, zoomed to fit the width
-    page.get_by_role("button", name="zoom_out", exact=True).click()
+    # zoomed in far enough that the nodes show their status, not just their names
+    for _ in range(3):
+        page.get_by_role("button", name="zoom_in", exact=True).click()
+    # A node shows its key's last part alone: each must say which asset it is.
+    label = {name: name.split("/")[-1] for name in members}
+    assert len(set(label.values())) == len(members), f"ambiguous nodes: {sorted(label)}"
     for name in sorted(members):
-        expect(graph.get_by_text(name, exact=True).first).to_be_visible()
+        expect(graph.get_by_text(label[name], exact=True).first).to_be_visible()
     expect(graph.get_by_text(re.compile("^Loading"))).to_have_count(0)
     for name in sorted(MART_INPUTS | {MART}):  # what the runs materialized, as its node says
         box = graph.filter(has=page.get_by_text(name, exact=True))
         expect(box).to_contain_text("filled" if nodes[name]["isPartitioned"] else "Materialized")
-    drawn = page.evaluate(DRAWN_GRAPH, sorted(members))
+    drawn = page.evaluate(DRAWN_GRAPH, sorted(label.values()))
+    by_label = {shown: name for name, shown in label.items()}
+    drawn["nodes"] = {by_label[shown]: box for shown, box in drawn["nodes"].items()}
     assert set(drawn["nodes"]) == members
     missing = [
         f"{upstream} -> {downstream}"
@@ -427,6 +434,8 @@ def test_global_lineage_draws_sources_warehouse_and_marts(ui, page, screenshots)
     ]
     assert not missing, f"edges not drawn: {missing}"
     assert len(drawn["edges"]) == len(edges)
+    for _ in range(2):  # the whole chain in the picture, names only
+        page.get_by_role("button", name="zoom_out", exact=True).click()
     page.screenshot(path=screenshots / "lineage_marts.png")
 
 
