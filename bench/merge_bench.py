@@ -4,13 +4,14 @@ For each dialect and size: raw COPY (Postgres) / executemany (SQLite) of the row
 empty table with the same primary key — the floor of any loader — then the platform's merge
 (`engine.merge.merge_snapshot`, row hashing included) for an initial load, a re-sync with
 1% changed + 0.1% new + 0.1% gone, and a no-change re-sync. On PostgreSQL, dlt merges the
-same rows on the same key into its own schema of the same database, in its best mode
-(arrow → parquet → ADBC) and its default one (dicts → insert_values), see bench/dlt_peer.py;
-after every scenario its table must hold the same rows as ours. Every scenario runs in a
-fresh subprocess, so its peak RSS is its own.
+same rows on the same key into its own schemas of the same database: arrow → parquet → ADBC
+with either merge strategy (the faster is "dlt best") and its default, dicts → insert_values
+(bench/dlt_peer.py); after every scenario each dlt table must hold the same rows as ours.
+Every scenario runs in a fresh subprocess, so its peak RSS is its own.
 
     python -m bench.merge_bench [--sizes 100000,1000000] [--dialects postgresql,sqlite]
-                                [--dlt-modes best,default] [--repeats 3] [--write-docs]
+                                [--dlt-modes parquet,parquet_upsert,default] [--repeats 3]
+                                [--write-docs]
 """
 
 from __future__ import annotations
@@ -253,12 +254,14 @@ FROM {table}"""
 
 
 def fingerprints(url: str, tables: list[str]) -> list[list[str]]:
+    """FINGERPRINT of each table (zeros for one that does not exist)."""
     engine = create_warehouse_engine(url)
+    prints = []
     with engine.connect() as connection:
-        prints = [
-            [str(v) for v in connection.exec_driver_sql(FINGERPRINT.format(table=t)).one()]
-            for t in tables
-        ]
+        for name in tables:
+            exists = connection.execute(sa.select(sa.func.to_regclass(name))).scalar()
+            query = FINGERPRINT.format(table=name) if exists else "SELECT 0, 0, 0"
+            prints.append([str(value) for value in connection.exec_driver_sql(query).one()])
     engine.dispose()
     return prints
 
@@ -266,6 +269,8 @@ def fingerprints(url: str, tables: list[str]) -> list[list[str]]:
 def verify(url: str, size: int, scenario: str, modes: list[str]) -> dict[str, bool]:
     """Per dlt mode: does its table hold the same rows as ours, and as many as the snapshots
     so far had keys (so two loaders that both load nothing do not pass)?"""
+    if not modes:
+        return {}
     keys = keys_seen(size, scenario)
     tables = [ENTITY.table] + [f"{dlt_peer.dataset(mode)}.{ENTITY.table}" for mode in modes]
     ours, *peers = fingerprints(url, tables)
@@ -359,6 +364,10 @@ def _faster(ours: dict, peer: dict | None) -> str:
     return "-" if peer is None else f"{peer['seconds'] / ours['seconds']:.1f}"
 
 
+def _strategy(run: dict) -> str:
+    return dlt_peer.MODES[run["tool"].removeprefix("dlt_")]["strategy"]
+
+
 def table(results: list[dict]) -> str:
     """One line per dialect, size and scenario: ours, COPY and dlt side by side."""
     lines = [
@@ -374,9 +383,11 @@ def table(results: list[dict]) -> str:
             continue
         ours = runs[dialect, size, scenario, "ours"]
         copy = runs[dialect, size, "copy", "copy"]
-        best = runs.get((dialect, size, scenario, "dlt_best"))
+        fast = [runs.get((dialect, size, scenario, f"dlt_{mode}")) for mode in dlt_peer.BEST_OF]
+        best = min((run for run in fast if run), key=lambda run: run["seconds"], default=None)
         default = runs.get((dialect, size, scenario, "dlt_default"))
-        peers = [peer for peer in (best, default) if peer is not None]
+        peers = [run for key, run in runs.items() if key[:3] == (dialect, size, scenario)]
+        peers = [run for run in peers if run["tool"].startswith("dlt_")]
         rate = ours["rows"] / ours["seconds"]
         x_copy = rate / (copy["rows"] / copy["seconds"])
         targets = _verdict(x_copy, TARGETS.get(scenario), "x COPY")
@@ -384,15 +395,16 @@ def table(results: list[dict]) -> str:
             targets += _verdict(
                 best["seconds"] / ours["seconds"], DLT_TARGETS.get(scenario), "x dlt"
             )
-        checked = ", ".join(
-            peer["tool"].removeprefix("dlt_") + (" same" if peer["same_rows"] else " DIFFERENT")
-            for peer in peers
+        differ = [run["tool"].removeprefix("dlt_") for run in peers if not run["same_rows"]]
+        checked = "-" if not peers else "DIFFERENT: " + ", ".join(differ) if differ else "same"
+        best_cell = _seconds(best) + (f" ({_strategy(best)})" if best else "")
+        peaks = " / ".join(
+            "-" if run is None else f"{run['peak_mb']:.0f}" for run in (ours, best, default)
         )
-        peaks = " / ".join(f"{run['peak_mb']:.0f}" for run in (ours, *peers))
         lines.append(
             f"| {dialect} | {size:,} | {scenario} | {ours['seconds']:.2f} | {rate:,.0f} "
-            f"| {copy['seconds']:.2f} | {x_copy:.2f} | {_seconds(best)} | {_seconds(default)} "
-            f"| {_faster(ours, best)} | {_faster(ours, default)} | {checked or '-'} "
+            f"| {copy['seconds']:.2f} | {x_copy:.2f} | {best_cell} | {_seconds(default)} "
+            f"| {_faster(ours, best)} | {_faster(ours, default)} | {checked} "
             f"| {peaks} | {'; '.join(targets)} |"
         )
     return "\n".join(lines)
@@ -412,21 +424,22 @@ the writes and the commit). *x COPY* divides by the raw-load rate of the same ro
 same run — `COPY … FROM STDIN` into an empty table with the same primary key on
 PostgreSQL, the driver's `executemany` on SQLite — the floor any loader stands on.
 *dlt best s* and *dlt default s* are the peer loader, [dlt](https://dlthub.com), merging
-the same snapshot rows on the same key (`write_disposition="merge"`, its default
-`delete-insert` strategy, `primary_key="stock_number"`) into its own schema of the same
-database: *best* hands it one pyarrow table with `loader_file_format="parquet"`, which its
-postgres destination loads through the ADBC driver (the fast path its documentation
-recommends); *default* hands it plain Python dicts, which its normaliser turns into
-`insert_values` statements. dlt's time is its `pipeline.run` (extract, normalize, load into
-its staging schema and the merge SQL) to its return; the items are built from the frame and
-the pipeline object created before the clock starts, and library imports are left out for
-both tools. *x dlt* is dlt's time over ours on the same rows: how many times faster the
-merge is. After every scenario each dlt table must hold exactly our rows (row count, key
-count, and a checksum over key, VIN, variant, odometer, price and `updated_at`; all keys
-ever seen, since dlt's merge keeps a vanished key's row where ours soft-deletes it):
-*dlt rows = ours* says whether it did. Ours does more in the same time: it also
-soft-deletes the 0.1% of keys that vanished, and keeps audit columns (hash, first/last
-synced, version).
+the same snapshot rows on the same key (`write_disposition="merge"`,
+`primary_key="stock_number"`) into its own schemas of the same database. *Best* hands it
+one pyarrow table with `loader_file_format="parquet"`, which its postgres destination loads
+through the ADBC driver (the fast path its documentation recommends); it runs with both of
+dlt's merge strategies, `delete-insert` (its default) and `upsert` (`MERGE INTO`), and the
+faster one's median counts (named in brackets). *Default* hands it plain Python dicts and
+sets nothing else: its normaliser, `insert_values` statements, `delete-insert`. dlt's time is
+its `pipeline.run` (extract, normalize, load into its staging schema and the merge SQL) to
+its return; the items are built from the frame and the pipeline object created before the
+clock starts, and library imports are left out for both tools. *x dlt* is dlt's time over
+ours on the same rows: how many times faster the merge is. After every scenario each dlt
+table must hold exactly our rows (row count, key count, and a checksum over key, VIN,
+variant, odometer, price and `updated_at` of every key ever loaded, since dlt's merge keeps
+a vanished key's row as it was where ours soft-deletes it); *dlt rows = ours* says whether
+each did, over all runs. Ours also does work dlt's merge does not: it soft-deletes the 0.1%
+of keys that vanished and keeps its audit columns (row hash, first/last synced, version).
 Each scenario runs {repeats} times in a fresh process after a `CHECKPOINT` (so no run
 pays for the previous one's WAL), the loaders of a scenario taking turns to go first; the
 table shows the median time and the highest peak. *Peak MB* is the scenario process's peak
@@ -451,7 +464,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per scenario (median)")
     parser.add_argument(
         "--dlt-modes",
-        default="best,default",
+        default=",".join(dlt_peer.MODES),
         help="dlt's modes to run beside ours on PostgreSQL ('none' for none)",
     )
     parser.add_argument("--write-docs", action="store_true")
