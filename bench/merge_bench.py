@@ -465,7 +465,7 @@ def main() -> None:
     parser.add_argument(
         "--dlt-modes",
         default=",".join(dlt_peer.MODES),
-        help="dlt's modes to run beside ours on PostgreSQL ('none' for none)",
+        help=f"dlt's modes beside ours on PostgreSQL, of {', '.join(dlt_peer.MODES)} ('none')",
     )
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument(
