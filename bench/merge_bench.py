@@ -282,6 +282,19 @@ def verify(url: str, size: int, scenario: str, modes: list[str]) -> dict[str, bo
     return verdicts
 
 
+def _load() -> dict:
+    """The 1-minute load average as a run ends (other work on the machine moves the figures)."""
+    return {"load": os.getloadavg()[0]}
+
+
+def load_summary(results: list[dict]) -> str:
+    loads = sorted(load for r in results for load in r["loads"])
+    return (
+        f"load average (1 min) as each run ended: median {loads[len(loads) // 2]:.1f}, "
+        f"{loads[0]:.1f} to {loads[-1]:.1f}, on {os.cpu_count()} CPUs"
+    )
+
+
 def measure(
     dialect: str, size: int, workdir: Path, repeats: int, dlt_modes: list[str]
 ) -> list[dict]:
@@ -301,13 +314,13 @@ def measure(
                 dlt_peer.reset(engine, modes)
                 engine.dispose()
             checkpoint(url)
-            runs["copy", "copy"].append(run_in_child(url, size, "copy"))
+            runs["copy", "copy"].append(run_in_child(url, size, "copy") | _load())
             for scenario in SCENARIOS[1:]:
                 turn = repeat % len(tools)
                 for tool in tools[turn:] + tools[:turn]:
                     checkpoint(url)
                     mode = tool.removeprefix("dlt_") if tool != "ours" else None
-                    result = run_in_child(url, size, scenario, mode, str(dlt_dir))
+                    result = run_in_child(url, size, scenario, mode, str(dlt_dir)) | _load()
                     runs.setdefault((scenario, tool), []).append(result)
                 for mode, ok in verify(url, size, scenario, modes).items():
                     same[scenario, f"dlt_{mode}"] = same.get((scenario, f"dlt_{mode}"), True) and ok
@@ -318,9 +331,10 @@ def measure(
     for (scenario, tool), attempts in runs.items():
         median = sorted(attempts, key=lambda r: r["seconds"])[len(attempts) // 2]
         peak = max(r["peak_mb"] for r in attempts)
+        loads = [r["load"] for r in attempts]
         results.append(
             {"dialect": dialect, "size": size, "scenario": scenario, "tool": tool, **median}
-            | {"peak_mb": peak}
+            | {"peak_mb": peak, "loads": loads}
             | ({"same_rows": same[scenario, tool]} if (scenario, tool) in same else {})
         )
     return results
@@ -414,7 +428,7 @@ def write_docs(results: list[dict], repeats: int) -> None:
     section = f"""{START}
 ## Merge throughput (`make bench`, {date.today().isoformat()})
 
-Machine: {machine()}.
+Machine: {machine()}; {load_summary(results)}.
 
 {table(results)}
 
@@ -495,7 +509,7 @@ def main() -> None:
             for size in (int(s) for s in args.sizes.split(",")):
                 results += measure(dialect, size, Path(workdir), args.repeats, dlt_modes)
                 print(table(results), "\n", flush=True)
-    print(machine())
+    print(f"{machine()}; {load_summary(results)}")
     if any(not r.get("same_rows", True) for r in results):
         sys.exit("dlt's tables did not hold the same rows as ours (see above); docs not written")
     if args.write_docs:
