@@ -7,11 +7,10 @@ that has already built the code location, instead of each importing it again
 (docs/performance.md, "Orchestration overhead"). A run's config may still choose `in_process`
 or another `start_method`.
 
-"dask": dagster-dask's executor against an existing Dask scheduler, whose address is read
-from SYNC_PLATFORM_DASK_SCHEDULER when a run starts. Each step is a Dask task run by one of
-the cluster's workers (orchestration/dask_cluster.py starts a loopback one). Dagster's op-level
-pools are not enforced there: see docs/distributed.md for what keeps two syncs of one entity
-apart instead."""
+"dask": each step a Dask task on an existing Dask cluster, whose scheduler's address is read
+from SYNC_PLATFORM_DASK_SCHEDULER when a run starts (orchestration/dask_executor.py: dagster-
+dask's model, with pools, retries and upstream failures kept as on the default executor;
+orchestration/dask_cluster.py starts a loopback cluster)."""
 
 from typing import Any
 
@@ -40,13 +39,12 @@ def forkserver_executor() -> dg.ExecutorDefinition:
 
 
 def dask_scheduler_executor() -> dg.ExecutorDefinition:
-    """dagster-dask's executor on the scheduler SYNC_PLATFORM_DASK_SCHEDULER names (resolved
-    by Dagster when a run starts, so a missing address fails the run saying which variable to
-    set). Imported only when chosen: dask.distributed is a heavy import every step would pay."""
-    from dagster_dask import dask_executor
+    """Steps as Dask tasks on the scheduler SYNC_PLATFORM_DASK_SCHEDULER names (resolved by
+    Dagster when a run starts, so a missing address fails the run naming the variable).
+    Imported only when chosen: dask.distributed is a heavy import every step would pay."""
+    from sync_platform.orchestration.dask_executor import dask_step_executor
 
-    address = {"env": settings.DASK_SCHEDULER_ENV}
-    return dask_executor.configured({"cluster": {"existing": {"address": address}}})
+    return dask_step_executor.configured({"address": {"env": settings.DASK_SCHEDULER_ENV}})
 
 
 def executor_from_environment() -> dg.ExecutorDefinition:
