@@ -9,7 +9,8 @@ Each worker runs one step at a time (`--nthreads 1`: Dagster's step execution is
 thread-safe) and builds the code location once when it starts (`--preload`, the module the
 forkserver preloads), so a step does not import and build it again. A worker executes steps
 with its own environment: it needs the same variables as the run worker (warehouse, sources,
-DAGSTER_HOME and DAGSTER_PG_*)."""
+DAGSTER_HOME, DAGSTER_PG_*, SYNC_PLATFORM_EXECUTOR and SYNC_PLATFORM_DASK_SCHEDULER: a step's
+plan is built from the worker's own definitions)."""
 
 import argparse
 import contextlib
@@ -22,6 +23,8 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from sync_platform import settings
 
 PRELOAD_MODULE = "sync_platform.definitions_preload"
 DASK = str(Path(sys.executable).parent / "dask")
@@ -88,6 +91,9 @@ class LocalDaskCluster:
             self._check_alive(scheduler, "scheduler", deadline)
             time.sleep(0.2)
         self.address = json.loads(scheduler_file.read_text())["address"]
+        # A worker builds each step's plan from its own definitions, executor included: it
+        # needs the scheduler's address as much as the run worker does.
+        self.env[settings.DASK_SCHEDULER_ENV] = self.address
         for number in range(1, self.workers + 1):
             self._start(
                 f"worker-{number}", worker_command(self.address, f"worker-{number}", self.host)
