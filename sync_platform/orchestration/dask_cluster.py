@@ -35,15 +35,18 @@ def scheduler_command(host: str, port: int, scheduler_file: Path | None = None) 
     return command + (["--scheduler-file", str(scheduler_file)] if scheduler_file else [])
 
 
-def worker_command(scheduler: str, name: str, host: str = "127.0.0.1") -> list[str]:
-    """One worker process (under its nanny, which restarts it if it dies) attached to
-    `scheduler` (tcp://host:port), listening on `host`."""
+def worker_command(
+    scheduler: str, name: str, host: str = "127.0.0.1", *, nanny: bool = True
+) -> list[str]:
+    """One worker process attached to `scheduler` (tcp://host:port), listening on `host`;
+    under a nanny process that restarts it if it dies, unless `nanny` is false."""
     return [
         DASK, "worker", scheduler,
         "--name", name,
         "--host", host,
         "--nthreads", "1",
         "--nworkers", "1",
+        "--nanny" if nanny else "--no-nanny",
         "--preload", PRELOAD_MODULE,
         "--no-dashboard",
     ]  # fmt: skip
@@ -52,7 +55,9 @@ def worker_command(scheduler: str, name: str, host: str = "127.0.0.1") -> list[s
 class LocalDaskCluster:
     """A scheduler and `workers` workers on `host`, as child processes of this one; a
     context manager that stops them (by their pids) on exit. `address` is what
-    SYNC_PLATFORM_DASK_SCHEDULER must say; `env` is the workers' environment."""
+    SYNC_PLATFORM_DASK_SCHEDULER must say; `env` is the workers' environment. Without a
+    `nanny` each worker is the process started (half the processes: tests on a small
+    machine), and a worker that dies stays dead."""
 
     def __init__(
         self,
@@ -63,8 +68,9 @@ class LocalDaskCluster:
         env: Mapping[str, str] | None = None,
         log_dir: Path | None = None,
         start_timeout: float = 120,
+        nanny: bool = True,
     ):
-        self.workers, self.host, self.port = workers, host, port
+        self.workers, self.host, self.port, self.nanny = workers, host, port, nanny
         self.env = dict(os.environ if env is None else env)
         self.start_timeout = start_timeout
         self._tmp = tempfile.TemporaryDirectory(prefix="sync-platform-dask-")
@@ -96,7 +102,8 @@ class LocalDaskCluster:
         self.env[settings.DASK_SCHEDULER_ENV] = self.address
         for number in range(1, self.workers + 1):
             self._start(
-                f"worker-{number}", worker_command(self.address, f"worker-{number}", self.host)
+                f"worker-{number}",
+                worker_command(self.address, f"worker-{number}", self.host, nanny=self.nanny),
             )
         from distributed import Client
 
