@@ -52,6 +52,35 @@ def _pg_variables(dagster_url: str) -> dict[str, str]:
     }
 
 
+def test_the_executor_is_chosen_by_the_environment(monkeypatch):
+    from sync_platform.orchestration.executor import executor_from_environment
+
+    monkeypatch.delenv(settings.EXECUTOR_ENV, raising=False)
+    default = executor_from_environment()
+    assert default.name == "multi_or_in_process_executor"  # Dagster's default, forkserver
+    monkeypatch.setenv(settings.EXECUTOR_ENV, "dask")
+    assert executor_from_environment().name == "dask"
+    monkeypatch.setenv(settings.EXECUTOR_ENV, "celery")
+    with pytest.raises(ValueError, match="SYNC_PLATFORM_EXECUTOR='celery'"):
+        executor_from_environment()
+
+
+def test_a_dask_run_without_a_scheduler_address_says_which_variable_to_set(monkeypatch, tmp_path):
+    from sync_platform.orchestration.executor import dask_scheduler_executor
+
+    monkeypatch.delenv(settings.DASK_SCHEDULER_ENV, raising=False)
+
+    @dg.op
+    def nothing() -> None: ...
+
+    @dg.job(executor_def=dask_scheduler_executor())
+    def one_step() -> None:
+        nothing()
+
+    with pytest.raises(dg.DagsterInvalidConfigError, match=settings.DASK_SCHEDULER_ENV):
+        dg.validate_run_config(one_step)  # as a launched run's config is resolved
+
+
 @dataclass
 class DaskStack:
     home: Path
@@ -254,6 +283,43 @@ def test_two_syncs_of_one_entity_at_once_on_dask_run_one_after_the_other(dask_st
     assert not _overlap(*spans), spans
     # …and they did compete for the slot: one of them waited for it.
     assert waited, spans
+
+
+def test_a_failed_sync_on_dask_keeps_what_depends_on_it_from_running(
+    dask_stack, simulator, tmp_path
+):
+    """legacy_variants depends on legacy_products: when the products sync fails, the variants
+    sync must not start (dagster-dask's own executor submitted it anyway), and the customers
+    sync, which depends on nothing, still runs."""
+    simulator.faults(down=True, paths=["/erp/api/v1/products"])
+    one_attempt = {"source_settings": {"retry_attempts": 1}}  # fail at once, not after backoff
+    config = {"ops": {"legacy_products": {"config": one_attempt}}}
+    (tmp_path / "run.json").write_text(json.dumps(config))
+    command = [str(BIN / "dagster"), "job", "execute", "-m", "sync_platform.definitions"]
+    process = _start(
+        [*command, "-j", "legacy_erp_sync", "-c", str(tmp_path / "run.json")], dask_stack.env
+    )
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode != 0, output[-3000:]
+    with dask_stack.instance() as instance:
+        (run,) = _newest_runs(instance, "legacy_erp_sync", 1)
+        assert run.status == dg.DagsterRunStatus.FAILURE
+        spans = _step_spans(instance, run.run_id)
+        failed = {
+            e.step_key for e in _records(instance, run.run_id, dg.DagsterEventType.STEP_FAILURE)
+        }
+        succeeded = {
+            e.step_key for e in _records(instance, run.run_id, dg.DagsterEventType.STEP_SUCCESS)
+        }
+        left_out = [  # the orchestrator's log line for a step it does not start
+            entry.step_key
+            for entry in instance.all_logs(run.run_id)
+            if "Not executing" in entry.user_message
+        ]
+    assert failed == {"legacy_products"}
+    assert "legacy_customers" in succeeded
+    assert "legacy_variants" not in spans
+    assert "legacy_variants" in left_out, left_out
 
 
 def _launch(job: str, env: dict[str, str], tags: dict[str, str]) -> subprocess.Popen:
