@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from sync_platform import settings
 from sync_platform.orchestration.dask_cluster import LocalDaskCluster
+from sync_platform.orchestration.executor import dask_scheduler_executor
 from sync_platform.orchestration.tags import SOURCE_TAG
 from sync_platform.warehouse.connection import create_warehouse_engine
 from sync_platform.warehouse.entity_tables import entity_table
@@ -320,6 +321,28 @@ def test_a_failed_sync_on_dask_keeps_what_depends_on_it_from_running(
     assert "legacy_customers" in succeeded
     assert "legacy_variants" not in spans
     assert "legacy_variants" in left_out, left_out
+
+
+@dg.op(retry_policy=dg.RetryPolicy(max_retries=2))
+def fails_at_first() -> None:
+    if dg.OpExecutionContext.get().retry_number == 0:
+        raise RuntimeError("the first attempt fails")
+
+
+@dg.job(executor_def=dask_scheduler_executor())
+def flaky_on_dask() -> None:
+    fails_at_first()
+
+
+def test_a_step_is_retried_by_its_retry_policy_on_dask(dask_stack, monkeypatch):
+    """dagster-dask's own executor ran steps with retries disabled."""
+    monkeypatch.setenv(settings.DASK_SCHEDULER_ENV, dask_stack.cluster.address)
+    with dask_stack.instance() as instance:
+        result = dg.execute_job(dg.reconstructable(flaky_on_dask), instance)
+        assert result.success
+        kinds = [event.event_type for event in result.all_events if event.step_key]
+    assert kinds.count(dg.DagsterEventType.STEP_UP_FOR_RETRY) == 1
+    assert kinds.count(dg.DagsterEventType.STEP_RESTARTED) == 1
 
 
 def _launch(job: str, env: dict[str, str], tags: dict[str, str]) -> subprocess.Popen:

@@ -127,17 +127,20 @@ class LocalDaskCluster:
         return {str(names[address]): pid for address, pid in pids.items()}
 
     def stop(self, timeout: float = 30) -> None:
-        """Stop the workers, then the scheduler: SIGTERM to each process started here, SIGKILL
-        to one still there after `timeout`."""
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGTERM)
-        for process in reversed(self.processes):
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
+        """Stop the workers, then the scheduler (a worker whose scheduler went first waits
+        on its connection before exiting): SIGTERM to each process started here, SIGKILL to
+        one still there after `timeout`."""
+        workers, scheduler = self.processes[1:], self.processes[:1]
+        for group in (workers, scheduler):
+            for process in group:
+                if process.poll() is None:
+                    os.kill(process.pid, signal.SIGTERM)
+            for process in group:
+                try:
+                    process.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    os.kill(process.pid, signal.SIGKILL)
+                    process.wait()
         self.processes.clear()
         self._tmp.cleanup()
 

@@ -55,10 +55,11 @@ def execute_step_on_worker(
     known_state: Any,
     retry_mode: RetryMode,
     repository_load_data: Any,
-) -> tuple[str, int, list[dg.DagsterEvent]]:
+) -> tuple[str, int, str]:
     """The Dask task of one step: build the plan for this step alone and run it in this
     worker (the events are written to Dagster's storage as they happen); the worker's name,
-    its pid and the events, for the orchestrating run to follow."""
+    its pid and the events, serialized (Dask would otherwise walk them to size them), for the
+    orchestrating run to follow."""
     from distributed import get_worker
 
     with dg.DagsterInstance.from_ref(instance_ref) as instance:
@@ -69,14 +70,16 @@ def execute_step_on_worker(
             known_state=known_state,
             repository_load_data=repository_load_data,
         )
-        events = list(
-            execute_plan_iterator(
-                plan,
-                recon_job,
-                dagster_run,
-                instance,
-                retry_mode=retry_mode.for_inner_plan(),
-                run_config=run_config,
+        events = dg.serialize_value(
+            list(
+                execute_plan_iterator(
+                    plan,
+                    recon_job,
+                    dagster_run,
+                    instance,
+                    retry_mode=retry_mode.for_inner_plan(),
+                    run_config=run_config,
+                )
             )
         )
     return str(get_worker().name), os.getpid(), events
@@ -172,7 +175,8 @@ class DaskStepExecutor(dg.Executor):
     def _step_finished(self, plan_context, active, step_key, future) -> Iterator[dg.DagsterEvent]:
         step_context = plan_context.for_step(active.get_step_by_key(step_key))
         try:
-            worker, pid, events = future.result()
+            worker, pid, serialized = future.result()
+            events = dg.deserialize_value(serialized, as_type=list)
         except Exception:
             # The task itself failed (e.g. its workers died: Dask gave up after retrying it
             # elsewhere): the step's own events may be missing, so record its failure here.
