@@ -75,6 +75,7 @@ class LocalDaskCluster:
         self.start_timeout = start_timeout
         self._tmp = tempfile.TemporaryDirectory(prefix="sync-platform-dask-")
         self.log_dir = log_dir or Path(self._tmp.name)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         self.processes: list[subprocess.Popen] = []
         self.address = ""
 
@@ -156,13 +157,18 @@ class LocalDaskCluster:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description="A Dask scheduler and workers on this host for SYNC_PLATFORM_EXECUTOR=dask, "
+        "with this shell's environment (docs/distributed.md)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8786)
+    parser.add_argument("--log-dir", type=Path, help="kept after the cluster stops")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the cluster on SIGTERM too
-    with LocalDaskCluster(args.workers, host=args.host, port=args.port) as cluster:
+    cluster = LocalDaskCluster(args.workers, host=args.host, port=args.port, log_dir=args.log_dir)
+    with cluster:
         print(f"export SYNC_PLATFORM_EXECUTOR=dask SYNC_PLATFORM_DASK_SCHEDULER={cluster.address}")
         print(f"workers: {cluster.worker_pids()}; logs in {cluster.log_dir}; Ctrl-C stops them")
         with contextlib.suppress(KeyboardInterrupt):

@@ -195,10 +195,11 @@ class DaskStepExecutor(dg.Executor):
         yield dg.DagsterEvent.engine_event(
             step_context,
             f"Step {step_key} ran on Dask worker {worker} (pid {pid})",
+            # not "pid": run monitoring reads the run worker's pid from the first such key
             EngineEventData(
                 metadata={
                     "dask_worker": dg.MetadataValue.text(worker),
-                    "pid": dg.MetadataValue.int(pid),
+                    "dask_worker_pid": dg.MetadataValue.int(pid),
                 }
             ),
         )
