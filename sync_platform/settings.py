@@ -38,6 +38,13 @@ BACKUP_KEY_ENV = "SYNC_PLATFORM_BACKUP_KEY"
 BACKUP_ALLOW_UNENCRYPTED_ENV = "SYNC_PLATFORM_BACKUP_ALLOW_UNENCRYPTED"
 PG_BIN_DIR_ENV = "SYNC_PLATFORM_PG_BIN_DIR"
 
+# Where a run's steps execute (orchestration/executor.py, docs/distributed.md): unset or
+# "multiprocess", a process per step on the run worker's host; "dask", on the Dask cluster
+# whose scheduler SYNC_PLATFORM_DASK_SCHEDULER names (tcp://host:8786).
+EXECUTOR_ENV = "SYNC_PLATFORM_EXECUTOR"
+DASK_SCHEDULER_ENV = "SYNC_PLATFORM_DASK_SCHEDULER"
+EXECUTORS = ("multiprocess", "dask")
+
 
 def platform_home() -> Path:
     """Directory for the embedded default's files (warehouse file, local state)."""
@@ -74,6 +81,17 @@ def cadence_speedup() -> float:
             "or set e.g. 24 to run an hourly schedule every 2.5 minutes (soak)"
         )
     return speedup
+
+
+def executor() -> str:
+    """Which executor runs the steps: "multiprocess" (the default) or "dask"."""
+    chosen = os.environ.get(EXECUTOR_ENV, "").strip().lower() or "multiprocess"
+    if chosen not in EXECUTORS:
+        raise ValueError(
+            f"{EXECUTOR_ENV}={chosen!r} is not an executor this code location has: unset it "
+            f"(a process per step) or set one of {', '.join(EXECUTORS)} (docs/distributed.md)"
+        )
+    return chosen
 
 
 def backup_dir() -> Path:
