@@ -29,8 +29,6 @@ CHECKED_DOCS = [
 LIBRARY_VARIABLES = {"PGSSLMODE", "PGSSLROOTCERT", "DAGSTER_HOME", "PGPASSWORD"}
 # Paths an operator creates (deploy/.env from deploy/env.example, git-ignored).
 CREATED_BY_OPERATORS = {"deploy/.env"}
-# Linked before it lands: the Dask executor's doc is written beside this work.
-PENDING_DOCS = {"distributed.md"}
 
 
 @cache
@@ -174,6 +172,6 @@ def test_every_repository_path_and_link_exists(doc):
                 continue  # a tag or metadata key such as sync_platform/source, not a path
             assert (REPO / path.rstrip("/.")).exists(), f"{doc}: {path}"
     for link in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text):
-        if link.startswith("http") or link in PENDING_DOCS:
+        if link.startswith("http"):
             continue
         assert (DOCS / link).exists(), f"{doc}: link {link}"
