@@ -384,7 +384,7 @@ def send_webhooks(
         report = control.post(
             "/_sim/n8n/send",
             json={"target": receiver_url, "workflow_key": workflow, "count": count,
-                  "duplicate_rate": 0.01, "concurrency": 64, "seed": seed},
+                  "duplicate_rate": 0.01, "concurrency": 16, "seed": seed},
             timeout=None,
         )  # fmt: skip
         report.raise_for_status()
