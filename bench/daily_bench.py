@@ -129,13 +129,16 @@ class ServingTimes:
 
 
 class TreeSampler:
-    """Samples the RSS of a process and all its descendants every 0.2 s on a thread: the
-    largest single process seen (and what it was) and the largest sum of one sample."""
+    """Samples the memory of a process and all its descendants every 0.2 s on a thread: the
+    largest RSS of a single process (and what it was), and the largest sums of one sample's
+    RSS and PSS. Forked step processes share their parent's pages, which the RSS sum counts
+    once per process; the PSS sum shares them out, so it is what the run really held."""
 
     def __init__(self, pid: int):
         self.root = psutil.Process(pid)
         self.peaks: dict[int, tuple[int, str]] = {}
         self.peak_sum = 0
+        self.peak_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
@@ -155,16 +158,18 @@ class TreeSampler:
             processes = [self.root, *self.root.children(recursive=True)]
         except psutil.Error:
             return
-        total = 0
+        total = proportional = 0
         for process in processes:
             try:
-                rss = process.memory_info().rss
+                memory = process.memory_full_info()
             except psutil.Error:
                 continue
-            total += rss
-            if rss > self.peaks.get(process.pid, (0, ""))[0]:
-                self.peaks[process.pid] = (rss, self._describe(process))
+            total += memory.rss
+            proportional += memory.pss
+            if memory.rss > self.peaks.get(process.pid, (0, ""))[0]:
+                self.peaks[process.pid] = (memory.rss, self._describe(process))
         self.peak_sum = max(self.peak_sum, total)
+        self.peak_pss = max(self.peak_pss, proportional)
 
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_SECONDS):
@@ -202,6 +207,7 @@ class JobResult:
     peak_single_mb: float = 0.0
     peak_single_what: str = ""
     peak_sum_mb: float = 0.0
+    peak_pss_mb: float = 0.0
     processes: int = 0
     statuses: Counter = field(default_factory=Counter)
     note: str = ""
@@ -339,6 +345,7 @@ def run_job(
     single, what = sampler.peak_single
     result.peak_single_mb, result.peak_single_what = single / 2**20, what
     result.peak_sum_mb = sampler.peak_sum / 2**20
+    result.peak_pss_mb = sampler.peak_pss / 2**20
     result.processes = len(sampler.peaks)
     with engine.connect() as connection:
         rows = connection.execute(sa.select(sync_runs).where(sync_runs.c.id > since)).mappings()
@@ -357,8 +364,8 @@ def run_job(
         f"  {job:<18} {result.wall:6.1f} s wall, syncs' own {result.own:6.1f} s, simulator "
         f"{result.simulator_seconds:5.1f} s ({result.simulator_requests} requests), fetched "
         f"{result.fetched:,}, +{result.inserted:,} ~{result.updated:,} -{result.deleted:,}, "
-        f"peak {result.peak_single_mb:.0f} MB ({result.peak_single_what}), sum "
-        f"{result.peak_sum_mb:.0f} MB",
+        f"peak {result.peak_single_mb:.0f} MB ({result.peak_single_what}), sums RSS "
+        f"{result.peak_sum_mb:.0f} MB PSS {result.peak_pss_mb:.0f} MB",
         flush=True,
     )
     if returncode or bad or not result.syncs:
@@ -622,8 +629,8 @@ def table(run: dict) -> str:
     lines = [
         "| pass | source | job | wall s | syncs' own s | simulator serving s (requests) | "
         "rows fetched | written (+new ~changed -deleted) | peak RSS, largest process MB | "
-        "peak RSS, sum MB |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
+        "peak sum of RSS MB | peak sum of PSS MB |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for pass_name, results in run["passes"].items():
         for r in results:
@@ -631,16 +638,18 @@ def table(run: dict) -> str:
                 f"| {pass_name} | {r.source} | `{r.job}` | {r.wall:.1f} | {r.own:.1f} | "
                 f"{r.simulator_seconds:.1f} ({r.simulator_requests:,}) | {r.fetched:,} | "
                 f"+{r.inserted:,} ~{r.updated:,} -{r.deleted:,} | {r.peak_single_mb:,.0f} "
-                f"({r.peak_single_what}) | {r.peak_sum_mb:,.0f} |"
+                f"({r.peak_single_what}) | {r.peak_sum_mb:,.0f} | {r.peak_pss_mb:,.0f} |"
             )
         wall = sum(r.wall for r in results)
         own = sum(r.own for r in results)
         served = sum(r.simulator_seconds for r in results)
         peak = max(r.peak_single_mb for r in results)
         total = max(r.peak_sum_mb for r in results)
+        pss = max(r.peak_pss_mb for r in results)
         lines.append(
             f"| **{pass_name}** | **all** | | **{wall:.1f}** | {own:.1f} | {served:.1f} | "
-            f"{sum(r.fetched for r in results):,} | | **{peak:,.0f}** | {total:,.0f} |"
+            f"{sum(r.fetched for r in results):,} | | **{peak:,.0f}** | {total:,.0f} | "
+            f"{pss:,.0f} |"
         )
     return "\n".join(lines)
 
