@@ -550,7 +550,7 @@ def run_pass(
         "dagster/asset_partition_range_start": first.isoformat(),
         "dagster/asset_partition_range_end": last.isoformat(),
     }
-    ga4 = JobResult(pass_name, "GA4", "ga4_daily", note=f"one run over the partitions {first} … {last}")
+    ga4 = JobResult(pass_name, "GA4", "ga4_daily", note=f"one run, partitions {first} … {last}")
     results.append(run_job("ga4_daily", env, logs, engine, timing, ga4, tags))
     seed = len(results) + (0 if pass_name == "first load" else 1000)
     sent, seconds = send_webhooks(control, receiver_url, webhooks, seed)
@@ -657,8 +657,9 @@ def table(run: dict) -> str:
     ]
     for pass_name, results in run["passes"].items():
         for r in results:
+            runs = f" ({r.runs} runs)" if r.runs > 1 else ""
             lines.append(
-                f"| {pass_name} | {r.source} | `{r.job}`{f' ({r.runs} runs)' if r.runs > 1 else ''} | "
+                f"| {pass_name} | {r.source} | `{r.job}`{runs} | "
                 f"{r.wall:.1f} | {r.own:.1f} | "
                 f"{r.simulator_seconds:.1f} ({r.simulator_requests:,}) | {r.fetched:,} | "
                 f"+{r.inserted:,} ~{r.updated:,} -{r.deleted:,} | {r.peak_single_mb:,.0f} "
