@@ -522,7 +522,7 @@ def change_sources(control: httpx.Client, sizes: Sizes) -> dict[str, str]:
         cells = [number, "Noah Patel", "05/12/2026", f"noah{n}@example.com", "0400 000 222",
                  "12 George St, Parramatta NSW 2150", "House", "$950,000"]  # fmt: skip
         control.put(f"/_sim/sheets/sellers/{number}", json=cells).raise_for_status()
-    done["seller sheet"] = f"{len(edited)} sellers edited, {new} added"
+    done["seller sheet"] = f"sellers edited: {len(edited)}, added: {new}"
     return done
 
 
@@ -568,8 +568,9 @@ def run_pass(
             raise SystemExit(f"{pending} deliveries still pending after {hooks.runs} runs")
         run_job("process_webhooks", env, logs, engine, timing, hooks)
     hooks.note = (
-        f"{count:,} delivered in {seconds:.1f} s before the runs; {hooks.runs} processing "
-        f"run(s), one per 5,000 deliveries of a workflow"
+        f"{count:,} delivered in {seconds:.1f} s ({count / seconds:,.0f}/s) before the runs; "
+        f"{hooks.runs} processing run{'s' if hooks.runs > 1 else ''} (a run takes 5,000 "
+        "deliveries of each workflow)"
     )
     results.append(hooks)
     return results
