@@ -68,6 +68,7 @@ EVENT_TABLES = {
 RESYNC_TARGET_SECONDS = 120.0
 PEAK_TARGET_MB = 1536.0
 SAMPLE_SECONDS = 0.2
+SEND_AT_ONCE = 5_000  # n8n executions a send starts together
 
 
 @dataclass(frozen=True)
@@ -401,17 +402,21 @@ def send_webhooks(
     delivered: dict[str, set[str]] = {}
     started = time.monotonic()
     for workflow, count in counts.items():
-        report = control.post(
-            "/_sim/n8n/send",
-            json={"target": receiver_url, "workflow_key": workflow, "count": count,
-                  "duplicate_rate": 0.01, "concurrency": 16, "seed": seed},
-            timeout=None,
-        )  # fmt: skip
-        report.raise_for_status()
-        outcome = report.json()
-        if outcome["failed"] or outcome["dropped"]:
-            raise SystemExit(f"n8n {workflow}: {len(outcome['failed'])} deliveries failed")
-        delivered[workflow] = set(outcome["deliveries"]["delivered"])
+        # n8n signs a delivery when its execution starts and the receiver takes a signature
+        # for 5 minutes: executions are started (and sent) a few thousand at a time
+        for part, first in enumerate(range(0, count, SEND_AT_ONCE)):
+            chunk = min(SEND_AT_ONCE, count - first)
+            report = control.post(
+                "/_sim/n8n/send",
+                json={"target": receiver_url, "workflow_key": workflow, "count": chunk,
+                      "duplicate_rate": 0.01, "concurrency": 16, "seed": seed * 1000 + part},
+                timeout=None,
+            )  # fmt: skip
+            report.raise_for_status()
+            outcome = report.json()
+            if outcome["failed"] or outcome["dropped"]:
+                raise SystemExit(f"n8n {workflow}: {len(outcome['failed'])} deliveries failed")
+            delivered.setdefault(workflow, set()).update(outcome["deliveries"]["delivered"])
     return delivered, time.monotonic() - started
 
 
