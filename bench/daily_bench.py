@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import psutil
 import sqlalchemy as sa
@@ -212,8 +213,28 @@ class JobResult:
     peak_pss_mb: float = 0.0
     processes: int = 0
     runs: int = 0
+    before_run: float = 0.0  # process start → run start: CLI, code location, run created
+    to_first_step: float = 0.0  # run start → first step started: executor, step process
+    after_run: float = 0.0  # run end → process exit
     statuses: Counter = field(default_factory=Counter)
     note: str = ""
+
+    SUMMED = ("wall", "own", "syncs", "fetched", "inserted", "updated", "deleted",
+              "quarantined", "simulator_seconds", "simulator_requests", "before_run",
+              "to_first_step", "after_run")  # fmt: skip
+
+    def add(self, run: JobResult) -> None:
+        """Another run of the same job into this result: times and rows add up, peaks are
+        the highest."""
+        for name in self.SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(run, name))
+        if run.peak_single_mb > self.peak_single_mb:
+            self.peak_single_mb, self.peak_single_what = run.peak_single_mb, run.peak_single_what
+        self.peak_sum_mb = max(self.peak_sum_mb, run.peak_sum_mb)
+        self.peak_pss_mb = max(self.peak_pss_mb, run.peak_pss_mb)
+        self.processes = max(self.processes, run.processes)
+        self.statuses.update(run.statuses)
+        self.runs += 1
 
 
 # -- the environment ----------------------------------------------------------------------------
@@ -326,68 +347,93 @@ def _last_audit_id(engine: sa.Engine) -> int:
         return connection.execute(latest).scalar_one()
 
 
+def _timeline(instance: dg.DagsterInstance, job: str) -> tuple[float, float, float]:
+    """The latest run of `job`: when it started, when its first step started, when it
+    ended (epoch seconds, from Dagster's own storage)."""
+    (record,) = instance.get_run_records(filters=dg.RunsFilter(job_name=job), limit=1)
+    run_id = record.dagster_run.run_id
+    steps = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.STEP_START, limit=1
+    ).records
+    first_step = steps[0].event_log_entry.timestamp if steps else record.end_time
+    return record.start_time, first_step, record.end_time
+
+
+@dataclass
+class Bench:
+    """What every run of a job needs: its environment, where its log goes, the warehouse,
+    the simulator's timing and control API, Dagster's instance, the receiver."""
+
+    env: dict[str, str]
+    logs: Path
+    engine: sa.Engine
+    timing: ServingTimes
+    instance: dg.DagsterInstance
+    control: httpx.Client
+    receiver_url: str
+
+
 def run_job(
-    job: str,
-    env: dict[str, str],
-    logs: Path,
-    engine: sa.Engine,
-    timing: ServingTimes,
-    result: JobResult,
-    tags: dict[str, str] | None = None,
+    bench: Bench, job: str, result: JobResult, tags: dict[str, str] | None = None
 ) -> JobResult:
-    """`dagster job execute` as an operator types it, sampled; the audit rows it wrote."""
+    """`dagster job execute` as an operator types it, sampled; the audit rows it wrote. A
+    result may gather several runs of one job (processing, batch by batch): times add up,
+    peaks are the highest."""
     command = [str(BIN / "dagster"), "job", "execute", "-m", "sync_platform.definitions", "-j", job]
     if tags:
         command += ["--tags", json.dumps(tags)]
-    since = _last_audit_id(engine)
-    served_before, requests_before = timing.snapshot()
-    log_path = logs / f"{result.pass_name}-{job}-{result.runs + 1}.log".replace(" ", "-")
-    started = time.monotonic()
+    since = _last_audit_id(bench.engine)
+    served_before, requests_before = bench.timing.snapshot()
+    log_path = bench.logs / f"{result.pass_name}-{job}-{result.runs + 1}.log".replace(" ", "-")
+    started, started_at = time.monotonic(), time.time()
     with log_path.open("w") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=bench.env, stdout=log, stderr=subprocess.STDOUT)
         with TreeSampler(process.pid) as sampler:
             returncode = process.wait()
-    # A result may gather several runs of one job (processing, batch by batch): times add
-    # up, peaks are the highest.
-    result.runs += 1
-    result.wall += time.monotonic() - started
-    served_after, requests_after = timing.snapshot()
-    result.simulator_seconds += served_after - served_before
-    result.simulator_requests += requests_after - requests_before
-    single, what = sampler.peak_single
-    if single / 2**20 > result.peak_single_mb:
-        result.peak_single_mb, result.peak_single_what = single / 2**20, what
-    result.peak_sum_mb = max(result.peak_sum_mb, sampler.peak_sum / 2**20)
-    result.peak_pss_mb = max(result.peak_pss_mb, sampler.peak_pss / 2**20)
-    result.processes = max(result.processes, len(sampler.peaks))
-    syncs_before = result.syncs
-    with engine.connect() as connection:
+    this = JobResult(result.pass_name, result.source, job, wall=time.monotonic() - started)
+    ended_at = started_at + this.wall
+    served_after, requests_after = bench.timing.snapshot()
+    this.simulator_seconds = served_after - served_before
+    this.simulator_requests = requests_after - requests_before
+    single, this.peak_single_what = sampler.peak_single
+    this.peak_single_mb = single / 2**20
+    this.peak_sum_mb = sampler.peak_sum / 2**20
+    this.peak_pss_mb = sampler.peak_pss / 2**20
+    this.processes = len(sampler.peaks)
+    with bench.engine.connect() as connection:
         rows = connection.execute(sa.select(sync_runs).where(sync_runs.c.id > since)).mappings()
         for row in rows:
-            result.syncs += 1
-            result.statuses[row["status"]] += 1
+            this.syncs += 1
+            this.statuses[row["status"]] += 1
             if row["finished_at"] is not None:
-                result.own += (row["finished_at"] - row["started_at"]).total_seconds()
-            result.fetched += row["fetched"]
-            result.inserted += row["inserted"]
-            result.updated += row["updated"]
-            result.deleted += row["soft_deleted"]
-            result.quarantined += row["quarantined"]
-    bad = {s: n for s, n in result.statuses.items() if s not in ("succeeded", "warning")}
+                this.own += (row["finished_at"] - row["started_at"]).total_seconds()
+            this.fetched += row["fetched"]
+            this.inserted += row["inserted"]
+            this.updated += row["updated"]
+            this.deleted += row["soft_deleted"]
+            this.quarantined += row["quarantined"]
+    if not returncode:
+        run_start, first_step, run_end = _timeline(bench.instance, job)
+        this.before_run = run_start - started_at
+        this.to_first_step = first_step - run_start
+        this.after_run = ended_at - run_end
+    bad = {s: n for s, n in this.statuses.items() if s not in ("succeeded", "warning")}
     print(
-        f"  {job:<18} {result.wall:6.1f} s wall, syncs' own {result.own:6.1f} s, simulator "
-        f"{result.simulator_seconds:5.1f} s ({result.simulator_requests} requests), fetched "
-        f"{result.fetched:,}, +{result.inserted:,} ~{result.updated:,} -{result.deleted:,}, "
-        f"peak {result.peak_single_mb:.0f} MB ({result.peak_single_what}), sums RSS "
-        f"{result.peak_sum_mb:.0f} MB PSS {result.peak_pss_mb:.0f} MB",
+        f"  {job:<18} {this.wall:6.1f} s wall ({this.before_run:.1f} s before the run, "
+        f"{this.to_first_step:.1f} s to the first step), syncs' own {this.own:6.1f} s, "
+        f"simulator {this.simulator_seconds:5.1f} s ({this.simulator_requests} requests), "
+        f"fetched {this.fetched:,}, +{this.inserted:,} ~{this.updated:,} -{this.deleted:,}, "
+        f"peak {this.peak_single_mb:.0f} MB ({this.peak_single_what}), sums RSS "
+        f"{this.peak_sum_mb:.0f} MB PSS {this.peak_pss_mb:.0f} MB",
         flush=True,
     )
-    if returncode or bad or result.syncs == syncs_before:
+    if returncode or bad or not this.syncs:
         tail = log_path.read_text()[-4000:]
         raise SystemExit(
-            f"{job} failed (exit {returncode}, syncs {dict(result.statuses)}); log {log_path}:"
+            f"{job} failed (exit {returncode}, syncs {dict(this.statuses)}); log {log_path}:"
             f"\n{tail}"
         )
+    result.add(this)
     return result
 
 
@@ -504,15 +550,15 @@ def change_sources(control: httpx.Client, sizes: Sizes) -> dict[str, str]:
     leads = {"change": pct(sizes.leads, 0.005), "add": pct(sizes.leads, 0.005)}
     control.post("/_sim/dealer/leads/mutate", json=leads, timeout=None).raise_for_status()
     done["dealer feed"] = (
-        f"{stock['change']} vehicles repriced, {stock['add']} added, {stock['remove']} sold; "
-        f"{leads['change']} leads moved on, {leads['add']} new"
+        f"{stock['change']:,} vehicles repriced, {stock['add']:,} added, {stock['remove']:,} "
+        f"sold; {leads['change']:,} leads moved on, {leads['add']:,} new"
     )
     erp = []
     for entity, n in (("products", sizes.products), ("variants", sizes.variants),
                       ("customers", sizes.customers)):  # fmt: skip
         body = {"entity": entity, "change": pct(n, 0.0075), "add": pct(n, 0.0025)}
         control.post("/_sim/erp/mutate", json=body, timeout=None).raise_for_status()
-        erp.append(f"{entity} {body['change']} changed + {body['add']} added")
+        erp.append(f"{entity} {body['change']:,} changed + {body['add']:,} added")
     done["legacy ERP"] = ", ".join(erp) + " (removals are the weekly full sync's)"
     rows = control.get("/_sim/sheets/rows").json()["rows"]
     sellers = [row for row in rows[1:] if row and row[0]]
@@ -535,13 +581,8 @@ def change_sources(control: httpx.Client, sizes: Sizes) -> dict[str, str]:
 
 
 def run_pass(
+    bench: Bench,
     pass_name: str,
-    env: dict[str, str],
-    logs: Path,
-    engine: sa.Engine,
-    timing: ServingTimes,
-    control: httpx.Client,
-    receiver_url: str,
     webhooks: int,
     window: tuple[date, date],
     delivered: dict[str, set[str]],
@@ -549,16 +590,16 @@ def run_pass(
     results = []
     for source, job in (("dealer feed", "dealer_sync"), ("legacy ERP", "legacy_erp_sync"),
                         ("seller sheet", "seller_sheet_sync")):  # fmt: skip
-        results.append(run_job(job, env, logs, engine, timing, JobResult(pass_name, source, job)))
+        results.append(run_job(bench, job, JobResult(pass_name, source, job)))
     first, last = window
     tags = {
         "dagster/asset_partition_range_start": first.isoformat(),
         "dagster/asset_partition_range_end": last.isoformat(),
     }
     ga4 = JobResult(pass_name, "GA4", "ga4_daily", note=f"one run, partitions {first} … {last}")
-    results.append(run_job("ga4_daily", env, logs, engine, timing, ga4, tags))
+    results.append(run_job(bench, "ga4_daily", ga4, tags))
     seed = len(results) + (0 if pass_name == "first load" else 1000)
-    sent, seconds = send_webhooks(control, receiver_url, webhooks, seed)
+    sent, seconds = send_webhooks(bench.control, bench.receiver_url, webhooks, seed)
     for key, ids in sent.items():
         delivered.setdefault(key, set()).update(ids)
     count = sum(map(len, sent.values()))
@@ -568,10 +609,10 @@ def run_pass(
     # A processing run takes at most a batch (5,000) of each workflow's pending deliveries;
     # webhook_inbox_sensor launches the next run for the rest. By hand: run it again until
     # nothing is pending, as the sensor would (without its 30 s between ticks).
-    while pending := _pending(engine):
+    while pending := _pending(bench.engine):
         if hooks.runs > count // 1000 + 2:
             raise SystemExit(f"{pending} deliveries still pending after {hooks.runs} runs")
-        run_job("process_webhooks", env, logs, engine, timing, hooks)
+        run_job(bench, "process_webhooks", hooks)
     hooks.note = (
         f"{count:,} delivered in {seconds:.1f} s ({count / seconds:,.0f}/s) before the runs; "
         f"{hooks.runs} processing run{'s' if hooks.runs > 1 else ''} (a run takes 5,000 "
@@ -612,10 +653,11 @@ def measure(scale: float, storage: str, keep: bool) -> dict:
         delivered: dict[str, set[str]] = {}
         passes = {}
         counts = {}
+        instance = dg.DagsterInstance.from_config(str(dagster_home))
         with _receiver(server.url, warehouse_url) as receiver:
+            bench = Bench(env, logs, engine, timing, instance, control, receiver.url)
             print("\nfirst load", flush=True)
-            args = (env, logs, engine, timing, control, receiver.url)
-            passes["first load"] = run_pass("first load", *args, sizes.webhooks, first_window,
+            passes["first load"] = run_pass(bench, "first load", sizes.webhooks, first_window,
                                             delivered)  # fmt: skip
             counts["first load"] = compare_counts(engine, state, control, first_window, delivered)
             check_counts(counts["first load"], "first load")
@@ -625,12 +667,13 @@ def measure(scale: float, storage: str, keep: bool) -> dict:
             changes["GA4"] = "a day later: one new day, two days pulled again (revised figures)"
             changes["webhooks"] = f"{max(3, round(sizes.webhooks * CHANGED)):,} new deliveries"
             print("\na day later: " + "; ".join(f"{k}: {v}" for k, v in changes.items()))
-            passes["day later"] = run_pass("day later", *args,
+            passes["day later"] = run_pass(bench, "day later",
                                            max(3, round(sizes.webhooks * CHANGED)), later_window,
                                            delivered)  # fmt: skip
             counts["day later"] = compare_counts(engine, state, control, later_window, delivered)
             check_counts(counts["day later"], "day later")
         simulator_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        instance.dispose()
         engine.dispose()
     return {
         "scale": scale,
@@ -654,33 +697,36 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
+def _totals(results: list[JobResult]) -> dict[str, float]:
+    return {name: sum(getattr(r, name) for r in results) for name in JobResult.SUMMED}
+
+
 def table(run: dict) -> str:
     lines = [
-        "| pass | source | job | wall s | syncs' own s | simulator serving s (requests) | "
-        "rows fetched | written (+new ~changed -deleted) | peak RSS, largest process MB | "
-        "peak sum of RSS MB | peak sum of PSS MB |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        "| pass | source | job | wall s | of it before the run s | run start to first step s "
+        "| syncs' own s | simulator serving s (requests) | rows fetched | written (+new "
+        "~changed -deleted) | peak RSS, largest process MB | peak sum of RSS MB | peak sum "
+        "of PSS MB |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for pass_name, results in run["passes"].items():
         for r in results:
             runs = f" ({r.runs} runs)" if r.runs > 1 else ""
             lines.append(
-                f"| {pass_name} | {r.source} | `{r.job}`{runs} | "
-                f"{r.wall:.1f} | {r.own:.1f} | "
+                f"| {pass_name} | {r.source} | `{r.job}`{runs} | {r.wall:.1f} | "
+                f"{r.before_run:.1f} | {r.to_first_step:.1f} | {r.own:.1f} | "
                 f"{r.simulator_seconds:.1f} ({r.simulator_requests:,}) | {r.fetched:,} | "
                 f"+{r.inserted:,} ~{r.updated:,} -{r.deleted:,} | {r.peak_single_mb:,.0f} "
                 f"({r.peak_single_what}) | {r.peak_sum_mb:,.0f} | {r.peak_pss_mb:,.0f} |"
             )
-        wall = sum(r.wall for r in results)
-        own = sum(r.own for r in results)
-        served = sum(r.simulator_seconds for r in results)
-        peak = max(r.peak_single_mb for r in results)
-        total = max(r.peak_sum_mb for r in results)
-        pss = max(r.peak_pss_mb for r in results)
+        total = _totals(results)
         lines.append(
-            f"| **{pass_name}** | **all** | | **{wall:.1f}** | {own:.1f} | {served:.1f} | "
-            f"{sum(r.fetched for r in results):,} | | **{peak:,.0f}** | {total:,.0f} | "
-            f"{pss:,.0f} |"
+            f"| **{pass_name}** | **all** | | **{total['wall']:.1f}** | "
+            f"{total['before_run']:.1f} | {total['to_first_step']:.1f} | {total['own']:.1f} | "
+            f"{total['simulator_seconds']:.1f} | {total['fetched']:,.0f} | | "
+            f"**{max(r.peak_single_mb for r in results):,.0f}** | "
+            f"{max(r.peak_sum_mb for r in results):,.0f} | "
+            f"{max(r.peak_pss_mb for r in results):,.0f} |"
         )
     return "\n".join(lines)
 
