@@ -91,3 +91,11 @@ chaos: env
 	SYNC_PLATFORM_CHAOS_ROUNDS=$(CHAOS_ROUNDS) $(VENV)/bin/python -m pytest -s -p no:warnings \
 		sync_platform_tests/test_random_kills.py sync_platform_tests/test_crash_consistency.py \
 		sync_platform_tests/test_fault_injection.py sync_platform_tests/test_database_stopped.py
+
+# A day at full size through Dagster: each source's job as an operator runs it, against the
+# simulator and a throwaway PostgreSQL warehouse, a first load and a re-sync a day later with
+# ~1% of each source changed (bench/README.md). DAILY_SCALE multiplies every size.
+DAILY_SCALE ?= 1.0
+.PHONY: bench-daily
+bench-daily: env
+	$(VENV)/bin/python -m bench.daily_bench --scale $(DAILY_SCALE) --write-docs

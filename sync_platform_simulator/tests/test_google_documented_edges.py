@@ -69,3 +69,22 @@ def test_run_report_serves_at_most_the_cap_whatever_limit_asks(sim):
     assert len(page["rows"]) == 3 and page["rowCount"] > 10
     last = report(sim, "sim-ga4-token", limit=10, offset=page["rowCount"] - 2).json()
     assert len(last["rows"]) == 2
+
+
+def test_a_bigger_site_serves_a_landing_page_row_per_page_a_day(sim):
+    def landing_pages() -> list[str]:
+        body = {
+            "dateRanges": [{"startDate": "yesterday", "endDate": "yesterday"}],
+            "dimensions": [{"name": "landingPage"}],
+            "metrics": [{"name": "sessions"}],
+        }
+        rows = report(sim, "sim-ga4-token", **body).json()["rows"]
+        return [row["dimensionValues"][0]["value"] for row in rows]
+
+    assert len(landing_pages()) <= 150  # the default site: 150 pages, fewer with few sessions
+    sim.post(
+        "/_sim/ga4/reset",
+        json={"landing_pages": 2000, "properties": [{"sessions_per_day": 90_000}]},
+    ).raise_for_status()
+    pages = landing_pages()
+    assert len(pages) == 2000 and "/stock/STK001992" in pages and "/stock/STK001993" not in pages

@@ -64,6 +64,15 @@ PERMISSION_DENIED = (
 )
 QUOTAS_URL = "https://developers.google.com/analytics/devguides/reporting/data/v1/quotas"
 
+SITE_PAGES = ["/", "/stock", "/finance", "/contact", "/service", "/about", "/sell-your-car"]
+DEFAULT_LANDING_PAGES = 150
+
+
+def landing_pages(count: int) -> list[str]:
+    """landingPage's values, most popular first: the site's pages, then a page per vehicle."""
+    return [*SITE_PAGES, *(f"/stock/STK{n:06d}" for n in range(count - len(SITE_PAGES)))]
+
+
 # Each dimension's values, most popular first (date is generated from the range).
 DIMENSION_VALUES: dict[str, list[str]] = {
     "sessionSource": [
@@ -72,10 +81,7 @@ DIMENSION_VALUES: dict[str, list[str]] = {
     ],
     "sessionMedium": ["organic", "(none)", "cpc", "referral", "social", "email"],
     "deviceCategory": ["mobile", "desktop", "tablet"],
-    "landingPage": [
-        "/", "/stock", "/finance", "/contact", "/service", "/about", "/sell-your-car",
-        *(f"/stock/STK{n:06d}" for n in range(143)),
-    ],
+    "landingPage": landing_pages(DEFAULT_LANDING_PAGES),  # GA4Settings.landing_pages
     "eventName": [
         "page_view", "session_start", "user_engagement", "scroll", "first_visit", "click",
         "view_item", "form_start", "generate_lead", "phone_call",
@@ -149,6 +155,10 @@ class GA4Settings(BaseModel):
     # for" (RunReportRequest.limit): a page may hold fewer rows than asked before the last
     # one. Lower it to serve that at test size.
     max_rows_per_response: int = Field(default=MAX_LIMIT, ge=1, le=MAX_LIMIT)
+    # How many landingPage values there are (a bigger site has more vehicle pages). With
+    # `sessions_per_day` high enough for the least popular page to get a session a day, a
+    # report by date and landingPage has this many rows a day.
+    landing_pages: int = Field(default=DEFAULT_LANDING_PAGES, ge=len(SITE_PAGES), le=1_000_000)
 
 
 def _unit(*parts: object) -> float:
@@ -289,9 +299,9 @@ class GA4Data:
         self._exhausted_next = 0
         self._rates: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Rates] = {}
         self._reports: OrderedDict[tuple, tuple[list[ReportRow], bool]] = OrderedDict()
+        values = DIMENSION_VALUES | {"landingPage": landing_pages(self.settings.landing_pages)}
         self._weights = {
-            dimension: _popularity(seed, dimension, values)
-            for dimension, values in DIMENSION_VALUES.items()
+            dimension: _popularity(seed, dimension, names) for dimension, names in values.items()
         }
 
     # -- the clock and its pulls -----------------------------------------------------------

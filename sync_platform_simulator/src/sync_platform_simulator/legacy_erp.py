@@ -182,6 +182,7 @@ class ErpData:
         self._next = {"products": 1, "customers": 10001}
         self._next_variant: dict[str, int] = {}
         self._views: dict[tuple[str, bool], list[tuple[str, datetime | None, Record]]] = {}
+        self._since: dict[str, tuple[datetime, list]] = {}  # served_since's last answers
         day = 60 * 24
         for _ in range(settings.products):
             self._add_product(CLOCK_START - timedelta(minutes=self.rng.randint(1, 365 * day)))
@@ -203,25 +204,51 @@ class ErpData:
 
     def served(self, entity: str, by_modified: bool) -> list[tuple[str, datetime | None, Record]]:
         """(key, ModifiedDate parsed or None, record as served with its dirt), ordered by key
-        or by (ModifiedDate, key); a snapshot, safe to page through unlocked."""
+        or by (ModifiedDate, key); a snapshot, safe to page through unlocked.
+
+        Both orders hold the same rows, built once; a record without dirt is served as stored
+        (records are replaced, never changed in place, so a snapshot never sees a change).
+        The order by (ModifiedDate, key) is the order by key sorted again by ModifiedDate
+        (a stable sort keeps the key order among equal dates)."""
         with self.lock:
             view = self._views.get((entity, by_modified))
-            if view is None:
-                rows = []
+            if view is None and by_modified:
+                view = sorted(
+                    self.served(entity, by_modified=False),
+                    key=lambda row: str(row[2].get("ModifiedDate")),
+                )
+                self._views[(entity, by_modified)] = view
+            elif view is None:
+                view = []
+                parsed: dict[str, datetime | None] = {}  # many records share a minute
                 for key, record in self._tables[entity].items():
-                    dirt = self._dirt.get((entity, key), {})
-                    shown = record | {
-                        name: DIRT[kind](record.get(name)) for name, kind in dirt.items()
-                    }
-                    rows.append((key, parse_time(shown.get("ModifiedDate")), shown))
-                if by_modified:
-                    rows.sort(
-                        key=lambda row: (str(row[2].get("ModifiedDate")), natural_key(row[0]))
-                    )
-                else:
-                    rows.sort(key=lambda row: natural_key(row[0]))
-                view = self._views[(entity, by_modified)] = rows
+                    if dirt := self._dirt.get((entity, key)):
+                        record = record | {
+                            name: DIRT[kind](record.get(name)) for name, kind in dirt.items()
+                        }
+                    modified = record.get("ModifiedDate")
+                    if not isinstance(modified, str):
+                        moment = parse_time(modified)
+                    elif (moment := parsed.get(modified, ...)) is ...:
+                        moment = parsed[modified] = parse_time(modified)
+                    view.append((key, moment, record))
+                view.sort(key=lambda row: natural_key(row[0]))
+                self._views[(entity, by_modified)] = view
             return view
+
+    def served_since(
+        self, entity: str, since: datetime
+    ) -> list[tuple[str, datetime | None, Record]]:
+        """The rows by (ModifiedDate, key) modified at or after `since`, and those whose
+        ModifiedDate is not a timestamp; the last answer per entity is kept, so paging through
+        a delta does not filter the whole table again for every page."""
+        with self.lock:
+            kept = self._since.get(entity)
+            if kept is None or kept[0] != since:
+                view = self.served(entity, by_modified=True)
+                rows = [row for row in view if row[1] is None or row[1] >= since]
+                kept = self._since[entity] = (since, rows)
+            return kept[1]
 
     # -- generating ----------------------------------------------------------------------
 
@@ -294,6 +321,7 @@ class ErpData:
 
     def _changed(self) -> None:
         self._views.clear()
+        self._since.clear()
 
     def _tick(self) -> datetime:
         self.clock += timedelta(minutes=1)
@@ -343,7 +371,8 @@ class ErpData:
                 ]
             else:
                 added = [self._add_customer(now) for _ in range(add)]
-            untouched = sorted(set(keys) - set(changed), key=natural_key)
+            # (sorting a million keys for nothing is seconds; sample(…, 0) draws nothing)
+            untouched = sorted(set(keys) - set(changed), key=natural_key) if remove else []
             removed = sorted(
                 self.rng.sample(untouched, min(remove, len(untouched))), key=natural_key
             )
@@ -538,9 +567,9 @@ def list_entity(
         since = parse_time(modified_since)
         if since is None:
             raise HTTPException(status_code=400, detail="modified_since must be ISO 8601")
-    rows = erp.served(entity, by_modified=since is not None)
-    if since is not None:
-        rows = [row for row in rows if row[1] is None or row[1] >= since]
+    rows = (
+        erp.served(entity, by_modified=False) if since is None else erp.served_since(entity, since)
+    )
     if lost := faults.lost_keys():
         rows = [row for row in rows if row[0] not in lost]
     start = (page - 1) * page_size
