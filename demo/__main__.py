@@ -453,6 +453,7 @@ def _backup(env: dict[str, str], home: Path) -> bool:
 def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
     from sync_platform_simulator.server import SimulatorServer
 
+    started = time.monotonic()
     url = settings.warehouse_url()
     home = settings.platform_home()
     home.mkdir(parents=True, exist_ok=True)
@@ -511,9 +512,11 @@ def run_demo(stock: int = 300, leads: int = 120, seed: int = 42) -> int:
     _say(health.stdout.strip())
     verdict = "healthy" if health.returncode == 0 else "needs a look"
     _say(f"  (exit code {health.returncode}: {verdict})")
+    minutes, seconds = divmod(round(time.monotonic() - started), 60)
     _say(
-        "\nDone. Look around: `make dev` opens the Dagster UI on this instance (runs, "
-        "materializations, checks, sensors); `.venv/bin/sync-platform runs` lists the audit."
+        f"\nDone in {minutes} min {seconds} s. Look around: `make dev` opens the Dagster UI on "
+        "this instance (runs, materializations, checks, sensors); `.venv/bin/sync-platform "
+        "runs` lists the audit."
     )
     return 0
 
