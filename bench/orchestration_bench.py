@@ -54,7 +54,8 @@ def _seconds(command: list[str], env: dict[str, str]) -> float:
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - started
     if result.returncode:
-        raise SystemExit(f"{' '.join(command[:6])} failed:\n{result.stdout[-3000:]}")
+        output = (result.stdout + result.stderr)[-3000:]
+        raise SystemExit(f"{' '.join(command[:7])} failed:\n{output}")
     return elapsed
 
 
@@ -116,7 +117,9 @@ def measure(repeats: int, before: bool) -> list[dict]:
                 command = [str(BIN / "dagster"), "job", "execute", "-m",
                            "sync_platform.definitions", "-j", job]  # fmt: skip
                 if before:
-                    command += ["--config-json", json.dumps(SPAWN)]
+                    spawn = Path(tmp) / "spawn.yaml"  # JSON is YAML
+                    spawn.write_text(json.dumps(SPAWN))
+                    command += ["-c", str(spawn)]
                 seconds = _seconds(command, env)
                 own, syncs = _sync_seconds(engine, after_id)
                 results.append({"what": job, "label": label, "seconds": seconds,
