@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -661,14 +661,18 @@ def measure(scale: float, storage: str, keep: bool) -> dict:
     with (
         work_directory(keep) as tmp,
         throwaway_database("sync_platform_daily", keep) as warehouse_url,
-        throwaway_database("sync_platform_daily_dagster", keep) as dagster_url,
+        (
+            throwaway_database("sync_platform_daily_dagster", keep)
+            if storage == "postgresql"
+            else nullcontext(None)
+        ) as dagster_url,
         simulator() as (server, state, timing),
         httpx.Client(base_url=server.url) as control,
     ):
         home, dagster_home, logs = (Path(tmp) / p for p in ("home", "dagster_home", "logs"))
         for folder in (home, dagster_home, logs):
             folder.mkdir()
-        write_instance(dagster_home, dagster_url if storage == "postgresql" else None)
+        write_instance(dagster_home, dagster_url)
         engine = create_warehouse_engine(warehouse_url)
         upgrade_warehouse(engine, [e for s in all_source_configs() for e in s.entities.values()])
         generated = reset_simulator(control, sizes, first_window[1] + timedelta(days=1))
