@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -215,13 +215,16 @@ class JobResult:
     runs: int = 0
     before_run: float = 0.0  # process start → run start: CLI, code location, run created
     to_first_step: float = 0.0  # run start → first step started: executor, step process
+    in_steps: float = 0.0  # first step → run end, while at least one step was executing
+    between_steps: float = 0.0  # first step → run end, while none was
     after_run: float = 0.0  # run end → process exit
+    phases: Counter = field(default_factory=Counter)  # the syncs' phase seconds, summed
     statuses: Counter = field(default_factory=Counter)
     note: str = ""
 
     SUMMED = ("wall", "own", "syncs", "fetched", "inserted", "updated", "deleted",
               "quarantined", "simulator_seconds", "simulator_requests", "before_run",
-              "to_first_step", "after_run")  # fmt: skip
+              "to_first_step", "in_steps", "between_steps", "after_run")  # fmt: skip
 
     def add(self, run: JobResult) -> None:
         """Another run of the same job into this result: times and rows add up, peaks are
@@ -234,6 +237,7 @@ class JobResult:
         self.peak_pss_mb = max(self.peak_pss_mb, run.peak_pss_mb)
         self.processes = max(self.processes, run.processes)
         self.statuses.update(run.statuses)
+        self.phases.update(run.phases)
         self.runs += 1
 
 
@@ -347,16 +351,36 @@ def _last_audit_id(engine: sa.Engine) -> int:
         return connection.execute(latest).scalar_one()
 
 
-def _timeline(instance: dg.DagsterInstance, job: str) -> tuple[float, float, float]:
-    """The latest run of `job`: when it started, when its first step started, when it
-    ended (epoch seconds, from Dagster's own storage)."""
+@dataclass(frozen=True)
+class Timeline:
+    """One run as Dagster's own storage saw it (epoch seconds): when it started, when its
+    first step started, when it ended, and how long at least one step was executing."""
+
+    run_start: float
+    first_step: float
+    run_end: float
+    in_steps: float
+
+
+def _timeline(instance: dg.DagsterInstance, job: str) -> Timeline:
     (record,) = instance.get_run_records(filters=dg.RunsFilter(job_name=job), limit=1)
     run_id = record.dagster_run.run_id
-    steps = instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.STEP_START, limit=1
-    ).records
-    first_step = steps[0].event_log_entry.timestamp if steps else record.end_time
-    return record.start_time, first_step, record.end_time
+
+    def stamps(kind: dg.DagsterEventType) -> dict[str, float]:
+        records = instance.get_records_for_run(run_id, of_type=kind).records
+        return {r.event_log_entry.step_key: r.event_log_entry.timestamp for r in records}
+
+    starts = stamps(dg.DagsterEventType.STEP_START)
+    ends = stamps(dg.DagsterEventType.STEP_SUCCESS) | stamps(dg.DagsterEventType.STEP_FAILURE)
+    spans = sorted((start, ends.get(step, record.end_time)) for step, start in starts.items())
+    in_steps, reached = 0.0, 0.0
+    for start, end in spans:  # the union of the steps' spans
+        start = max(start, reached)
+        if end > start:
+            in_steps += end - start
+            reached = end
+    first_step = spans[0][0] if spans else record.end_time
+    return Timeline(record.start_time, first_step, record.end_time, in_steps)
 
 
 @dataclass
@@ -412,11 +436,14 @@ def run_job(
             this.updated += row["updated"]
             this.deleted += row["soft_deleted"]
             this.quarantined += row["quarantined"]
+            this.phases.update(row["phase_seconds"] or {})
     if not returncode:
-        run_start, first_step, run_end = _timeline(bench.instance, job)
-        this.before_run = run_start - started_at
-        this.to_first_step = first_step - run_start
-        this.after_run = ended_at - run_end
+        timeline = _timeline(bench.instance, job)
+        this.before_run = timeline.run_start - started_at
+        this.to_first_step = timeline.first_step - timeline.run_start
+        this.in_steps = timeline.in_steps
+        this.between_steps = timeline.run_end - timeline.first_step - timeline.in_steps
+        this.after_run = ended_at - timeline.run_end
     bad = {s: n for s, n in this.statuses.items() if s not in ("succeeded", "warning")}
     print(
         f"  {job:<18} {this.wall:6.1f} s wall ({this.before_run:.1f} s before the run, "
@@ -634,14 +661,18 @@ def measure(scale: float, storage: str, keep: bool) -> dict:
     with (
         work_directory(keep) as tmp,
         throwaway_database("sync_platform_daily", keep) as warehouse_url,
-        throwaway_database("sync_platform_daily_dagster", keep) as dagster_url,
+        (
+            throwaway_database("sync_platform_daily_dagster", keep)
+            if storage == "postgresql"
+            else nullcontext(None)
+        ) as dagster_url,
         simulator() as (server, state, timing),
         httpx.Client(base_url=server.url) as control,
     ):
         home, dagster_home, logs = (Path(tmp) / p for p in ("home", "dagster_home", "logs"))
         for folder in (home, dagster_home, logs):
             folder.mkdir()
-        write_instance(dagster_home, dagster_url if storage == "postgresql" else None)
+        write_instance(dagster_home, dagster_url)
         engine = create_warehouse_engine(warehouse_url)
         upgrade_warehouse(engine, [e for s in all_source_configs() for e in s.entities.values()])
         generated = reset_simulator(control, sizes, first_window[1] + timedelta(days=1))
@@ -703,32 +734,89 @@ def _totals(results: list[JobResult]) -> dict[str, float]:
 
 def table(run: dict) -> str:
     lines = [
-        "| pass | source | job | wall s | of it before the run s | run start to first step s "
-        "| syncs' own s | simulator serving s (requests) | rows fetched | written (+new "
-        "~changed -deleted) | peak RSS, largest process MB | peak sum of RSS MB | peak sum "
-        "of PSS MB |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        "| pass | source | job | wall s | syncs' own s | simulator serving s (requests) | "
+        "rows fetched | written (+new ~changed -deleted) | peak RSS, largest process MB | "
+        "peak sum of RSS MB | peak sum of PSS MB |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for pass_name, results in run["passes"].items():
         for r in results:
             runs = f" ({r.runs} runs)" if r.runs > 1 else ""
             lines.append(
-                f"| {pass_name} | {r.source} | `{r.job}`{runs} | {r.wall:.1f} | "
-                f"{r.before_run:.1f} | {r.to_first_step:.1f} | {r.own:.1f} | "
+                f"| {pass_name} | {r.source} | `{r.job}`{runs} | {r.wall:.1f} | {r.own:.1f} | "
                 f"{r.simulator_seconds:.1f} ({r.simulator_requests:,}) | {r.fetched:,} | "
                 f"+{r.inserted:,} ~{r.updated:,} -{r.deleted:,} | {r.peak_single_mb:,.0f} "
                 f"({r.peak_single_what}) | {r.peak_sum_mb:,.0f} | {r.peak_pss_mb:,.0f} |"
             )
         total = _totals(results)
         lines.append(
-            f"| **{pass_name}** | **all** | | **{total['wall']:.1f}** | "
-            f"{total['before_run']:.1f} | {total['to_first_step']:.1f} | {total['own']:.1f} | "
+            f"| **{pass_name}** | **all** | | **{total['wall']:.1f}** | {total['own']:.1f} | "
             f"{total['simulator_seconds']:.1f} | {total['fetched']:,.0f} | | "
             f"**{max(r.peak_single_mb for r in results):,.0f}** | "
             f"{max(r.peak_sum_mb for r in results):,.0f} | "
             f"{max(r.peak_pss_mb for r in results):,.0f} |"
         )
     return "\n".join(lines)
+
+
+PHASES = ("fetch", "map", "validate", "merge", "verify")
+
+
+def time_table(run: dict) -> str:
+    """Each job's wall time along its run (from Dagster's storage), and the syncs' phases."""
+    lines = [
+        "| pass | source | wall s | process start to run start s | run start to first step "
+        "s | steps executing s | between steps s | run end to exit s | syncs' fetch s (of it "
+        "the simulator serving) | map s | validate s | merge s | verify s |",
+        "| --- | --- |" + " ---: |" * 11,
+    ]
+    for pass_name, results in run["passes"].items():
+        for r in results:
+            phases = " | ".join(f"{r.phases[name]:.1f}" for name in PHASES[1:])
+            lines.append(
+                f"| {pass_name} | {r.source} | {r.wall:.1f} | {r.before_run:.1f} | "
+                f"{r.to_first_step:.1f} | {r.in_steps:.1f} | {r.between_steps:.1f} | "
+                f"{r.after_run:.1f} | {r.phases['fetch']:.1f} ({r.simulator_seconds:.1f}) | "
+                f"{phases} |"
+            )
+    return "\n".join(lines)
+
+
+def findings(run: dict) -> list[str]:
+    """Where the time went, in figures of this run."""
+    found = []
+    for pass_name, results in run["passes"].items():
+        total = _totals(results)
+        dagster = total["before_run"] + total["to_first_step"] + total["after_run"]
+        gaps = total["between_steps"]
+        found.append(
+            f"{pass_name}: {total['wall']:.0f} s of wall in {sum(r.runs for r in results)} "
+            f"runs, of which {dagster:.0f} s ({dagster / total['wall']:.0%}) before a run's "
+            f"first step or after its end (the CLI, loading the code location, creating the "
+            f"run, starting the executor and the first step process; exiting) and "
+            f"{gaps:.0f} s between steps (launching the next step's process, asset checks' "
+            f"steps waiting on their asset); steps were executing for {total['in_steps']:.0f} "
+            f"s, the simulator serving for {total['simulator_seconds']:.0f} s of it"
+        )
+    first = run["passes"]["first load"]
+    biggest = max(first, key=lambda r: r.own)
+    shares = ", ".join(
+        f"{name} {biggest.phases[name]:.0f} s" for name in PHASES if biggest.phases[name]
+    )
+    found.append(
+        f"The largest first load, {biggest.source} ({biggest.fetched:,} rows): its syncs' "
+        f"phases add up to {shares} (entities that run side by side each count), the "
+        f"simulator serving {biggest.simulator_seconds:.0f} s of the fetch"
+    )
+    hooks = next(r for r in first if r.source == "webhooks")
+    found.append(
+        f"Webhooks: {hooks.runs} processing run{'s' if hooks.runs > 1 else ''} for "
+        f"{hooks.fetched:,} deliveries took "
+        f"{hooks.wall:.0f} s of wall for {hooks.own:.0f} s of syncs: a run takes at most "
+        "5,000 deliveries of each workflow (WebhookInboxResource.batch_size), so the backlog "
+        "costs one run's start-up per 5,000 of the busiest workflow"
+    )
+    return found
 
 
 def verdicts(run: dict) -> list[str]:
@@ -794,6 +882,13 @@ storage: {run["storage"]}.
 
 {verdict}
 
+Where each job's wall time went (the run's own timestamps from Dagster's storage; the syncs'
+phases from the audit, summed over a job's entities, which may run side by side):
+
+{time_table(run)}
+
+{chr(10).join("- " + line for line in findings(run))}
+
 {notes}
 - The simulator generated the day's sources in {run["generated"]:.0f} s (in no figure). The \
 bench's own process (simulator, receiver, sampler) peaked at {run["simulator_rss"]:,.0f} MB RSS.
@@ -811,6 +906,38 @@ def write_docs(run: dict) -> None:
 ## A day at full size, through Dagster (`make bench-daily`, {date.today().isoformat()})
 
 {report(run)}
+
+How to read it: each job row is one `dagster job execute -m sync_platform.definitions -j
+<job>` in a fresh process, as an operator types it (`ga4_daily` with the partition-range
+tags the nightly schedule sets), against the simulator on loopback, a throwaway PostgreSQL
+warehouse and a throwaway DAGSTER_HOME (the repository's dagster.yaml, Dagster's storage in
+its own PostgreSQL database). *wall* is the process's start to its exit. *syncs' own* adds up
+the audit's `started_at` → `finished_at` of every entity the run synced (entities that run
+side by side each count, so it can exceed the wall). *simulator serving* is the time the
+simulator's ASGI app spent answering the run's requests (it runs on a thread of the bench's
+process, on the same two cores): the part of the wall that is the stand-in source's, not the
+platform's. Memory: the `dagster job execute` process and every process under it (the step
+forkserver, each step) sampled every 0.2 s; *largest process* is the highest RSS any one of
+them reached, the sums are of one sample (RSS counts the pages forked steps share with the
+forkserver once per process; PSS shares them out). The targets: the day-later pass, every
+source's job, in ≤ 120 s of wall in all; no process above 1.5 GB. Nothing fails on a missed
+target; the bench fails if a sync fails or if, after either pass, the warehouse's active rows
+differ from what the simulator holds.
+
+The day: dealer stock is a full snapshot (soft deletes), leads and the ERP's three entities
+incremental (the ERP's hourly delta by `modified_since`: its removals are left to the weekly
+`legacy_erp_full_sync`, so the day later changes and adds ERP records but removes none); the
+seller sheet is read whole; GA4's run is the nightly one over a 3-day window, a day later one
+day on (the simulator's "today" moved), so one day is new and two are pulled again with
+revised figures. The GA4 simulator's rows per day follow its settings: `landing_pages` (the
+landingPage vocabulary) and each property's `sessions_per_day` (45 per landing page here, so
+the least popular page has a session every day); the traffic, events and totals reports have
+fixed vocabularies (at most 180, 10 and 1 rows a day). Webhooks are sent by the simulated n8n
+(signed Standard Webhooks deliveries, 1% of them twice) to the receiver started as the demo
+starts it (a thread of the bench's process), 16 at a time; the delivery rate is the
+simulated n8n's (an httpx client in Python), well below what the receiver takes (see *Webhook
+receiver throughput*). `process_webhooks` is then run by hand until no delivery is pending,
+as `webhook_inbox_sensor` would launch it.
 {END}"""
     text = DOCS.read_text()
     if START in text:
