@@ -10,6 +10,7 @@ step with it). Stop it with Ctrl-C: the simulator stops with the UI.
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -52,8 +53,17 @@ def main(
             f"Dagster UI on http://{host}:{port} (Ctrl-C stops both)"
         )
         command = [str(BIN / "dagster"), "dev", "-w", str(REPO / "workspace.yaml")]
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: dagster dev stops, then this
-            subprocess.run([*command, "-h", host, "-p", str(port)], env=env, cwd=REPO)
+        # Dagster handles SIGTERM as it handles SIGINT; started from a background shell, which
+        # ignores SIGINT for its children, dagster dev would then ignore SIGTERM as well.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        dev = subprocess.Popen([*command, "-h", host, "-p", str(port)], env=env, cwd=REPO)
+        # A SIGTERM (a supervisor, `timeout`) reaches this process alone: pass it on, and wait
+        # while dagster dev stops its UI, daemon and code server.
+        signal.signal(signal.SIGTERM, lambda *_: dev.terminate())
+        while True:
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: dagster dev stops too
+                dev.wait()
+                break
 
 
 if __name__ == "__main__":
