@@ -40,6 +40,7 @@ import httpx
 import psutil
 import sqlalchemy as sa
 
+from bench.performance_doc import DOCS, write_section
 from demo.__main__ import _receiver, demo_environment
 from sync_platform.config import all_source_configs, cached_source_config
 from sync_platform.warehouse.connection import create_warehouse_engine
@@ -53,7 +54,6 @@ PG_URL_ENV = "SYNC_PLATFORM_BENCH_PG_URL"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-DOCS = ROOT / "docs" / "performance.md"
 START, END = "<!-- daily-bench:start -->", "<!-- daily-bench:end -->"
 SEED = 42
 GA4_DAYS = 3  # the window each GA4 run pulls: yesterday and the two days before
@@ -939,13 +939,7 @@ simulated n8n's (an httpx client in Python), well below what the receiver takes 
 receiver throughput*). `process_webhooks` is then run by hand until no delivery is pending,
 as `webhook_inbox_sensor` would launch it.
 {END}"""
-    text = DOCS.read_text()
-    if START in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(text)
+    write_section(section, START, END)
 
 
 def main() -> None:

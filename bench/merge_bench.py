@@ -37,6 +37,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from bench import dlt_peer
+from bench.performance_doc import DOCS, write_section
 from sync_platform.config import cached_source_config
 from sync_platform.engine.hashing import row_hash_expr
 from sync_platform.engine.merge import merge_snapshot
@@ -54,7 +55,6 @@ from sync_platform.warehouse.schema import upgrade_warehouse
 
 ENTITY = cached_source_config("dealer_feed").entities["dealer_stock"]
 PG_URL_ENV = "SYNC_PLATFORM_BENCH_PG_URL"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 START, END = "<!-- merge-bench:start -->", "<!-- merge-bench:end -->"
 SCENARIOS = ["copy", "initial", "resync_1pct", "no_change"]
 TARGETS = {"initial": 0.9, "resync_1pct": 2.0, "no_change": 3.0}  # x COPY (rate vs COPY's)
@@ -462,13 +462,7 @@ Targets are for PostgreSQL: against COPY initial ≥ 0.9x, 1% re-sync ≥ 2x, no
 peak ≤ 1.5 GB at 1M rows; against dlt's best mode, initial ≥ 1.7x and 1% re-sync ≥ 6x
 faster. SQLite figures are reported for the embedded default (dlt runs on PostgreSQL only).
 {END}"""
-    text = DOCS.read_text() if DOCS.exists() else "# Performance\n\n"
-    if START in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOCS.write_text(text)
+    write_section(section, START, END)
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
+from bench.performance_doc import DOCS, write_section
 from demo.__main__ import demo_environment, reset_sources
 from sync_platform.config import all_source_configs
 from sync_platform.warehouse.connection import create_warehouse_engine
@@ -40,7 +41,6 @@ from sync_platform_simulator.server import SimulatorServer
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-DOCS = ROOT / "docs" / "performance.md"
 START, END = "<!-- orchestration-bench:start -->", "<!-- orchestration-bench:end -->"
 LOAD_DEFINITIONS = (
     "from sync_platform.definitions import defs; defs().get_repository_def().get_all_jobs()"
@@ -162,13 +162,7 @@ bytecode ahead and steps are forked from a forkserver that built the definitions
 
 {table(shipped, before)}
 {END}"""
-    text = DOCS.read_text()
-    if START in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(text)
+    write_section(section, START, END)
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
+from bench.performance_doc import DOCS, write_section
 from sync_platform.config import all_source_configs
 from sync_platform.receiver.signing import generate_secret, signed_headers
 from sync_platform.settings import WAREHOUSE_URL_ENV
@@ -46,7 +47,6 @@ from sync_platform.warehouse.schema import upgrade_warehouse
 PG_URL_ENV = "SYNC_PLATFORM_BENCH_PG_URL"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "performance.md"
 START, END = "<!-- receiver-bench:start -->", "<!-- receiver-bench:end -->"
 TARGET = {"postgresql": 2000}  # durable deliveries/s on 2 cores
 WARMUP = 500
@@ -320,13 +320,7 @@ timeout). One request per transaction, the first version, managed about 750/s he
 (fsync) per delivery, and connections opened and closed as 40 threads overflowed a pool of 5.
 Two uvicorn workers add a second core's worth of request parsing and HMAC checks.
 {END}"""
-    text = DOCS.read_text() if DOCS.exists() else "# Performance\n"
-    if START in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(text)
+    write_section(section, START, END)
 
 
 def main() -> None:

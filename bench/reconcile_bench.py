@@ -41,10 +41,10 @@ from bench.merge_bench import (
     run_in_child,
     stock_rows,
 )
+from bench.performance_doc import DOCS, write_section
 from sync_platform.reconcile.compare import compare_entity
 from sync_platform.warehouse.connection import create_warehouse_engine
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 START, END = "<!-- reconcile-bench:start -->", "<!-- reconcile-bench:end -->"
 PAGE = 5_000
 CLASSES = ["price", "colour", "extra", "missing"]  # in that order: ids i*stride + 0, 1, 2
@@ -320,13 +320,7 @@ Each compare runs {results[0]["repeats"]} times in a fresh process (median time,
 peak) after `VACUUM (ANALYZE)` and a `CHECKPOINT`; the bench fails unless every run reports
 exactly the planted discrepancies, no more and no fewer.
 {END}"""
-    text = DOCS.read_text() if DOCS.exists() else "# Performance\n\n"
-    if START in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOCS.write_text(text)
+    write_section(section, START, END)
 
 
 def main() -> None:
