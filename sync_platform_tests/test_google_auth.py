@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import _helpers, crypt, jwt
 
-from sync_platform.errors import ConfigurationError
+from sync_platform.errors import ConfigurationError, SourceUnavailableError
 from sync_platform.sources.google_auth import (
     ANALYTICS_READONLY,
     ServiceAccountToken,
@@ -143,6 +143,15 @@ def test_a_key_the_account_does_not_own_is_refused_without_leaking_it(simulator,
     assert "PRIVATE KEY" not in message and foreign["private_key"][40:80] not in message
     assert simulator.served(TOKEN_PATH) == {(TOKEN_PATH, 400): 1}  # not retried
     assert issued(simulator) == 0
+
+
+def test_a_token_answer_cut_short_is_an_outage_not_a_refusal(simulator, key):
+    simulator.faults(truncate_next=1)
+    with pytest.raises(SourceUnavailableError, match="not a token"):
+        ServiceAccountToken(key, [ANALYTICS_READONLY]).token()
+    # not remembered as a refusal: the next ask gets a token at once
+    assert ServiceAccountToken(key, [ANALYTICS_READONLY]).token()
+    assert issued(simulator) == 2
 
 
 def test_an_unusable_key_is_a_configuration_error_without_the_key_in_it(key):

@@ -205,3 +205,12 @@ class ServiceAccountToken:
                 f"could not reach Google's token endpoint for {self.identity}: {exc}",
                 hint="check network access to oauth2.googleapis.com",
             ) from None
+        except (TypeError, ValueError, KeyError) as exc:
+            # google-auth reading a 200 that is not a token answer (a body cut short on the
+            # way parses as text, which it then indexes): the endpoint failing, not refusing
+            # this key, so not remembered as a refusal
+            raise SourceUnavailableError(
+                f"Google's token endpoint answered {self.identity} with something that is not "
+                f"a token ({exc.__class__.__name__})",
+                hint="a broken answer on the way: the next sync asks again",
+            ) from None
