@@ -33,10 +33,22 @@ SYNC = textwrap.dedent(
     from sync_platform.warehouse.connection import create_warehouse_engine
     from sync_platform_tests.records import LEADS, lead
 
-    url, count = sys.argv[1], int(sys.argv[2])
+    import time
+    from pathlib import Path
+
+    url, count, handshake = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     records = [lead(i, updated=f"2026-11-01T09:{(i // 60) % 60:02d}:{i % 60:02d}Z")
                for i in range(count)]
-    source = EntitySource(pages=lambda since: [records[i:i + 5000] for i in range(0, count, 5000)])
+
+    def pages(since):
+        yield from (records[i:i + 5000] for i in range(0, count, 5000))
+        # every page handed over, the sync under way: wait while the test stops the server
+        (handshake / "fetched").touch()
+        deadline = time.monotonic() + 60
+        while not (handshake / "stopped").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    source = EntitySource(pages=pages)
     engine = create_warehouse_engine(url)
     report = run_entity_sync(engine, SyncRequest("dealer_feed", LEADS), source)
     print(report.merge.inserted)
@@ -119,14 +131,21 @@ def test_the_server_stopped_hard_mid_sync(cluster):
     engine = create_warehouse_engine(cluster.url)
     upgrade_warehouse(engine, all_entities())
     engine.dispose()
+    handshake = Path(tempfile.mkdtemp(prefix="sync_platform_handshake_"))
     sync = subprocess.Popen(
-        [sys.executable, "-c", SYNC, cluster.url, str(COUNT)],
+        [sys.executable, "-c", SYNC, cluster.url, str(COUNT), str(handshake)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2.5)  # fetched and mapped; merging
+    # the sync holds its lease and its open audit row, its records read: stopped then, not
+    # after a guessed number of seconds (a faster start once let the sync finish first)
+    deadline = time.monotonic() + 120
+    while not (handshake / "fetched").exists():
+        assert sync.poll() is None and time.monotonic() < deadline, sync.stderr.read()
+        time.sleep(0.05)
     cluster.stop_immediately()
+    (handshake / "stopped").touch()
     _, stderr = sync.communicate(timeout=120)
 
     assert sync.returncode == 1, stderr
@@ -138,8 +157,8 @@ def test_the_server_stopped_hard_mid_sync(cluster):
     leads, runs = state(cluster.url)
     assert leads in (0, COUNT)  # wholly before or wholly after, never a mix
     assert [status for status, _ in runs] in (["running"], ["failed"])
-    rerun = subprocess.run(
-        [sys.executable, "-c", SYNC, cluster.url, str(COUNT)],
+    rerun = subprocess.run(  # "stopped" is there: this one does not wait
+        [sys.executable, "-c", SYNC, cluster.url, str(COUNT), str(handshake)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -150,3 +169,4 @@ def test_the_server_stopped_hard_mid_sync(cluster):
     (dead_status, dead_message), (status, _) = runs
     assert (dead_status, status) == ("failed", "succeeded")
     assert dead_message.startswith("abandoned") or "lost the warehouse connection" in dead_message
+    shutil.rmtree(handshake)
