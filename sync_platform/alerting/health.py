@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from croniter import croniter
 
+from sync_platform.alerting.rules import OK_STATUSES  # one meaning of "a good sync"
 from sync_platform.config.models import SourceConfig
 from sync_platform.warehouse.platform_tables import (
     sync_alerts,
@@ -33,7 +34,6 @@ from sync_platform.warehouse.platform_tables import (
     sync_runs,
 )
 
-OK_STATUSES = ("succeeded", "warning")
 TREND_LENGTH = 10
 RECENT_ALERTS = 10
 NAMED_IN_VERDICT = 3  # reasons of each kind spelled out in the verdict line; the rest counted
