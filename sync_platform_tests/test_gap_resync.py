@@ -154,6 +154,30 @@ def test_a_lost_record_the_source_then_deletes_is_no_longer_lost(source_env, war
     assert alert["status"] == "resolved"
 
 
+def test_a_gap_whose_record_the_source_deletes_before_its_resync_is_settled(
+    source_env, warehouse_url
+):
+    """The soak's false alert of 2026-12-05: a seller missed by one read was deleted from the
+    sheet before its resync ran; the resync must settle the gap, not count an attempt."""
+    configure(warehouse_url, gap_resync_max_attempts="1", gap_resync_backoff_minutes="0")
+    source_env.faults(drop_keys=[{"key": "STK000042", "times": 1}])
+    run_job()
+    (request,) = tick(warehouse_url).run_requests
+    source_env.http.delete("/_sim/dealer/stock/STK000042").raise_for_status()
+
+    resync = run_requested(request)
+    assert resync.success
+    assert materializations(resync)["dealer_stock"]["gap_count"] == 0
+    (gap,) = query(warehouse_url, sa.select(sync_gaps))
+    runs = query(warehouse_url, sa.select(sync_runs).order_by(sync_runs.c.id))
+    assert (gap["status"], gap["resolved_by_run_id"]) == ("resolved", runs[-1]["id"])
+    assert runs[-1]["trigger"] == "resync"
+    assert query(warehouse_url, sa.select(sync_alerts)) == []
+    check = check_metadata(resync, IN_STEP)
+    assert check["passed"] is True
+    assert tick(warehouse_url).run_requests == []
+
+
 def test_what_the_platform_heals_without_a_person():
     """`Verification.healing` (no alert for the check): gaps still in resync, and keys a
     snapshot's listing no longer has unless the merge refused to delete them."""

@@ -144,11 +144,12 @@ def schema_of(entity: EntityConfig) -> dict[str, pl.DataType]:
     return {name: polars_type(spec) for name, spec in entity.fields.items()} | {ROW_HASH: pl.Int64}
 
 
-def _expected_keys(entity: EntityConfig, source: EntitySource, frame: pl.DataFrame) -> pl.Series:
-    """The source's own key listing when it has one (cleaned like the data), else what was
-    fetched."""
-    if source.key_listing is None:
-        return record_keys(frame, entity.key)
+def _listed_keys(entity: EntityConfig, source: EntitySource, read_keys: pl.Series) -> pl.Series:
+    """The keys the source has: its own key listing (cleaned like the data) when it has one
+    that can tell (a record listed but never served stays a gap), else the keys a whole read
+    brought. A listing cannot tell which keys have data for an entity that skips empty rows."""
+    if source.key_listing is None or entity.skip_when_empty:
+        return read_keys
     return mapped_keys(source.key_listing(), entity)
 
 
@@ -370,22 +371,28 @@ def _verify(
     source: EntitySource,
     frame: pl.DataFrame,
     rejects: list[RejectedRecord],
+    read_keys: pl.Series,
 ) -> Verification:
     """Step 5: a delta must be in the warehouse; a snapshot must match the source's keys;
-    a targeted resync must have brought its keys."""
+    a targeted resync must have brought its keys, unless the source no longer has them."""
     entity = request.entity
     with engine.connect() as connection:
         waiting = held.waiting_keys(connection, request.source, entity.name)
         max_attempts = gaps.GAP_RESYNC_MAX_ATTEMPTS.read(connection)
     known_failures = [r.record_key for r in rejects if r.record_key] + waiting
+    gone = pl.Series(dtype=pl.String)
     if request.only_keys:
         expected = pl.Series(request.only_keys, dtype=pl.String)
-    elif request.incremental or entity.skip_when_empty:
-        # A key listing cannot tell which keys have data for an entity that skips empty rows.
+        if request.scope is None:  # the resync read the whole source: absent means deleted
+            listed = _listed_keys(entity, source, read_keys)
+            gone = expected.filter(~expected.is_in(listed.implode()))
+            expected = expected.filter(expected.is_in(listed.implode()))
+    elif request.incremental:
         expected = record_keys(frame, entity.key)
     else:
-        expected = _expected_keys(entity, source, frame)
+        expected = _listed_keys(entity, source, record_keys(frame, entity.key))
     expected = expected.filter(~expected.is_in(known_failures))
+    gone = gone.filter(~gone.is_in(known_failures))
     return verify_keys(
         engine,
         entity_table(entity),
@@ -397,6 +404,7 @@ def _verify(
         max_attempts=max_attempts,
         scope=request.scope,
         complete=request.complete_snapshot,
+        gone=gone.to_list(),
     )
 
 
@@ -497,6 +505,12 @@ def _run_with_lease(
             latest = audit.utcnow() + timedelta(minutes=CURSOR_FUTURE_SKEW_MINUTES.read(connection))
         frame, future = _from_the_future(request, frame, latest)
         rejects += future
+        read_keys = pl.concat(
+            [
+                record_keys(frame, entity.key),
+                pl.Series([r.record_key for r in rejects], dtype=pl.String),
+            ]
+        )
         if request.only_keys:
             wanted = pl.Series(request.only_keys, dtype=pl.String)
             frame = frame.filter(record_key_expr(entity.key).is_in(wanted.implode()))
@@ -512,7 +526,9 @@ def _run_with_lease(
         crashpoint("sync:after_merge")
         merged = True
         with timer("verify"):
-            report.verification = _verify(engine, request, report, source, frame, rejects)
+            report.verification = _verify(
+                engine, request, report, source, frame, rejects, read_keys
+            )
             report.verification.deletes_refused = bool(report.merge and report.merge.delete_refused)
         with engine.connect() as connection:
             history = trailing_fetched(connection, request.source, entity.name, sync_run_id)

@@ -9,6 +9,7 @@ failures with their own records, not gaps.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import polars as pl
@@ -47,11 +48,13 @@ def verify_keys(
     max_attempts: int,
     scope: dict | None = None,
     complete: bool = True,
+    gone: Sequence[str] = (),
 ) -> Verification:
     """Compare expected keys with the warehouse and record gaps.
 
     `complete` says the expected keys are the source's whole key set (a full snapshot), so
-    warehouse keys beyond it are counted as unexpected too.
+    warehouse keys beyond it are counted as unexpected too. `gone` are keys a targeted
+    resync found the source no longer has: their gaps are settled, not lost.
     """
     with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
         present = active_keys(connection, table, entity, scope).alias("key").to_frame()
@@ -65,6 +68,7 @@ def verify_keys(
     with engine.begin() as connection:
         known = gaps.tracked_keys(connection, source, entity.name)
         settled = present.filter(pl.col("key").is_in(list(known))).get_column("key").to_list()
+        settled += [key for key in gone if key in known]
         if complete and scope is None:  # a key the whole source no longer lists is not lost
             listed = set(expected.get_column("key").to_list())
             settled += [key for key in known if key not in listed]
