@@ -1,6 +1,10 @@
 """Imported by the multiprocess executor's forkserver (orchestration/executor.py): builds the
 code location's definitions in the forkserver, so every step process forked from it starts
-with them instead of importing and building them again."""
+with them instead of importing and building them again. pandera, which loading the code
+location leaves out (engine/validation.py), is imported here too: every sync and check step
+validates with it."""
+
+import pandera.polars  # noqa: F401
 
 from sync_platform.definitions import preload
 

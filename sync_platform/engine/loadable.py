@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pandera.polars as pa
 import polars as pl
 
 from sync_platform.config.models import EntityConfig
@@ -22,6 +22,9 @@ from sync_platform.engine.mapping import ROW_INDEX, map_records, record_key_expr
 from sync_platform.engine.ports import Records, RejectedRecord
 from sync_platform.engine.validation import entity_schema, find_invalid_rows
 from sync_platform.warehouse.entity_tables import ROW_HASH
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 SOURCE_ROW = "_source_row"  # the record's 0-based position in the sync's read
 # A read this large whose records all lack an optional field is drift, not chance (a JSON

@@ -1,16 +1,23 @@
 """Pandera (polars) schemas built from the entity config, used twice with one definition:
 in the sync, to quarantine bad rows while the rest continue; as Dagster asset checks, to
 prove nothing bad reached the warehouse.
+
+pandera (with pandas under it, ~0.6 s) is imported when a schema is first built, not when the
+code location loads: only runs validate, and the step forkserver imports it once ahead
+(definitions_preload.py).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
-import pandera.polars as pa
 import polars as pl
 
 from sync_platform.config.models import EntityConfig, FieldChecks, FieldSpec
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 POLARS_TYPES: dict[str, pl.DataType] = {
     "string": pl.String(),
@@ -29,6 +36,8 @@ def polars_type(spec: FieldSpec) -> pl.DataType:
 
 
 def _checks(rules: FieldChecks) -> list[pa.Check]:
+    import pandera.polars as pa
+
     checks = []
     if rules.str_length is not None:
         checks.append(pa.Check.str_length(rules.str_length, rules.str_length))
@@ -51,6 +60,8 @@ def entity_schema(entity: EntityConfig) -> pa.DataFrameSchema:
     """Types, required fields and declared rules of one entity. Key uniqueness is not a row
     rule: the first row of a key loads and later copies are quarantined (loadable.py), and
     the table's primary key holds it in the warehouse."""
+    import pandera.polars as pa
+
     columns = {
         name: pa.Column(polars_type(spec), checks=_checks(spec.checks), nullable=not spec.required)
         for name, spec in entity.fields.items()
@@ -72,6 +83,8 @@ def find_invalid_rows(
     frame: pl.DataFrame, schema: pa.DataFrameSchema, key: list[str]
 ) -> dict[int, list[str]]:
     """Row position → reasons, for every row that breaks the schema (empty when all pass)."""
+    import pandera.polars as pa
+
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
