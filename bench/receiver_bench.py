@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -43,6 +42,7 @@ from sync_platform.settings import WAREHOUSE_URL_ENV
 from sync_platform.warehouse.connection import create_warehouse_engine
 from sync_platform.warehouse.platform_tables import webhook_inbox
 from sync_platform.warehouse.schema import upgrade_warehouse
+from sync_platform_simulator.background_server import free_port
 
 PG_URL_ENV = "SYNC_PLATFORM_BENCH_PG_URL"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -91,16 +91,10 @@ def warehouse(dialect: str) -> Iterator[str]:
         admin.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
 def receiver(url: str, workers: int, secret: str) -> Iterator[int]:
     """`sync-platform receiver` on a free port (its port), stopped with SIGTERM afterwards."""
-    port = _free_port()
+    port = free_port()
     command = Path(sys.executable).parent / "sync-platform"
     env = {**os.environ, WAREHOUSE_URL_ENV: url, SECRET_ENV: secret}
     arguments = ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]

@@ -28,6 +28,7 @@ from sync_platform import settings
 from sync_platform.config import all_source_configs
 from sync_platform.warehouse.connection import create_warehouse_engine
 from sync_platform.warehouse.schema import upgrade_warehouse
+from sync_platform_simulator.background_server import free_port
 from sync_platform_simulator.environment import simulator_environment
 from sync_platform_simulator.server import SimulatorServer
 
@@ -37,12 +38,6 @@ PG_URL_ENV = "SYNC_PLATFORM_SOAK_PG_URL"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 STARTUP_SECONDS = 120
 WORKERS = ("execute_run", "execute_step", "resume_run", "multiprocess", "watch_orphans")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _admin(url: str) -> sa.Engine:
@@ -110,7 +105,7 @@ class Stack:
         )
         engine.dispose()
         dagster = sa.make_url(dagster_db)
-        receiver_port = _free_port()
+        receiver_port = free_port()
         stack.receiver_url = f"http://127.0.0.1:{receiver_port}"
         stack.env = {
             **os.environ,
@@ -121,7 +116,7 @@ class Stack:
             "DAGSTER_PG_PASSWORD": dagster.password or "",
             "DAGSTER_PG_DB": dagster.database or "",
             "SYNC_PLATFORM_CODE_SERVER_HOST": "127.0.0.1",
-            "SYNC_PLATFORM_CODE_SERVER_PORT": str(_free_port()),
+            "SYNC_PLATFORM_CODE_SERVER_PORT": str(free_port()),
             settings.WAREHOUSE_URL_ENV: stack.warehouse_url,
             settings.HOME_ENV: str(workdir / "platform_home"),
             settings.BACKUP_DIR_ENV: str(workdir / "backups"),

@@ -29,6 +29,7 @@ from sync_platform.engine.ports import EntitySource, SyncRequest
 from sync_platform.errors import ConfigurationError
 from sync_platform.runtime_config import set_setting
 from sync_platform.warehouse.platform_tables import sync_alerts, sync_runs
+from sync_platform_simulator.background_server import free_port
 from sync_platform_tests.records import STOCK, fleet, in_memory_source
 
 DEALER = [cached_source_config("dealer_feed")]
@@ -298,14 +299,6 @@ def tls_certificate(tmp_path):
         )
     )
     return cert_path, key_path
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Inbox:

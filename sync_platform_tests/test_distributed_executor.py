@@ -34,6 +34,7 @@ from sync_platform.orchestration.tags import SOURCE_TAG
 from sync_platform.warehouse.connection import create_warehouse_engine
 from sync_platform.warehouse.entity_tables import entity_table
 from sync_platform.warehouse.platform_tables import sync_runs
+from sync_platform_simulator.background_server import free_port, wait_for_port
 from sync_platform_tests.conftest import all_entities, create_database, drop_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -351,26 +352,6 @@ def _launch(job: str, env: dict[str, str], tags: dict[str, str]) -> subprocess.P
     return _start([*command, "-j", job, "--tags", json.dumps(tags)], env)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_port(port: int, seconds: float) -> None:
-    import socket
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    raise AssertionError(f"code server did not listen on {port} within {seconds} s")
-
-
 SUBMITTED = ["dealer_sync", "dealer_sync", "seller_sheet_sync"]
 
 
@@ -379,7 +360,7 @@ def test_the_run_queue_runs_one_job_per_source_at_a_time_on_dask(dask_stack, sim
     dequeued by the daemon: two runs of one source never run at the same time (the
     `sync_platform/source` tag limit; a run the daemon's own schedules start meanwhile counts
     too)."""
-    port = _free_port()
+    port = free_port()
     env = dask_stack.env | {
         "SYNC_PLATFORM_CODE_SERVER_HOST": "127.0.0.1",
         "SYNC_PLATFORM_CODE_SERVER_PORT": str(port),
@@ -398,7 +379,7 @@ def test_the_run_queue_runs_one_job_per_source_at_a_time_on_dask(dask_stack, sim
         )
     ]
     try:
-        _wait_for_port(port, 120)
+        wait_for_port(port, 120, "the code server")
         processes.append(
             subprocess.Popen(
                 [str(BIN / "dagster-daemon"), "run", "-w", "deploy/production/workspace.yaml"],

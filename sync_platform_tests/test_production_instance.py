@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from sync_platform_simulator.background_server import free_port, wait_for_port
 from sync_platform_tests.conftest import create_database, drop_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,29 +106,13 @@ def test_a_job_run_is_stored_in_the_production_instance(
     warehouse.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_port(port: int, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    raise AssertionError(f"code server did not listen on {port} within {seconds} s")
-
-
 def test_the_daemon_ticks_every_sensor_through_the_production_workspace_without_errors(
     production_home, pg_database, monkeypatch
 ):
     """A first start of production with no source configured: every sensor ticks (skipping,
     or deciding), and none of them errors."""
     home, dagster_url = production_home
-    port = _free_port()
+    port = free_port()
     env = _environment(
         home,
         dagster_url,
@@ -158,7 +142,7 @@ def test_the_daemon_ticks_every_sensor_through_the_production_workspace_without_
     for name, value in _pg_variables(dagster_url).items():
         monkeypatch.setenv(name, value)
     try:
-        _wait_for_port(port, 90)
+        wait_for_port(port, 90, "the code server")
         daemon = subprocess.Popen(
             [str(BIN / "dagster-daemon"), "run", "-w", "deploy/production/workspace.yaml"],
             cwd=REPO,

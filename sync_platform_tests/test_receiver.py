@@ -27,7 +27,7 @@ from sync_platform.receiver import ReceiverSettings, signed_headers
 from sync_platform.receiver.signing import secret_key, verify
 from sync_platform.settings import CRASHPOINT_ENV, WAREHOUSE_URL_ENV
 from sync_platform.warehouse.platform_tables import webhook_inbox, webhook_rejections
-from sync_platform_simulator.background_server import BackgroundServer
+from sync_platform_simulator.background_server import BackgroundServer, free_port
 from sync_platform_tests.servers import receiver_server
 
 SECRET = "whsec_" + base64.b64encode(b"test-form-submission-signing-key-0123").decode()
@@ -516,12 +516,6 @@ def test_metrics_count_accepted_duplicate_and_rejected_by_reason(client):
 # -- crashes: no loss, no duplicate -----------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class ReceiverProcess:
     """`sync-platform receiver` in its own process, so a test can SIGKILL it."""
 
@@ -533,7 +527,7 @@ class ReceiverProcess:
         environment: dict[str, str] | None = None,
         port: int | None = None,
     ):
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **(environment or ENV), WAREHOUSE_URL_ENV: warehouse_url}
         env.pop(CRASHPOINT_ENV, None)

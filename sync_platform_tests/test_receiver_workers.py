@@ -15,17 +15,12 @@ import httpx
 import pytest
 
 from sync_platform.settings import RECEIVER_HEADER_TIMEOUT_ENV, WAREHOUSE_URL_ENV
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from sync_platform_simulator.background_server import free_port
 
 
 @pytest.mark.parametrize("warehouse_url", ["sqlite"], indirect=True)
 def test_two_workers_serve_and_close_silent_connections(warehouse_url, tmp_path):
-    port = _free_port()
+    port = free_port()
     cli = Path(sys.executable).parent / "sync-platform"
     assert shutil.which(str(cli)), cli
     log = (tmp_path / "receiver.log").open("w")

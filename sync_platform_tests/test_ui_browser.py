@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -43,6 +42,7 @@ from sync_platform.defs.ga4.assets import PARTITION_START_ENV
 from sync_platform.orchestration.tags import LAYER_TAG, SOURCE_TAG
 from sync_platform.warehouse.connection import create_warehouse_engine
 from sync_platform.warehouse.schema import upgrade_warehouse
+from sync_platform_simulator.background_server import free_port
 from sync_platform_simulator.environment import simulator_environment
 from sync_platform_simulator.server import SimulatorServer
 
@@ -111,12 +111,6 @@ def chromium() -> Path:
             pytrace=False,
         )
     return CHROMIUM
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _execute(job: str, tags: dict[str, str], env: dict[str, str], run_config: Path) -> None:
@@ -210,7 +204,7 @@ def ui(chromium, tmp_path_factory) -> Iterator[DagsterUI]:
     )
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     history_starts = yesterday - timedelta(days=GA4_HISTORY_DAYS - 1)
-    port = _free_port()
+    port = free_port()
     ui = DagsterUI(url=f"http://127.0.0.1:{port}", partition=yesterday.isoformat())
     log = root / "webserver.log"
     with (

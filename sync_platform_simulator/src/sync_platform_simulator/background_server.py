@@ -4,6 +4,7 @@ webhook receiver)."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any, Self
@@ -74,3 +75,22 @@ class BackgroundServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def free_port() -> int:
+    """A loopback port free at this moment, for a process that cannot take port 0 itself."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, seconds: float, what: str = "the server") -> None:
+    """Until something listens on the loopback `port`; an AssertionError naming `what` after
+    `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"{what} did not listen on {port} within {seconds} s")
