@@ -219,11 +219,12 @@ def test_the_receiver_killed_mid_burst_loses_nothing_and_duplicates_nothing(
 ):
     """kill -9 of the receiver while n8n sends 400 deliveries, restarted on the same port:
     n8n's retries and then the gap resync bring every delivery into the inbox exactly once."""
+    from sync_platform_simulator.background_server import free_port
     from sync_platform_simulator.environment import simulator_environment
-    from sync_platform_tests.test_receiver import ReceiverProcess, _free_port
+    from sync_platform_tests.test_receiver import ReceiverProcess
 
     environment = simulator_environment(source_env.url)
-    port = _free_port()
+    port = free_port()
     receiver = ReceiverProcess(warehouse_url, environment=environment, port=port)
     sent: dict = {}
 

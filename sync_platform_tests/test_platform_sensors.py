@@ -61,6 +61,11 @@ def test_the_recorder_does_not_record_its_own_failures():
         raise_on_error=False,
     )
     assert not result.success
+    # a run that is not there is not waited for: no retries (30 s apart)
+    retried = [
+        e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
+    ]
+    assert retried == []
     # no loop of recorders
     assert isinstance(failure_sensor_decision(result, instance), dg.SkipReason)
 

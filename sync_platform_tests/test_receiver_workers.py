@@ -42,6 +42,10 @@ def test_two_workers_serve_and_close_silent_connections(warehouse_url, tmp_path)
         output = (tmp_path / "receiver.log").read_text()
         assert health is not None, f"the receiver did not answer:\n{output[-3000:]}"
         assert health.status_code == 200, health.text
+        # the first worker up answers while the second may still be starting
+        while output.count("Started server process") < 2 and time.monotonic() < deadline:
+            time.sleep(0.3)
+            output = (tmp_path / "receiver.log").read_text()
         assert "Started parent process" in output and output.count("Started server process") == 2
         # a connection that sends nothing is closed at the deadline, in whichever worker
         for _ in range(4):

@@ -87,7 +87,8 @@ def record_failure(
     rules count failures per source and entity, whichever job or sensor launched the run."""
     run = context.instance.get_run_by_id(config.run_id)
     if run is None:
-        raise dg.Failure(f"run {config.run_id} is not in this instance")
+        # not transient: retrying (the policy is for a warehouse that is briefly away) cannot help
+        raise dg.Failure(f"run {config.run_id} is not in this instance", allow_retries=False)
     source_of = {
         entity: source.source for source in all_source_configs() for entity in source.entities
     }
