@@ -371,7 +371,7 @@ def _verify(
     source: EntitySource,
     frame: pl.DataFrame,
     rejects: list[RejectedRecord],
-    read_keys: pl.Series,
+    read_keys: pl.Series | None,
 ) -> Verification:
     """Step 5: a delta must be in the warehouse; a snapshot must match the source's keys;
     a targeted resync must have brought its keys, unless the source no longer has them."""
@@ -383,7 +383,7 @@ def _verify(
     gone = pl.Series(dtype=pl.String)
     if request.only_keys:
         expected = pl.Series(request.only_keys, dtype=pl.String)
-        if request.scope is None:  # the resync read the whole source: absent means deleted
+        if request.scope is None and read_keys is not None:  # a whole read: absent is deleted
             listed = _listed_keys(entity, source, read_keys)
             gone = expected.filter(~expected.is_in(listed.implode()))
             expected = expected.filter(expected.is_in(listed.implode()))
@@ -505,13 +505,14 @@ def _run_with_lease(
             latest = audit.utcnow() + timedelta(minutes=CURSOR_FUTURE_SKEW_MINUTES.read(connection))
         frame, future = _from_the_future(request, frame, latest)
         rejects += future
-        read_keys = pl.concat(
-            [
-                record_keys(frame, entity.key),
-                pl.Series([r.record_key for r in rejects], dtype=pl.String),
-            ]
-        )
+        read_keys = None  # what a resync's whole read brought, before it keeps its own keys
         if request.only_keys:
+            read_keys = pl.concat(
+                [
+                    record_keys(frame, entity.key),
+                    pl.Series([r.record_key for r in rejects], dtype=pl.String),
+                ]
+            )
             wanted = pl.Series(request.only_keys, dtype=pl.String)
             frame = frame.filter(record_key_expr(entity.key).is_in(wanted.implode()))
             rejects = [r for r in rejects if r.record_key in set(request.only_keys)]
