@@ -380,19 +380,19 @@ def _verify(
         waiting = held.waiting_keys(connection, request.source, entity.name)
         max_attempts = gaps.GAP_RESYNC_MAX_ATTEMPTS.read(connection)
     known_failures = [r.record_key for r in rejects if r.record_key] + waiting
-    gone = pl.Series(dtype=pl.String)
+    source_keys = None  # all the source has, when this sync read it whole
     if request.only_keys:
         expected = pl.Series(request.only_keys, dtype=pl.String)
-        if request.scope is None and read_keys is not None:  # a whole read: absent is deleted
-            listed = _listed_keys(entity, source, read_keys)
-            gone = expected.filter(~expected.is_in(listed.implode()))
-            expected = expected.filter(expected.is_in(listed.implode()))
+        if request.scope is None and read_keys is not None:  # a key it lacks was deleted
+            source_keys = _listed_keys(entity, source, read_keys)
+            expected = expected.filter(expected.is_in(source_keys.implode()))
     elif request.incremental:
         expected = record_keys(frame, entity.key)
     else:
         expected = _listed_keys(entity, source, record_keys(frame, entity.key))
     expected = expected.filter(~expected.is_in(known_failures))
-    gone = gone.filter(~gone.is_in(known_failures))
+    if request.complete_snapshot and request.scope is None:
+        source_keys = expected
     return verify_keys(
         engine,
         entity_table(entity),
@@ -404,7 +404,7 @@ def _verify(
         max_attempts=max_attempts,
         scope=request.scope,
         complete=request.complete_snapshot,
-        gone=gone.to_list(),
+        source_keys=source_keys,
     )
 
 

@@ -9,7 +9,6 @@ failures with their own records, not gaps.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 import polars as pl
@@ -48,13 +47,14 @@ def verify_keys(
     max_attempts: int,
     scope: dict | None = None,
     complete: bool = True,
-    gone: Sequence[str] = (),
+    source_keys: pl.Series | None = None,
 ) -> Verification:
     """Compare expected keys with the warehouse and record gaps.
 
     `complete` says the expected keys are the source's whole key set (a full snapshot), so
-    warehouse keys beyond it are counted as unexpected too. `gone` are keys a targeted
-    resync found the source no longer has: their gaps are settled, not lost.
+    warehouse keys beyond it are counted as unexpected too. `source_keys` are all the keys
+    the source has, when this sync read them all (a snapshot's listing, a resync's whole
+    read): a tracked gap whose key is not among them is settled, the record gone, not lost.
     """
     with engine.connect().execution_options(**READ_ONLY) as connection, connection.begin():
         present = active_keys(connection, table, entity, scope).alias("key").to_frame()
@@ -68,9 +68,8 @@ def verify_keys(
     with engine.begin() as connection:
         known = gaps.tracked_keys(connection, source, entity.name)
         settled = present.filter(pl.col("key").is_in(list(known))).get_column("key").to_list()
-        settled += [key for key in gone if key in known]
-        if complete and scope is None:  # a key the whole source no longer lists is not lost
-            listed = set(expected.get_column("key").to_list())
+        if source_keys is not None:
+            listed = set(source_keys.drop_nulls().to_list())
             settled += [key for key in known if key not in listed]
         opened, closed = gaps.record_gaps(
             connection,
