@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow  # noqa: F401 - a library import, left out of the clock as dlt's are (steps have it preloaded)
 import sqlalchemy as sa
 
 from bench import dlt_peer

@@ -54,10 +54,12 @@ def _existing_state(
     *,
     complete_snapshot: bool,
     scope: dict[str, object] | None,
+    with_stamp: bool = False,
 ) -> pl.DataFrame:
     """(_key, _existing_hash, _is_deleted, _existing_version[, _existing_stamp]) of the rows
-    the diff needs."""
-    stamp = entity.conflict_timestamp
+    the diff needs; the conflict timestamp only `with_stamp` (only changed rows need it,
+    and for a large snapshot it cost more to read and parse than the rest of the state)."""
+    stamp = entity.conflict_timestamp if with_stamp else None
     query = sa.select(
         *(sa.cast(table.c[column], sa.Text).label(column) for column in entity.key),
         table.c[ROW_HASH],
@@ -179,7 +181,7 @@ def _apply_changes(
         return written, conflicts
     # Someone changed these rows after we read them: read them again and decide.
     moved = _existing_state(
-        connection, table, entity, changed, complete_snapshot=False, scope=None
+        connection, table, entity, changed, complete_snapshot=False, scope=None, with_stamp=True
     ).rename({EXISTING_VERSION: "_now_version", EXISTING_STAMP: "_now_stamp"}, strict=False)
     raced = changed.join(moved, on=KEY).filter(pl.col("_now_version") != pl.col(EXISTING_VERSION))
     if stamp:
@@ -238,6 +240,7 @@ def _both_changed(
     table: sa.Table,
     entity: EntityConfig,
     changed: pl.DataFrame,
+    current: pl.DataFrame,
     outcome: MergeOutcome,
 ) -> tuple[pl.DataFrame, int]:
     """Rows the source changed that the warehouse also changed since the sync that wrote
@@ -246,13 +249,12 @@ def _both_changed(
     the source's hash, so the row is left alone until the source changes it again;
     newest_wins does one or the other by conflict_timestamp; manual_review keeps the
     warehouse and hands the pair to `outcome.review`. Returns the rows still to write and
-    how many were kept."""
+    how many were kept. `current` holds the changed rows' values as the warehouse has them
+    now (`_current_rows`)."""
     live = changed.filter(pl.col(IS_DELETED) == 0)
     if live.is_empty():
         return changed, 0
-    current = _current_rows(connection, table, entity, live).with_columns(
-        row_hash_expr(entity.value_columns).alias("_current_hash")
-    )
+    current = current.with_columns(row_hash_expr(entity.value_columns).alias("_current_hash"))
     edited_keys = (
         live.select(KEY, EXISTING_HASH)
         .join(current.select(KEY, "_current_hash"), on=KEY)
@@ -312,8 +314,6 @@ def merge_snapshot(
     existing = _existing_state(
         connection, table, entity, incoming, complete_snapshot=complete_snapshot, scope=scope
     )
-    if after_state_read:
-        after_state_read()
     keyed = incoming.with_columns(record_key_expr(entity.key).alias(KEY))
     # Join only the narrow state: the wide rows are then picked by mask, in incoming order.
     flags = keyed.select(KEY, ROW_HASH).join(existing, on=KEY, how="left", maintain_order="left")
@@ -326,13 +326,27 @@ def merge_snapshot(
     changed_rows = keyed.filter(is_changed).join(
         existing, on=KEY, how="left", maintain_order="left"
     )
-
     outcome = MergeOutcome(
         unchanged=keyed.height - new_rows.height - changed_rows.height,
         active_before=existing.filter(pl.col(IS_DELETED) == 0).height,
     )
-    if changed_rows.height and entity.conflict_timestamp and not force_source:
-        changed_rows, held = _both_changed(connection, table, entity, changed_rows, outcome)
+    current = None
+    if changed_rows.height and entity.conflict_timestamp:
+        # The changed rows' values as the warehouse has them now, read for those rows only:
+        # they hold the warehouse's conflict timestamps, and show rows edited in place.
+        current = _current_rows(connection, table, entity, changed_rows)
+        changed_rows = changed_rows.join(
+            current.select(KEY, pl.col(entity.conflict_timestamp).alias(EXISTING_STAMP)),
+            on=KEY,
+            how="left",
+            maintain_order="left",
+        )
+    if after_state_read:
+        after_state_read()
+    if current is not None and not force_source:
+        changed_rows, held = _both_changed(
+            connection, table, entity, changed_rows, current, outcome
+        )
         outcome.unchanged += held
     changed_rows = changed_rows.drop(EXISTING_HASH, IS_DELETED)
     columns = [*entity.columns, ROW_HASH]

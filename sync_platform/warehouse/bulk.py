@@ -1,7 +1,10 @@
 """The thin dialect layer: move polars frames in and out of the warehouse fast.
 
-Postgres uses COPY in both directions (CSV written and read by polars, in batches so a
-million-row load never holds its whole CSV in memory). SQLite uses the driver's
+Postgres uses COPY in both directions, in batches so a million-row load never holds its
+whole payload in memory. Writes use the binary format (Arrow columns encoded by pgpq) when
+every column's polars type maps exactly onto its target column's type: the server parses
+binary values for about half the CPU of CSV text, which halves a large load. Any other
+frame is written as CSV, as are reads (polars parses them). SQLite uses the driver's
 executemany inside the caller's transaction, its fastest write path. Everything above
 this module is dialect-free.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import io
 import uuid
 
+import pgpq
 import polars as pl
 import sqlalchemy as sa
 from psycopg.copy import QueuedLibpqWriter
@@ -53,6 +57,94 @@ def _sqlite_values(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(conversions) if conversions else frame
 
 
+# PostgreSQL type OIDs and the polars type whose Arrow form pgpq encodes in that type's
+# binary COPY format (timestamptz and timestamp share one: microseconds since 2000, UTC for
+# timestamptz). numeric takes any polars Decimal.
+BINARY_DTYPES: dict[int, pl.DataType] = {
+    16: pl.Boolean(),
+    20: pl.Int64(),
+    23: pl.Int32(),
+    25: pl.String(),
+    701: pl.Float64(),
+    1082: pl.Date(),
+    1184: pl.Datetime("us", "UTC"),
+}
+NUMERIC_OID = 1700
+_WIDER_INTEGERS = {pl.Int8(), pl.Int16(), pl.Int32()}
+
+
+def _as_binary_column(name: str, dtype: pl.DataType, oid: int) -> pl.Expr | None:
+    """`name` as the polars type binary COPY writes into a column of type `oid`, when the
+    conversion is exact (the value a CSV load would store); else None."""
+    column = pl.col(name)
+    if dtype == pl.Null:
+        return column.cast(BINARY_DTYPES[oid]) if oid in BINARY_DTYPES else None
+    if oid == NUMERIC_OID:
+        return column if isinstance(dtype, pl.Decimal) else None
+    wanted = BINARY_DTYPES.get(oid)
+    if wanted is None:
+        return None
+    if dtype == wanted:
+        return column
+    if wanted == pl.Int64 and dtype in _WIDER_INTEGERS:
+        return column.cast(pl.Int64)
+    if wanted == pl.String and isinstance(dtype, pl.Categorical | pl.Enum):
+        return column.cast(pl.String)
+    if isinstance(wanted, pl.Datetime) and isinstance(dtype, pl.Datetime):
+        if dtype.time_unit == "ns":  # CSV would truncate to microseconds; cast may floor
+            return None
+        # Naive datetimes are UTC, as the session's time zone makes them in CSV.
+        if dtype.time_zone is None:
+            column = column.dt.replace_time_zone("UTC")
+        elif dtype.time_zone != "UTC":
+            column = column.dt.convert_time_zone("UTC")
+        return column.dt.cast_time_unit("us")
+    return None
+
+
+def _binary_frame(cursor, columns_query: str, frame: pl.DataFrame) -> pl.DataFrame | None:
+    """`frame` cast for a binary COPY into the columns `columns_query` selects, or None if
+    a column has no exact binary form (CSV then writes it, with the server's conversions)."""
+    cursor.execute(columns_query)
+    columns = []
+    for (name, dtype), described in zip(frame.schema.items(), cursor.description, strict=True):
+        column = _as_binary_column(name, dtype, described.type_code)
+        if column is None:
+            return None
+        columns.append(column.alias(name))
+    return frame.select(columns)
+
+
+def _copy_binary(cursor, target: str, frame: pl.DataFrame) -> None:
+    # The queued writer sends from a worker thread while the next batch is encoded.
+    with cursor.copy(
+        f"COPY {target} FROM STDIN (FORMAT binary)", writer=QueuedLibpqWriter(cursor)
+    ) as copy:
+        encoder = None
+        for batch in frame.iter_slices(COPY_BATCH_ROWS):
+            for record_batch in batch.to_arrow().to_batches():
+                if encoder is None:
+                    encoder = pgpq.ArrowToPostgresBinaryEncoder(record_batch.schema)
+                    copy.write(encoder.write_header())
+                copy.write(encoder.write_batch(record_batch))
+        copy.write(encoder.finish())
+
+
+def _copy_csv(cursor, target: str, frame: pl.DataFrame) -> None:
+    with cursor.copy(
+        f"COPY {target} FROM STDIN (FORMAT csv)", writer=QueuedLibpqWriter(cursor)
+    ) as copy:
+        for batch in frame.iter_slices(COPY_BATCH_ROWS):
+            buffer = io.BytesIO()
+            batch.write_csv(
+                buffer,
+                include_header=False,
+                quote_style="non_numeric",
+                datetime_format="%Y-%m-%d %H:%M:%S%.6f%:z",
+            )
+            copy.write(buffer.getbuffer())
+
+
 def insert_frame(connection: sa.Connection, table_name: str, frame: pl.DataFrame) -> int:
     """Append every row of `frame` to `table_name` (columns by name). Returns rows written."""
     if frame.height == 0:
@@ -61,18 +153,15 @@ def insert_frame(connection: sa.Connection, table_name: str, frame: pl.DataFrame
     target = f"{_quote(connection, table_name)} ({_column_list(connection, columns)})"
     if is_postgres(connection):
         cursor = _driver_connection(connection).cursor()
-        # The queued writer sends from a worker thread while polars writes the next batch.
-        writer = QueuedLibpqWriter(cursor)
-        with cursor.copy(f"COPY {target} FROM STDIN (FORMAT csv)", writer=writer) as copy:
-            for batch in frame.iter_slices(COPY_BATCH_ROWS):
-                buffer = io.BytesIO()
-                batch.write_csv(
-                    buffer,
-                    include_header=False,
-                    quote_style="non_numeric",
-                    datetime_format="%Y-%m-%d %H:%M:%S%.6f%:z",
-                )
-                copy.write(buffer.getbuffer())
+        columns_query = (
+            f"SELECT {_column_list(connection, columns)} "
+            f"FROM {_quote(connection, table_name)} WHERE false"
+        )
+        binary = _binary_frame(cursor, columns_query, frame)
+        if binary is not None:
+            _copy_binary(cursor, target, binary)
+        else:
+            _copy_csv(cursor, target, frame)
         return frame.height
     placeholders = ", ".join("?" for _ in columns)
     cursor = _driver_connection(connection).cursor()
