@@ -225,6 +225,10 @@ def _dagster_home(tmp_path) -> Path:
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    # Create the instance's storage now: the daemon and a run started at the same moment
+    # would both create it, and one fails on the other's migration stamp.
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
     return home
 
 
