@@ -12,19 +12,19 @@ of the Python process during each step shows memory stays flat (the dump streams
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import resource
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pyrage
-import sqlalchemy as sa
 
+from bench.databases import throwaway_database
 from bench.merge_bench import ENTITY, snapshot
 from sync_platform.backups import service
 from sync_platform.backups.restore import drop_pg_database
@@ -39,24 +39,13 @@ from sync_platform.warehouse.entity_tables import (
 )
 from sync_platform.warehouse.schema import upgrade_warehouse
 
-PG_URL_ENV = "SYNC_PLATFORM_BENCH_PG_URL"
-
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def fresh_warehouse(dialect: str, workdir: Path, rows: int) -> str:
-    if dialect == "sqlite":
-        url = f"sqlite:///{workdir / 'warehouse.db'}"
-    else:
-        admin = os.environ.get(PG_URL_ENV, "postgresql://postgres@127.0.0.1:5432/postgres")
-        name = f"sync_platform_backup_bench_{uuid.uuid4().hex[:8]}"
-        url = sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
-        engine = sa.create_engine(normalize_url(admin), isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        engine.dispose()
+def fill_warehouse(url: str, rows: int) -> None:
+    """Migrate the warehouse at `url` and load `rows` dealer_stock rows into it."""
     engine = create_warehouse_engine(url)
     upgrade_warehouse(engine, [ENTITY])
     now = datetime.now(UTC)
@@ -69,14 +58,13 @@ def fresh_warehouse(dialect: str, workdir: Path, rows: int) -> str:
     )
     with engine.begin() as connection:
         bulk.insert_frame(connection, ENTITY.table, frame)
-    if dialect == "postgresql":
+    if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
             connection.commit()
             connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
                 "VACUUM ANALYZE"
             )
     engine.dispose()
-    return url
 
 
 def database_bytes(url: str) -> int:
@@ -91,39 +79,42 @@ def database_bytes(url: str) -> int:
 
 
 def measure(dialect: str, rows: int) -> dict:
-    with tempfile.TemporaryDirectory(prefix="backup-bench-", dir=".") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="backup-bench-", dir=".") as scratch,
+        contextlib.ExitStack() as stack,
+    ):
         workdir = Path(scratch).resolve()
+        if dialect == "sqlite":
+            url = f"sqlite:///{workdir / 'warehouse.db'}"
+        else:
+            url = stack.enter_context(throwaway_database("sync_platform_backup_bench"))
         started = time.perf_counter()
-        url = fresh_warehouse(dialect, workdir, rows)
+        fill_warehouse(url, rows)
         fill_seconds = time.perf_counter() - started
         config = service.BackupConfig.from_values(
             workdir / "backups", str(pyrage.x25519.Identity.generate())
         )
-        try:
-            result = {"dialect": dialect, "rows": rows, "fill_seconds": fill_seconds}
-            result["database_mb"] = database_bytes(url) / 1e6
-            rss = _rss_mb()
-            started = time.perf_counter()
-            manifest = service.create_backup(url, config)
-            result["backup_seconds"] = time.perf_counter() - started
-            result["backup_mb"] = manifest.size_bytes / 1e6
-            result["backup_rss_growth_mb"] = _rss_mb() - rss
-            started = time.perf_counter()
-            verified = service.verify_backup(url, config, manifest.id)
-            result["verify_seconds"] = time.perf_counter() - started
-            result["verify_restore_seconds"] = verified.restore_seconds
-            started = time.perf_counter()
-            restored = service.restore_backup(url, config, manifest.id)
-            result["restore_seconds"] = time.perf_counter() - started
-            result["restore_load_seconds"] = restored.restore_seconds
-            result["restore_check_seconds"] = restored.verify_seconds
-            result["rss_mb"] = _rss_mb()
-            if dialect == "postgresql":
-                target = normalize_url(url).set(database=normalize_url(restored.target).database)
-                drop_pg_database(target.render_as_string(hide_password=False))
-        finally:
-            if dialect == "postgresql":
-                drop_pg_database(url)
+        result = {"dialect": dialect, "rows": rows, "fill_seconds": fill_seconds}
+        result["database_mb"] = database_bytes(url) / 1e6
+        rss = _rss_mb()
+        started = time.perf_counter()
+        manifest = service.create_backup(url, config)
+        result["backup_seconds"] = time.perf_counter() - started
+        result["backup_mb"] = manifest.size_bytes / 1e6
+        result["backup_rss_growth_mb"] = _rss_mb() - rss
+        started = time.perf_counter()
+        verified = service.verify_backup(url, config, manifest.id)
+        result["verify_seconds"] = time.perf_counter() - started
+        result["verify_restore_seconds"] = verified.restore_seconds
+        started = time.perf_counter()
+        restored = service.restore_backup(url, config, manifest.id)
+        result["restore_seconds"] = time.perf_counter() - started
+        result["restore_load_seconds"] = restored.restore_seconds
+        result["restore_check_seconds"] = restored.verify_seconds
+        result["rss_mb"] = _rss_mb()
+        if dialect == "postgresql":
+            target = normalize_url(url).set(database=normalize_url(restored.target).database)
+            drop_pg_database(target.render_as_string(hide_password=False))
     return result
 
 

@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -40,6 +39,7 @@ import httpx
 import psutil
 import sqlalchemy as sa
 
+from bench.databases import server_version, throwaway_database
 from bench.performance_doc import DOCS, write_section
 from demo.__main__ import _receiver, demo_environment
 from sync_platform.config import all_source_configs, cached_source_config
@@ -50,8 +50,6 @@ from sync_platform_simulator.app import create_app
 from sync_platform_simulator.background_server import BackgroundServer
 from sync_platform_simulator.state import SimulatorState
 
-PG_URL_ENV = "SYNC_PLATFORM_BENCH_PG_URL"
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 START, END = "<!-- daily-bench:start -->", "<!-- daily-bench:end -->"
@@ -242,33 +240,6 @@ class JobResult:
 
 
 # -- the environment ----------------------------------------------------------------------------
-
-
-def _pg_admin() -> sa.Engine:
-    url = os.environ.get(PG_URL_ENV, DEFAULT_PG_URL)
-    return sa.create_engine(
-        url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
-
-
-@contextmanager
-def throwaway_database(prefix: str, keep: bool) -> Iterator[str]:
-    """A new PostgreSQL database (its URL), dropped afterwards unless `keep`."""
-    admin = _pg_admin()
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin_url = os.environ.get(PG_URL_ENV, DEFAULT_PG_URL)
-    url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        if keep:
-            print(f"kept database {name}")
-        else:
-            with admin.connect() as connection:
-                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
@@ -844,8 +815,7 @@ def count_table(run: dict) -> str:
 
 
 def machine() -> str:
-    with _pg_admin().connect() as connection:
-        pg_version = connection.execute(sa.text("SHOW server_version")).scalar()
+    pg_version = server_version()
     import dagster
     import polars
 

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -38,6 +39,7 @@ import pyarrow  # noqa: F401 - a library import, left out of the clock as dlt's 
 import sqlalchemy as sa
 
 from bench import dlt_peer
+from bench.databases import server_version, throwaway_database
 from bench.performance_doc import DOCS, write_section
 from sync_platform.config import cached_source_config
 from sync_platform.engine.hashing import row_hash_expr
@@ -55,7 +57,6 @@ from sync_platform.warehouse.entity_tables import (
 from sync_platform.warehouse.schema import upgrade_warehouse
 
 ENTITY = cached_source_config("dealer_feed").entities["dealer_stock"]
-PG_URL_ENV = "SYNC_PLATFORM_BENCH_PG_URL"
 START, END = "<!-- merge-bench:start -->", "<!-- merge-bench:end -->"
 SCENARIOS = ["copy", "initial", "resync_1pct", "no_change"]
 TARGETS = {"initial": 0.9, "resync_1pct": 2.0, "no_change": 3.0}  # x COPY (rate vs COPY's)
@@ -196,33 +197,23 @@ def run_in_child(
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
-def fresh_warehouse(dialect: str, workdir: Path) -> tuple[str, callable]:
-    """A new, migrated warehouse plus an empty copy table with the same key; and its cleanup."""
-    if dialect == "sqlite":
-        url = f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:6]}.db'}"
-        cleanup = lambda: None  # noqa: E731 - the temp dir goes with the run
-    else:
-        admin_url = os.environ.get(PG_URL_ENV, "postgresql://postgres@127.0.0.1:5432/postgres")
-        name = f"sync_platform_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(
-            sa.make_url(admin_url).set(drivername="postgresql+psycopg"),
-            isolation_level="AUTOCOMMIT",
+@contextlib.contextmanager
+def fresh_warehouse(dialect: str, workdir: Path) -> Iterator[str]:
+    """A new, migrated warehouse (its URL) plus an empty copy table with the same key,
+    dropped afterwards (a SQLite file goes with the run's temp dir)."""
+    with contextlib.ExitStack() as stack:
+        if dialect == "sqlite":
+            url = f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:6]}.db'}"
+        else:
+            url = stack.enter_context(throwaway_database("sync_platform_bench"))
+        engine = create_warehouse_engine(url)
+        upgrade_warehouse(engine, [ENTITY])
+        copy_table = entity_table(ENTITY, sa.MetaData()).to_metadata(
+            sa.MetaData(), name="bench_copy"
         )
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-        def cleanup() -> None:
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.dispose()
-
-    engine = create_warehouse_engine(url)
-    upgrade_warehouse(engine, [ENTITY])
-    copy_table = entity_table(ENTITY, sa.MetaData()).to_metadata(sa.MetaData(), name="bench_copy")
-    copy_table.create(engine)
-    engine.dispose()
-    return url, cleanup
+        copy_table.create(engine)
+        engine.dispose()
+        yield url
 
 
 def checkpoint(url: str) -> None:
@@ -303,10 +294,9 @@ def measure(
     loaders of a scenario take turns going first."""
     modes = dlt_modes if dialect == "postgresql" else []
     tools = ["ours", *(f"dlt_{mode}" for mode in modes)]
-    url, cleanup = fresh_warehouse(dialect, workdir)
     runs: dict[tuple[str, str], list[dict]] = {("copy", "copy"): []}
     same: dict[tuple[str, str], bool] = {}
-    try:
+    with fresh_warehouse(dialect, workdir) as url:
         for repeat in range(repeats):
             _empty_tables(url)
             dlt_dir = workdir / f"dlt-{uuid.uuid4().hex[:6]}"
@@ -326,8 +316,6 @@ def measure(
                 for mode, ok in verify(url, size, scenario, modes).items():
                     same[scenario, f"dlt_{mode}"] = same.get((scenario, f"dlt_{mode}"), True) and ok
             shutil.rmtree(dlt_dir, ignore_errors=True)
-    finally:
-        cleanup()
     results = []
     for (scenario, tool), attempts in runs.items():
         median = sorted(attempts, key=lambda r: r["seconds"])[len(attempts) // 2]
@@ -342,15 +330,7 @@ def measure(
 
 
 def machine() -> str:
-    pg_version = "?"
-    try:
-        url = os.environ.get(PG_URL_ENV, "postgresql://postgres@127.0.0.1:5432/postgres")
-        engine = create_warehouse_engine(url)
-        with engine.connect() as connection:
-            pg_version = connection.execute(sa.text("SHOW server_version")).scalar()
-        engine.dispose()
-    except sa.exc.OperationalError:
-        pass
+    pg_version = server_version()
     import sqlite3
 
     peers = ""

@@ -35,6 +35,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
+from bench.databases import server_version, throwaway_database
 from bench.performance_doc import DOCS, write_section
 from sync_platform.config import all_source_configs
 from sync_platform.receiver.signing import generate_secret, signed_headers
@@ -44,8 +45,6 @@ from sync_platform.warehouse.platform_tables import webhook_inbox
 from sync_platform.warehouse.schema import upgrade_warehouse
 from sync_platform_simulator.background_server import free_port
 
-PG_URL_ENV = "SYNC_PLATFORM_BENCH_PG_URL"
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- receiver-bench:start -->", "<!-- receiver-bench:end -->"
 TARGET = {"postgresql": 2000}  # durable deliveries/s on 2 cores
@@ -72,23 +71,11 @@ def warehouse(dialect: str) -> Iterator[str]:
             engine.dispose()
             yield url
         return
-    admin_url = os.environ.get(PG_URL_ENV, DEFAULT_PG_URL)
-    name = f"sync_platform_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(
-        admin_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    with throwaway_database("sync_platform_bench") as url:
         engine = create_warehouse_engine(url)
         upgrade_warehouse(engine, _entities())
         engine.dispose()
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
@@ -244,13 +231,7 @@ def run_scenario(dialect: str, workers: int, deliveries: int, concurrency: int) 
 
 
 def machine() -> str:
-    try:
-        engine = create_warehouse_engine(os.environ.get(PG_URL_ENV, DEFAULT_PG_URL))
-        with engine.connect() as connection:
-            pg_version = connection.execute(sa.text("SHOW server_version")).scalar()
-        engine.dispose()
-    except sa.exc.OperationalError:
-        pg_version = "unreachable"
+    pg_version = server_version()
     import fastapi
     import uvicorn
 

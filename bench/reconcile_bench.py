@@ -238,8 +238,7 @@ def measure(
 ) -> dict:
     """Load once, compare `repeats` times (each in a fresh process): the median time, the
     highest peak."""
-    url, cleanup = fresh_warehouse(dialect, workdir)
-    try:
+    with fresh_warehouse(dialect, workdir) as url:
         load = run_in_child(url, rows, "initial")
         _vacuum(url)
         runs = []
@@ -248,8 +247,6 @@ def measure(
             runs.append(_compare_in_child(url, rows, share, spill, profile))
             for file in spill.glob("*.parquet"):
                 file.unlink()
-    finally:
-        cleanup()
     median = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
     peaks = [r["peak_mb"] for r in runs if r["peak_mb"] is not None]
     return median | {
