@@ -5,6 +5,8 @@ COPY (pgpq); any other frame as CSV. Both must store the same values as SQLite's
 executemany: edge values of every column type the warehouse uses are written through each
 path and read back."""
 
+import platform
+import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -88,6 +90,10 @@ def _utc(value):
     return value
 
 
+# Where pgpq publishes a wheel (the marker in pyproject.toml), PostgreSQL writes go binary.
+BINARY = platform.machine() in ("x86_64", "AMD64") or sys.platform == "darwin"
+
+
 def _write_and_read(
     engine: sa.Engine, frame: pl.DataFrame, name: str, table: sa.Table | None = None
 ) -> list[tuple]:
@@ -120,7 +126,7 @@ def copy_paths(monkeypatch) -> dict[str, int]:
 def test_edge_values_of_every_column_type_round_trip(engine, copy_paths):
     assert _write_and_read(engine, EDGES, "edges") == _expected(EDGES)
     if engine.dialect.name == "postgresql":
-        assert copy_paths == {"binary": 1, "csv": 0}
+        assert copy_paths == ({"binary": 1, "csv": 0} if BINARY else {"binary": 0, "csv": 1})
 
 
 def test_the_csv_path_stores_the_same_values_as_the_binary_one(engine, copy_paths, monkeypatch):
@@ -166,7 +172,7 @@ def test_frames_whose_types_differ_from_the_table_are_stored_as_the_server_would
     stored = _write_and_read(engine, as_csv, "as_csv")
     assert [(row[5], row[8]) for row in stored] == [(Decimal("12.50"), instants[0]), (None, None)]
     if engine.dialect.name == "postgresql":
-        assert copy_paths == {"binary": 2, "csv": 1}
+        assert copy_paths == ({"binary": 2, "csv": 1} if BINARY else {"binary": 0, "csv": 3})
 
 
 @pytest.mark.parametrize("path", ["binary", "csv"])

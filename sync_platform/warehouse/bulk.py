@@ -4,9 +4,9 @@ Postgres uses COPY in both directions, in batches so a million-row load never ho
 whole payload in memory. Writes use the binary format (Arrow columns encoded by pgpq) when
 every column's polars type maps exactly onto its target column's type: the server parses
 binary values for about half the CPU of CSV text, which halves a large load. Any other
-frame is written as CSV, as are reads (polars parses them). SQLite uses the driver's
-executemany inside the caller's transaction, its fastest write path. Everything above
-this module is dialect-free.
+frame (and every frame where pgpq has no wheel) is written as CSV, as are reads (polars
+parses them). SQLite uses the driver's executemany inside the caller's transaction, its
+fastest write path. Everything above this module is dialect-free.
 """
 
 from __future__ import annotations
@@ -14,10 +14,14 @@ from __future__ import annotations
 import io
 import uuid
 
-import pgpq
 import polars as pl
 import sqlalchemy as sa
 from psycopg.copy import QueuedLibpqWriter
+
+try:  # no wheel for Linux on ARM (the marker in pyproject.toml): writes go as CSV there
+    import pgpq
+except ImportError:
+    pgpq = None
 
 COPY_BATCH_ROWS = 100_000
 SQLITE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%6f"  # SQLAlchemy's own SQLite storage format
@@ -157,7 +161,7 @@ def insert_frame(connection: sa.Connection, table_name: str, frame: pl.DataFrame
             f"SELECT {_column_list(connection, columns)} "
             f"FROM {_quote(connection, table_name)} WHERE false"
         )
-        binary = _binary_frame(cursor, columns_query, frame)
+        binary = _binary_frame(cursor, columns_query, frame) if pgpq else None
         if binary is not None:
             _copy_binary(cursor, target, binary)
         else:
