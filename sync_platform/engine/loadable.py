@@ -1,6 +1,7 @@
 """Which of a source's records a sync loads: mapped and typed, empty rows skipped, rows that
 break the entity's schema quarantined with their reasons, and of each key only the first
-occurrence (a later copy is quarantined naming the key and both positions).
+occurrence (a later copy with other values is quarantined naming the key and both
+positions; one with the same values is the same record read twice, and dropped).
 
 The pipeline applies it page by page (`loadable_page`, then `first_of_each_key` over the
 whole read); the soak's verdict applies it to a source's state dump, so what the platform
@@ -80,16 +81,19 @@ def loadable_page(
 def first_of_each_key(
     frame: pl.DataFrame, entity: EntityConfig
 ) -> tuple[pl.DataFrame, list[RejectedRecord]]:
-    """The first row of each key loads; every later copy is quarantined, so a key the
-    source repeats is never lost, nor merged twice. `frame` is in read order (pages
-    concatenated as they came, SOURCE_ROW rising), so no sort is needed."""
+    """The first row of each key loads. A later copy with the same values is the same record
+    read twice (an offset-paged source shifts a record across a page boundary when a record
+    is added before it mid-read) and is dropped; a later copy whose values differ is
+    quarantined, so a key the source repeats is never lost, nor merged twice. `frame` is in
+    read order (pages concatenated as they came, SOURCE_ROW rising), so no sort is needed."""
     key = record_key_expr(entity.key).alias("_key")
     first = frame.select(key.is_first_distinct()).to_series()
     if first.all():
         return frame, []
     keyed = frame.with_columns(key)
+    differing = keyed.filter(~first & (pl.col(ROW_HASH) != pl.col(ROW_HASH).first().over("_key")))
     loaded_at = dict(
-        keyed.filter(first).filter(pl.col("_key").is_in(keyed.filter(~first)["_key"].implode()))
+        keyed.filter(first).filter(pl.col("_key").is_in(differing["_key"].implode()))
         .select("_key", SOURCE_ROW)
         .iter_rows()
     )  # fmt: skip
@@ -98,11 +102,12 @@ def first_of_each_key(
             {column: row[column] for column in entity.columns},
             row["_key"],
             [
-                f"key: the source returned {row['_key']} more than once; record "
-                f"{loaded_at[row['_key']] + 1} was loaded, this is record {row[SOURCE_ROW] + 1}"
+                f"key: the source returned {row['_key']} more than once, with different "
+                f"values; record {loaded_at[row['_key']] + 1} was loaded, this is record "
+                f"{row[SOURCE_ROW] + 1}"
             ],
         )
-        for row in keyed.filter(~first).iter_rows(named=True)
+        for row in differing.iter_rows(named=True)
     ]
     return frame.filter(first), rejects
 
