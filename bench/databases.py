@@ -19,13 +19,13 @@ PG_URL_ENV = "SYNC_PLATFORM_BENCH_PG_URL"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def admin_url() -> str:
+def _admin_url() -> str:
     """The URL of a database on the bench server that the benches may create others from."""
     return os.environ.get(PG_URL_ENV, DEFAULT_PG_URL)
 
 
 def _admin() -> sa.Engine:
-    return sa.create_engine(normalize_url(admin_url()), isolation_level="AUTOCOMMIT")
+    return sa.create_engine(normalize_url(_admin_url()), isolation_level="AUTOCOMMIT")
 
 
 @contextmanager
@@ -37,7 +37,7 @@ def throwaway_database(prefix: str, keep: bool = False) -> Iterator[str]:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
         try:
-            yield sa.make_url(admin_url()).set(database=name).render_as_string(False)
+            yield sa.make_url(_admin_url()).set(database=name).render_as_string(False)
         finally:
             if keep:
                 print(f"kept database {name}")

@@ -113,13 +113,13 @@ def _expected(frame: pl.DataFrame) -> list[tuple]:
 def copy_paths(monkeypatch) -> dict[str, int]:
     """Counts the COPY paths taken (the CSV path when the binary one is turned down)."""
     taken = {"binary": 0, "csv": 0}
-    for path, function in (("binary", bulk._copy_binary), ("csv", bulk._copy_csv)):
+    for path, function in (("binary", bulk._binary_payload), ("csv", bulk._csv_payload)):
 
         def counted(*args, _path=path, _function=function):
             taken[_path] += 1
             return _function(*args)
 
-        monkeypatch.setattr(bulk, f"_copy_{path}", counted)
+        monkeypatch.setattr(bulk, f"_{path}_payload", counted)
     return taken
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Iterator
 
 import polars as pl
 import sqlalchemy as sa
@@ -119,34 +120,29 @@ def _binary_frame(cursor, columns_query: str, frame: pl.DataFrame) -> pl.DataFra
     return frame.select(columns)
 
 
-def _copy_binary(cursor, target: str, frame: pl.DataFrame) -> None:
-    # The queued writer sends from a worker thread while the next batch is encoded.
-    with cursor.copy(
-        f"COPY {target} FROM STDIN (FORMAT binary)", writer=QueuedLibpqWriter(cursor)
-    ) as copy:
-        encoder = None
-        for batch in frame.iter_slices(COPY_BATCH_ROWS):
-            for record_batch in batch.to_arrow().to_batches():
-                if encoder is None:
-                    encoder = pgpq.ArrowToPostgresBinaryEncoder(record_batch.schema)
-                    copy.write(encoder.write_header())
-                copy.write(encoder.write_batch(record_batch))
-        copy.write(encoder.finish())
+def _binary_payload(frame: pl.DataFrame) -> Iterator[bytes]:
+    """`frame` in PostgreSQL's binary COPY format, a 100k-row batch at a time."""
+    encoder = None
+    for batch in frame.iter_slices(COPY_BATCH_ROWS):
+        for record_batch in batch.to_arrow().to_batches():
+            if encoder is None:
+                encoder = pgpq.ArrowToPostgresBinaryEncoder(record_batch.schema)
+                yield encoder.write_header()
+            yield encoder.write_batch(record_batch)
+    yield encoder.finish()
 
 
-def _copy_csv(cursor, target: str, frame: pl.DataFrame) -> None:
-    with cursor.copy(
-        f"COPY {target} FROM STDIN (FORMAT csv)", writer=QueuedLibpqWriter(cursor)
-    ) as copy:
-        for batch in frame.iter_slices(COPY_BATCH_ROWS):
-            buffer = io.BytesIO()
-            batch.write_csv(
-                buffer,
-                include_header=False,
-                quote_style="non_numeric",
-                datetime_format="%Y-%m-%d %H:%M:%S%.6f%:z",
-            )
-            copy.write(buffer.getbuffer())
+def _csv_payload(frame: pl.DataFrame) -> Iterator[memoryview]:
+    """`frame` as COPY's CSV, a 100k-row batch at a time."""
+    for batch in frame.iter_slices(COPY_BATCH_ROWS):
+        buffer = io.BytesIO()
+        batch.write_csv(
+            buffer,
+            include_header=False,
+            quote_style="non_numeric",
+            datetime_format="%Y-%m-%d %H:%M:%S%.6f%:z",
+        )
+        yield buffer.getbuffer()
 
 
 def insert_frame(connection: sa.Connection, table_name: str, frame: pl.DataFrame) -> int:
@@ -163,9 +159,15 @@ def insert_frame(connection: sa.Connection, table_name: str, frame: pl.DataFrame
         )
         binary = _binary_frame(cursor, columns_query, frame) if pgpq else None
         if binary is not None:
-            _copy_binary(cursor, target, binary)
+            copy_format, payload = "binary", _binary_payload(binary)
         else:
-            _copy_csv(cursor, target, frame)
+            copy_format, payload = "csv", _csv_payload(frame)
+        # The queued writer sends from a worker thread while the next batch is encoded.
+        with cursor.copy(
+            f"COPY {target} FROM STDIN (FORMAT {copy_format})", writer=QueuedLibpqWriter(cursor)
+        ) as copy:
+            for chunk in payload:
+                copy.write(chunk)
         return frame.height
     placeholders = ", ".join("?" for _ in columns)
     cursor = _driver_connection(connection).cursor()
