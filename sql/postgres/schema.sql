@@ -192,6 +192,17 @@ CREATE TABLE sync_leases (
 	PRIMARY KEY (source, entity)
 );
 
+CREATE TABLE sync_merge_state (
+	table_name VARCHAR(100) NOT NULL, 
+	generation BIGINT DEFAULT '0' NOT NULL, 
+	relfilenode BIGINT, 
+	layout VARCHAR(500), 
+	row_count BIGINT, 
+	state BYTEA, 
+	stored_at TIMESTAMP WITH TIME ZONE, 
+	PRIMARY KEY (table_name)
+);
+
 CREATE TABLE sync_quota_readings (
 	source VARCHAR(100) NOT NULL, 
 	subject VARCHAR(200) NOT NULL, 
@@ -683,3 +694,72 @@ CREATE TABLE sheet_seller_properties (
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (seller_number)
 );
+
+ALTER TABLE sync_merge_state ALTER COLUMN state SET STORAGE EXTERNAL;
+
+CREATE OR REPLACE FUNCTION sync_merge_state_forget() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- Any write but the state-keeping merge's own makes the packed merge state stale.
+    IF coalesce(current_setting('sync_platform.merge_state', true), '') <> TG_TABLE_NAME THEN
+        UPDATE sync_merge_state SET state = NULL, generation = generation + 1
+        WHERE table_name = TG_TABLE_NAME;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER sync_merge_state_forget AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON dealer_stock FOR EACH STATEMENT EXECUTE FUNCTION sync_merge_state_forget();
+
+INSERT INTO sync_merge_state (table_name) VALUES ('dealer_stock');
+
+CREATE TRIGGER sync_merge_state_forget AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON dealer_leads FOR EACH STATEMENT EXECUTE FUNCTION sync_merge_state_forget();
+
+INSERT INTO sync_merge_state (table_name) VALUES ('dealer_leads');
+
+CREATE TRIGGER sync_merge_state_forget AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ga4_daily_traffic FOR EACH STATEMENT EXECUTE FUNCTION sync_merge_state_forget();
+
+INSERT INTO sync_merge_state (table_name) VALUES ('ga4_daily_traffic');
+
+CREATE TRIGGER sync_merge_state_forget AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ga4_landing_pages FOR EACH STATEMENT EXECUTE FUNCTION sync_merge_state_forget();
+
+INSERT INTO sync_merge_state (table_name) VALUES ('ga4_landing_pages');
+
+CREATE TRIGGER sync_merge_state_forget AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ga4_events FOR EACH STATEMENT EXECUTE FUNCTION sync_merge_state_forget();
+
+INSERT INTO sync_merge_state (table_name) VALUES ('ga4_events');
+
+CREATE TRIGGER sync_merge_state_forget AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ga4_daily_totals FOR EACH STATEMENT EXECUTE FUNCTION sync_merge_state_forget();
+
+INSERT INTO sync_merge_state (table_name) VALUES ('ga4_daily_totals');
+
+CREATE TRIGGER sync_merge_state_forget AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON legacy_products FOR EACH STATEMENT EXECUTE FUNCTION sync_merge_state_forget();
+
+INSERT INTO sync_merge_state (table_name) VALUES ('legacy_products');
+
+CREATE TRIGGER sync_merge_state_forget AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON legacy_variants FOR EACH STATEMENT EXECUTE FUNCTION sync_merge_state_forget();
+
+INSERT INTO sync_merge_state (table_name) VALUES ('legacy_variants');
+
+CREATE TRIGGER sync_merge_state_forget AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON legacy_customers FOR EACH STATEMENT EXECUTE FUNCTION sync_merge_state_forget();
+
+INSERT INTO sync_merge_state (table_name) VALUES ('legacy_customers');
+
+CREATE TRIGGER sync_merge_state_forget AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON webhook_form_submissions FOR EACH STATEMENT EXECUTE FUNCTION sync_merge_state_forget();
+
+INSERT INTO sync_merge_state (table_name) VALUES ('webhook_form_submissions');
+
+CREATE TRIGGER sync_merge_state_forget AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON webhook_new_leads FOR EACH STATEMENT EXECUTE FUNCTION sync_merge_state_forget();
+
+INSERT INTO sync_merge_state (table_name) VALUES ('webhook_new_leads');
+
+CREATE TRIGGER sync_merge_state_forget AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON webhook_order_updates FOR EACH STATEMENT EXECUTE FUNCTION sync_merge_state_forget();
+
+INSERT INTO sync_merge_state (table_name) VALUES ('webhook_order_updates');
+
+CREATE TRIGGER sync_merge_state_forget AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sheet_sellers FOR EACH STATEMENT EXECUTE FUNCTION sync_merge_state_forget();
+
+INSERT INTO sync_merge_state (table_name) VALUES ('sheet_sellers');
+
+CREATE TRIGGER sync_merge_state_forget AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sheet_seller_properties FOR EACH STATEMENT EXECUTE FUNCTION sync_merge_state_forget();
+
+INSERT INTO sync_merge_state (table_name) VALUES ('sheet_seller_properties');

@@ -28,7 +28,7 @@ from sync_platform.engine.hashing import row_hash_expr
 from sync_platform.engine.mapping import cast_text_columns, jsonable, record_key_expr
 from sync_platform.engine.ports import MergeOutcome
 from sync_platform.engine.scope import scope_conditions
-from sync_platform.warehouse import bulk
+from sync_platform.warehouse import bulk, merge_state
 from sync_platform.warehouse.entity_tables import (
     DELETED_AT,
     FIRST_SYNCED_AT,
@@ -43,6 +43,13 @@ EXISTING_HASH = "_existing_hash"
 EXISTING_VERSION = "_existing_version"
 EXISTING_STAMP = "_existing_stamp"
 IS_DELETED = "_is_deleted"
+# The state the diff reads (`_existing_state`), as merge_state keeps it packed.
+STATE_SCHEMA = {
+    KEY: pl.String,
+    EXISTING_HASH: pl.Int64,
+    IS_DELETED: pl.Int8,
+    EXISTING_VERSION: pl.Int64,
+}
 CONFLICT_COLUMNS = ["record_key", "kind", "incoming_timestamp", "warehouse_timestamp", "resolution"]
 
 
@@ -311,9 +318,20 @@ def merge_snapshot(
     `force_source` (a person chose the source's version).
     """
     bulk.lock_entity(connection, table.name)
-    existing = _existing_state(
-        connection, table, entity, incoming, complete_snapshot=complete_snapshot, scope=scope
-    )
+    # A complete snapshot of the whole table can diff against the packed state (read first:
+    # its generation must predate the table read it may stand in for).
+    packed = None
+    if complete_snapshot and not scope:
+        packed = merge_state.read(connection, table.name, entity.key, STATE_SCHEMA)
+    if packed is not None and packed.frame is not None:
+        existing = packed.frame
+    else:
+        existing = _existing_state(
+            connection, table, entity, incoming, complete_snapshot=complete_snapshot, scope=scope
+        )
+    keeping = packed is not None and max(existing.height, incoming.height) >= merge_state.MIN_ROWS
+    if keeping:
+        merge_state.hold(connection, table.name)
     keyed = incoming.with_columns(record_key_expr(entity.key).alias(KEY))
     # Join only the narrow state: the wide rows are then picked by mask, in incoming order.
     flags = keyed.select(KEY, ROW_HASH).join(existing, on=KEY, how="left", maintain_order="left")
@@ -323,8 +341,9 @@ def merge_snapshot(
         | (flags.get_column(IS_DELETED) == 1)
     )
     new_rows = keyed.filter(is_new)
-    changed_rows = keyed.filter(is_changed).join(
-        existing, on=KEY, how="left", maintain_order="left"
+    changed_rows = pl.concat(
+        [keyed.filter(is_changed), flags.filter(is_changed).drop(KEY, ROW_HASH)],
+        how="horizontal",
     )
     outcome = MergeOutcome(
         unchanged=keyed.height - new_rows.height - changed_rows.height,
@@ -406,6 +425,12 @@ def merge_snapshot(
             )
             outcome.soft_deleted = gone.height
 
+    if keeping:
+        touched = pl.concat([changed_rows.get_column(KEY), gone.get_column(KEY)])
+        if packed.frame is None or new_rows.height or touched.len():
+            after = _state_after(connection, table, entity, existing, new_rows, touched)
+            merge_state.store(connection, table.name, entity.key, packed.generation, after)
+        merge_state.release(connection)
     outcome.changes = pl.concat(
         [
             new_rows.select(pl.col(KEY).alias("record_key"), pl.lit("insert").alias("operation")),
@@ -414,6 +439,35 @@ def merge_snapshot(
         ]
     )
     return outcome
+
+
+def _state_after(
+    connection: sa.Connection,
+    table: sa.Table,
+    entity: EntityConfig,
+    existing: pl.DataFrame,
+    new_rows: pl.DataFrame,
+    touched: pl.Series,
+) -> pl.DataFrame:
+    """The table's state after this merge: `existing` with the inserted rows as they were
+    written (version 1, live) and the rows it updated or soft-deleted read back (their
+    versions, and which conflicts kept what, are the database's to say)."""
+    written = _existing_state(
+        connection,
+        table,
+        entity,
+        typed_keys(touched.to_frame(KEY), entity),
+        complete_snapshot=False,
+        scope=None,
+    )
+    inserted = new_rows.select(
+        KEY,
+        pl.col(ROW_HASH).alias(EXISTING_HASH),
+        pl.lit(0, dtype=pl.Int8).alias(IS_DELETED),
+        pl.lit(1, dtype=pl.Int64).alias(EXISTING_VERSION),
+    )
+    untouched = existing.filter(~pl.col(KEY).is_in(touched.implode()))
+    return pl.concat([untouched, inserted, written])
 
 
 def typed_keys(keys: pl.DataFrame, entity: EntityConfig) -> pl.DataFrame:

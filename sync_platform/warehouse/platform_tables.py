@@ -491,3 +491,17 @@ reconciliation_pushes = sa.Table(
     sa.Column("error", sa.Text),
 )
 sa.Index("ix_reconciliation_pushes_status", reconciliation_pushes.c.status)
+
+# A large entity table's merge state, packed, with the generation that says it is still
+# exact (warehouse/merge_state.py). PostgreSQL only fills it; the row exists per table.
+sync_merge_state = sa.Table(
+    "sync_merge_state",
+    metadata,
+    sa.Column("table_name", sa.String(100), primary_key=True),
+    sa.Column("generation", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("relfilenode", sa.BigInteger),
+    sa.Column("layout", sa.String(500)),
+    sa.Column("row_count", sa.BigInteger),
+    sa.Column("state", sa.LargeBinary),
+    sa.Column("stored_at", Timestamp()),
+)

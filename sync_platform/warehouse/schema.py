@@ -22,7 +22,10 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from sync_platform.config.models import EntityConfig
 from sync_platform.errors import ConfigurationError
-from sync_platform.warehouse import mart_tables  # noqa: F401 - registers the mart tables
+from sync_platform.warehouse import (
+    mart_tables,  # noqa: F401 - registers the mart tables
+    merge_state,
+)
 from sync_platform.warehouse.entity_tables import entity_table
 from sync_platform.warehouse.platform_tables import metadata as platform_metadata
 
@@ -47,10 +50,13 @@ def ensure_entity_table(connection: sa.Connection, entity: EntityConfig) -> list
     inspector = sa.inspect(connection)
     if not inspector.has_table(table.name):
         table.create(connection)
+        merge_state.track(connection, table.name)
         return [f"created table {table.name}"]
+    done = []
+    if merge_state.track(connection, table.name):
+        done.append(f"added the merge-state trigger to {table.name}")
     existing = {column["name"]: column for column in inspector.get_columns(table.name)}
     operations = Operations(MigrationContext.configure(connection))
-    done = []
     for column in table.columns:
         current = existing.get(column.name)
         if current is None:
@@ -109,6 +115,7 @@ def postgres_ddl(entities: Iterable[EntityConfig]) -> str:
     from sqlalchemy.dialects import postgresql
 
     dialect = postgresql.dialect()
+    entities = list(entities)
     entity_metadata = sa.MetaData()
     tables = list(platform_metadata.sorted_tables)
     tables += [entity_table(entity, entity_metadata) for entity in entities]
@@ -121,6 +128,12 @@ def postgres_ddl(entities: Iterable[EntityConfig]) -> str:
         parts.append(str(CreateTable(table).compile(dialect=dialect)).strip() + ";\n")
         for index in sorted(table.indexes, key=lambda index: index.name or ""):
             parts.append(str(CreateIndex(index).compile(dialect=dialect)).strip() + ";\n")
+    parts.append(merge_state.STORAGE_DDL + ";\n")
+    parts.append(merge_state.FORGET_FUNCTION + ";\n")
+    for entity in entities:
+        quoted = dialect.identifier_preparer.quote(entity.table)
+        parts.append(merge_state.trigger_ddl(quoted) + ";\n")
+        parts.append(f"INSERT INTO sync_merge_state (table_name) VALUES ('{entity.table}');\n")
     return "\n".join(parts)
 
 
