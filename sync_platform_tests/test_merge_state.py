@@ -143,7 +143,9 @@ def test_a_resync_diffs_against_the_packed_state_which_stays_the_tables_exact_st
 def test_a_row_deleted_by_hand_comes_back_on_the_next_sync(engine, full_reads):
     records = fleet(20)
     sync(engine, records)
-    by_hand(engine, "DELETE FROM dealer_stock WHERE stock_number = 'STK000005'")
+    with engine.begin() as other:  # a session whose search_path is empty, as pg_restore's
+        other.exec_driver_sql("SET LOCAL search_path = ''")
+        other.exec_driver_sql("DELETE FROM public.dealer_stock WHERE stock_number = 'STK000005'")
     assert packed(engine) is None, "a write by anyone else makes the packed state stale"
 
     report = sync(engine, records)  # the source did not change: only the table did

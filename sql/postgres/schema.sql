@@ -698,7 +698,7 @@ CREATE TABLE sheet_seller_properties (
 ALTER TABLE sync_merge_state ALTER COLUMN state SET STORAGE EXTERNAL;
 
 CREATE OR REPLACE FUNCTION sync_merge_state_forget() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     -- Any write but the state-keeping merge's own makes the packed merge state stale.
     IF coalesce(current_setting('sync_platform.merge_state', true), '') <> TG_TABLE_NAME THEN

@@ -44,8 +44,10 @@ MIN_ROWS = 50_000
 # A state this large is not stored (a bytea holds at most 1 GB; this stays far below).
 MAX_BYTES = 256 * 1024 * 1024
 
+# The function keeps the search_path it was created with, so that a writer whose own
+# search_path lacks the warehouse's schema (pg_restore sets it empty) still finds the table.
 FORGET_FUNCTION = f"""CREATE OR REPLACE FUNCTION {TRIGGER}() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     -- Any write but the state-keeping merge's own makes the packed merge state stale.
     IF coalesce(current_setting('{SETTING}', true), '') <> TG_TABLE_NAME THEN

@@ -17,7 +17,7 @@ depends_on = None
 
 # The function as this revision created it (merge_state.FORGET_FUNCTION may move on).
 FORGET_FUNCTION = """CREATE OR REPLACE FUNCTION sync_merge_state_forget() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     -- Any write but the state-keeping merge's own makes the packed merge state stale.
     IF coalesce(current_setting('sync_platform.merge_state', true), '') <> TG_TABLE_NAME THEN
