@@ -155,6 +155,30 @@ def test_a_row_deleted_by_hand_comes_back_on_the_next_sync(engine, full_reads):
     assert packed(engine).equals(table_state(engine))
 
 
+def test_a_row_kept_by_the_conflict_strategy_is_stored_as_the_merge_left_it(engine):
+    """warehouse_wins keeps a row edited in place and stores the source's hash with it: the
+    packed state must hold that hash and version, or the next sync sees a change that is
+    not there and reports a conflict."""
+    entity = STOCK.model_copy(update={"conflict_strategy": "warehouse_wins"})
+
+    def sync_kept(records):
+        return run_entity_sync(
+            engine, SyncRequest("dealer_feed", entity), in_memory_source(records)
+        )
+
+    sync_kept(fleet(20))
+    by_hand(engine, "UPDATE dealer_stock SET odometer = 1 WHERE stock_number = 'STK000004'")
+    records = [vehicle(i, Odometer=999) if i == 4 else vehicle(i) for i in range(20)]
+    kept = sync_kept(records)
+    assert [(c["kind"], c["resolution"]) for c in kept.merge.conflicts] == [
+        ("both_changed", "kept_warehouse")
+    ]
+    assert packed(engine).equals(table_state(engine))
+    again = sync_kept(records)
+    assert again.merge.unchanged == 20 and again.merge.conflicts == []
+    assert live(engine)["STK000004"] == 1
+
+
 def test_an_edit_committed_mid_merge_keeps_the_state_from_being_stored(engine):
     records = fleet(20)
     sync(engine, records)

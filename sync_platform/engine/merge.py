@@ -345,6 +345,7 @@ def merge_snapshot(
         [keyed.filter(is_changed), flags.filter(is_changed).drop(KEY, ROW_HASH)],
         how="horizontal",
     )
+    changed_keys = changed_rows.get_column(KEY)  # conflicts may write all of them
     outcome = MergeOutcome(
         unchanged=keyed.height - new_rows.height - changed_rows.height,
         active_before=existing.filter(pl.col(IS_DELETED) == 0).height,
@@ -426,7 +427,7 @@ def merge_snapshot(
             outcome.soft_deleted = gone.height
 
     if keeping:
-        touched = pl.concat([changed_rows.get_column(KEY), gone.get_column(KEY)])
+        touched = pl.concat([changed_keys, gone.get_column(KEY)])
         if packed.frame is None or new_rows.height or touched.len():
             after = _state_after(connection, table, entity, existing, new_rows, touched)
             merge_state.store(connection, table.name, entity.key, packed.generation, after)
