@@ -257,12 +257,19 @@ def test_a_damaged_state_is_ignored_and_the_table_read_instead(engine, full_read
     assert packed(engine).equals(table_state(engine))
 
 
-def test_an_entity_table_from_before_the_merge_state_gets_its_trigger(engine):
+def test_an_entity_table_from_before_the_merge_state_gets_its_trigger_and_fillfactor(engine):
     sync(engine, fleet(3))
     by_hand(engine, f"DROP TRIGGER {merge_state.TRIGGER} ON dealer_stock")
+    by_hand(engine, "ALTER TABLE dealer_stock RESET (fillfactor)")
     assert upgrade_warehouse(engine, [STOCK])[1:] == [
-        "added the merge-state trigger to dealer_stock"
+        "added the merge-state trigger to dealer_stock",
+        "set fillfactor 90 on dealer_stock",
     ]
+    with engine.connect() as connection:
+        options = connection.execute(
+            sa.text("SELECT reloptions FROM pg_class WHERE relname = 'dealer_stock'")
+        ).scalar()
+    assert options == ["fillfactor=90"]
     assert upgrade_warehouse(engine, [STOCK])[1:] == []
     sync(engine, fleet(3))
     by_hand(engine, "UPDATE dealer_stock SET odometer = 0")

@@ -450,7 +450,8 @@ CREATE TABLE dealer_stock (
 	_sync_run_id BIGINT, 
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (stock_number)
-);
+)
+ WITH (fillfactor = 90);
 
 CREATE TABLE dealer_leads (
 	lead_id BIGINT NOT NULL, 
@@ -469,7 +470,8 @@ CREATE TABLE dealer_leads (
 	_sync_run_id BIGINT, 
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (lead_id)
-);
+)
+ WITH (fillfactor = 90);
 
 CREATE TABLE ga4_daily_traffic (
 	date DATE NOT NULL, 
@@ -489,7 +491,8 @@ CREATE TABLE ga4_daily_traffic (
 	_sync_run_id BIGINT, 
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (date, session_source, session_medium, device_category)
-);
+)
+ WITH (fillfactor = 90);
 
 CREATE TABLE ga4_landing_pages (
 	date DATE NOT NULL, 
@@ -505,7 +508,8 @@ CREATE TABLE ga4_landing_pages (
 	_sync_run_id BIGINT, 
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (date, landing_page)
-);
+)
+ WITH (fillfactor = 90);
 
 CREATE TABLE ga4_events (
 	date DATE NOT NULL, 
@@ -519,7 +523,8 @@ CREATE TABLE ga4_events (
 	_sync_run_id BIGINT, 
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (date, event_name)
-);
+)
+ WITH (fillfactor = 90);
 
 CREATE TABLE ga4_daily_totals (
 	date DATE NOT NULL, 
@@ -537,7 +542,8 @@ CREATE TABLE ga4_daily_totals (
 	_sync_run_id BIGINT, 
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (date)
-);
+)
+ WITH (fillfactor = 90);
 
 CREATE TABLE legacy_products (
 	product_code TEXT NOT NULL, 
@@ -554,7 +560,8 @@ CREATE TABLE legacy_products (
 	_sync_run_id BIGINT, 
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (product_code)
-);
+)
+ WITH (fillfactor = 90);
 
 CREATE TABLE legacy_variants (
 	variant_code TEXT NOT NULL, 
@@ -572,7 +579,8 @@ CREATE TABLE legacy_variants (
 	_sync_run_id BIGINT, 
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (variant_code)
-);
+)
+ WITH (fillfactor = 90);
 
 CREATE TABLE legacy_customers (
 	customer_no TEXT NOT NULL, 
@@ -589,7 +597,8 @@ CREATE TABLE legacy_customers (
 	_sync_run_id BIGINT, 
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (customer_no)
-);
+)
+ WITH (fillfactor = 90);
 
 CREATE TABLE webhook_form_submissions (
 	delivery_id TEXT NOT NULL, 
@@ -614,7 +623,8 @@ CREATE TABLE webhook_form_submissions (
 	_sync_run_id BIGINT, 
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (delivery_id)
-);
+)
+ WITH (fillfactor = 90);
 
 CREATE TABLE webhook_new_leads (
 	delivery_id TEXT NOT NULL, 
@@ -640,7 +650,8 @@ CREATE TABLE webhook_new_leads (
 	_sync_run_id BIGINT, 
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (delivery_id)
-);
+)
+ WITH (fillfactor = 90);
 
 CREATE TABLE webhook_order_updates (
 	delivery_id TEXT NOT NULL, 
@@ -662,7 +673,8 @@ CREATE TABLE webhook_order_updates (
 	_sync_run_id BIGINT, 
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (delivery_id)
-);
+)
+ WITH (fillfactor = 90);
 
 CREATE TABLE sheet_sellers (
 	seller_number TEXT NOT NULL, 
@@ -679,7 +691,8 @@ CREATE TABLE sheet_sellers (
 	_sync_run_id BIGINT, 
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (seller_number)
-);
+)
+ WITH (fillfactor = 90);
 
 CREATE TABLE sheet_seller_properties (
 	seller_number TEXT NOT NULL, 
@@ -693,7 +706,8 @@ CREATE TABLE sheet_seller_properties (
 	_sync_run_id BIGINT, 
 	_version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (seller_number)
-);
+)
+ WITH (fillfactor = 90);
 
 ALTER TABLE sync_merge_state ALTER COLUMN state SET STORAGE EXTERNAL;
 

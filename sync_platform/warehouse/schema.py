@@ -26,7 +26,7 @@ from sync_platform.warehouse import (
     mart_tables,  # noqa: F401 - registers the mart tables
     merge_state,
 )
-from sync_platform.warehouse.entity_tables import entity_table
+from sync_platform.warehouse.entity_tables import FILLFACTOR, entity_table
 from sync_platform.warehouse.platform_tables import metadata as platform_metadata
 
 VERSION_TABLE = "sync_alembic_version"
@@ -44,6 +44,21 @@ def _type_name(type_: sa.types.TypeEngine, dialect: sa.Dialect) -> str:
     return type_.compile(dialect=dialect).upper().replace("DOUBLE PRECISION", "DOUBLE")
 
 
+def _set_fillfactor(connection: sa.Connection, table_name: str) -> bool:
+    """Give a PostgreSQL entity table created before FILLFACTOR its storage setting (pages
+    written from now on keep room for updates). Returns whether it was changed."""
+    if connection.dialect.name != "postgresql":
+        return False
+    options = connection.execute(
+        sa.text("SELECT reloptions FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table_name}
+    ).scalar()
+    if f"fillfactor={FILLFACTOR}" in (options or []):
+        return False
+    quoted = connection.dialect.identifier_preparer.quote(table_name)
+    connection.exec_driver_sql(f"ALTER TABLE {quoted} SET (fillfactor = {FILLFACTOR})")
+    return True
+
+
 def ensure_entity_table(connection: sa.Connection, entity: EntityConfig) -> list[str]:
     """Create or additively evolve one entity table; returns what was done."""
     table = entity_table(entity)
@@ -55,6 +70,8 @@ def ensure_entity_table(connection: sa.Connection, entity: EntityConfig) -> list
     done = []
     if merge_state.track(connection, table.name):
         done.append(f"added the merge-state trigger to {table.name}")
+    if _set_fillfactor(connection, table.name):
+        done.append(f"set fillfactor {FILLFACTOR} on {table.name}")
     existing = {column["name"]: column for column in inspector.get_columns(table.name)}
     operations = Operations(MigrationContext.configure(connection))
     for column in table.columns:
