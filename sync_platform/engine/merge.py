@@ -1,11 +1,13 @@
 """Merge a snapshot into an entity table: the hash-diff path.
 
 Inside the caller's transaction, under a per-entity lock: read the target's (key, row
-hash, deleted?, version) — all of it for a complete snapshot, only the incoming keys for a
-delta — diff against the incoming rows in polars, bulk-insert brand-new rows straight into
-the target, apply changed rows through a private stage table and one UPDATE … FROM, and
-soft-delete keys that left a complete snapshot through a stage table of keys. Unchanged
-rows are never written, which is why a no-change re-sync costs a read and a diff.
+hash, deleted?, version) — all of it for a complete snapshot (from the state the previous
+merge packed, for a large PostgreSQL table: warehouse/merge_state.py), only the incoming
+keys for a delta — diff against the incoming rows in polars, bulk-insert brand-new rows
+straight into the target, apply changed rows through a private stage table and one
+UPDATE … FROM, and soft-delete keys that left a complete snapshot through a stage table of
+keys. Unchanged rows are never written, which is why a no-change re-sync costs a read and a
+diff.
 
 Updates are optimistic: each changed row is written only if its `_version` is still the one
 read; a row someone else changed meanwhile is a conflict, as is an incoming row older than
