@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import polars as pl
 import sqlalchemy as sa
 
+from sync_platform.warehouse import bulk
+
 log = logging.getLogger(__name__)
 
 TRIGGER = "sync_merge_state_forget"
@@ -60,10 +62,6 @@ END $$"""
 STORAGE_DDL = "ALTER TABLE sync_merge_state ALTER COLUMN state SET STORAGE EXTERNAL"
 
 
-def _is_postgres(connection: sa.Connection) -> bool:
-    return connection.dialect.name == "postgresql"
-
-
 def trigger_ddl(quoted: str) -> str:
     """The forget trigger on one entity table (`quoted`: its name, quoted)."""
     return (
@@ -75,7 +73,7 @@ def trigger_ddl(quoted: str) -> str:
 def track(connection: sa.Connection, table_name: str) -> bool:
     """Give an entity table its forget trigger and state row (PostgreSQL; idempotent).
     Returns whether the trigger was new."""
-    if not _is_postgres(connection):
+    if not bulk.is_postgres(connection):
         return False
     connection.execute(
         sa.text(
@@ -116,7 +114,7 @@ def read(
     """The packed state of `table_name` if it is still exact, with its generation; None
     when the table keeps none (SQLite, or a table without its state row). Call it under the
     entity lock and before reading the table itself."""
-    if not _is_postgres(connection):
+    if not bulk.is_postgres(connection):
         return None
     # Binary results: the state arrives as bytes, not as hex text to decode (3x faster).
     cursor = connection.connection.driver_connection.cursor(binary=True)
@@ -161,10 +159,10 @@ def store(
     key: list[str],
     generation: int,
     frame: pl.DataFrame,
-) -> bool:
+) -> None:
     """Replace the packed state with `frame` (the table's state after this merge's writes)
     if no one else wrote the table since `generation` was read; otherwise, or when it is
-    too large to keep, clear it. Returns whether it was stored."""
+    too large to keep, clear it."""
     buffer = io.BytesIO()
     frame.write_ipc(buffer, compression="zstd")
     blob = buffer.getvalue() if buffer.tell() <= MAX_BYTES else None
@@ -185,4 +183,3 @@ def store(
     ).rowcount
     if not stored:  # someone else wrote the table meanwhile: their trigger cleared it
         log.info("merge state of %s not stored: the table was written meanwhile", table_name)
-    return bool(stored) and blob is not None

@@ -23,6 +23,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sync_platform.config.models import EntityConfig
 from sync_platform.errors import ConfigurationError
 from sync_platform.warehouse import (
+    bulk,
     mart_tables,  # noqa: F401 - registers the mart tables
     merge_state,
 )
@@ -47,7 +48,7 @@ def _type_name(type_: sa.types.TypeEngine, dialect: sa.Dialect) -> str:
 def _set_fillfactor(connection: sa.Connection, table_name: str) -> bool:
     """Give a PostgreSQL entity table created before FILLFACTOR its storage setting (pages
     written from now on keep room for updates). Returns whether it was changed."""
-    if connection.dialect.name != "postgresql":
+    if not bulk.is_postgres(connection):
         return False
     options = connection.execute(
         sa.text("SELECT reloptions FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table_name}
