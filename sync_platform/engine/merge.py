@@ -55,6 +55,46 @@ STATE_SCHEMA = {
 CONFLICT_COLUMNS = ["record_key", "kind", "incoming_timestamp", "warehouse_timestamp", "resolution"]
 
 
+def _state_columns(table: sa.Table, entity: EntityConfig, stamp: str | None) -> list:
+    """The columns of the state the diff reads, as SQL (keys as text, the deleted flag as 0/1)."""
+    return [
+        *(sa.cast(table.c[column], sa.Text).label(column) for column in entity.key),
+        table.c[ROW_HASH],
+        sa.case((table.c[DELETED_AT].is_(None), 0), else_=1).label(IS_DELETED),
+        table.c[VERSION],
+        *([sa.cast(table.c[stamp], sa.Text).label(EXISTING_STAMP)] if stamp else []),
+    ]
+
+
+def _state_schema(entity: EntityConfig, stamp: str | None) -> dict[str, pl.DataType]:
+    schema = {column: pl.String for column in entity.key} | {
+        ROW_HASH: pl.Int64,
+        IS_DELETED: pl.Int8,
+        VERSION: pl.Int64,
+    }
+    return schema | ({EXISTING_STAMP: pl.String} if stamp else {})
+
+
+def _state_frame(rows: pl.DataFrame, entity: EntityConfig, stamp: str | None) -> pl.DataFrame:
+    """Rows read with `_state_columns` as the diff's state (`STATE_SCHEMA`, plus the typed
+    conflict timestamp when `stamp`)."""
+    if stamp:
+        rows = rows.with_columns(
+            cast_text_columns(
+                rows.select(pl.col(EXISTING_STAMP).alias(stamp)), {stamp: entity.fields[stamp]}
+            )
+            .get_column(stamp)
+            .alias(EXISTING_STAMP)
+        )
+    return rows.select(
+        record_key_expr(entity.key).alias(KEY),
+        pl.col(ROW_HASH).alias(EXISTING_HASH),
+        pl.col(IS_DELETED),
+        pl.col(VERSION).alias(EXISTING_VERSION),
+        *([pl.col(EXISTING_STAMP)] if stamp else []),
+    )
+
+
 def _existing_state(
     connection: sa.Connection,
     table: sa.Table,
@@ -69,13 +109,7 @@ def _existing_state(
     the diff needs; the conflict timestamp only `with_stamp` (only changed rows need it,
     and for a large snapshot it cost more to read and parse than the rest of the state)."""
     stamp = entity.conflict_timestamp if with_stamp else None
-    query = sa.select(
-        *(sa.cast(table.c[column], sa.Text).label(column) for column in entity.key),
-        table.c[ROW_HASH],
-        sa.case((table.c[DELETED_AT].is_(None), 0), else_=1).label(IS_DELETED),
-        table.c[VERSION],
-        *([sa.cast(table.c[stamp], sa.Text).label(EXISTING_STAMP)] if stamp else []),
-    )
+    query = sa.select(*_state_columns(table, entity, stamp))
     query = query.where(*scope_conditions(table, scope))
     stage = None
     if not complete_snapshot:
@@ -85,31 +119,10 @@ def _existing_state(
         query = query.join(
             staged, sa.and_(*(table.c[column] == staged.c[column] for column in entity.key))
         )
-    schema = {column: pl.String for column in entity.key} | {
-        ROW_HASH: pl.Int64,
-        IS_DELETED: pl.Int8,
-        VERSION: pl.Int64,
-    }
-    if stamp:
-        schema[EXISTING_STAMP] = pl.String
-    existing = bulk.select_frame(connection, query, schema)
+    existing = bulk.select_frame(connection, query, _state_schema(entity, stamp))
     if stage:
         bulk.drop_stage_table(connection, stage)
-    if stamp:
-        existing = existing.with_columns(
-            cast_text_columns(
-                existing.select(pl.col(EXISTING_STAMP).alias(stamp)), {stamp: entity.fields[stamp]}
-            )
-            .get_column(stamp)
-            .alias(EXISTING_STAMP)
-        )
-    return existing.select(
-        record_key_expr(entity.key).alias(KEY),
-        pl.col(ROW_HASH).alias(EXISTING_HASH),
-        pl.col(IS_DELETED),
-        pl.col(VERSION).alias(EXISTING_VERSION),
-        *([pl.col(EXISTING_STAMP)] if stamp else []),
-    )
+    return _state_frame(existing, entity, stamp)
 
 
 def _update_from_stage(
@@ -120,9 +133,12 @@ def _update_from_stage(
     values: dict[str, object],
     *,
     expected_version: bool = False,
+    written: list[pl.DataFrame] | None = None,
 ) -> int:
     """UPDATE target FROM a stage table holding `rows` (key columns + the columns to set,
-    plus the expected `_version` when `expected_version`); returns rows updated."""
+    plus the expected `_version` when `expected_version`); returns rows updated. Given a
+    `written` list, the updated rows' state as they now stand (`_state_frame`) is appended
+    to it, returned by the UPDATE itself."""
     stage = bulk.create_stage_table(connection, table, rows.columns)
     bulk.insert_frame(connection, stage, rows)
     staged = sa.table(stage, *(sa.column(column) for column in rows.columns))
@@ -130,13 +146,20 @@ def _update_from_stage(
     conditions = [table.c[column] == staged.c[column] for column in entity.key]
     if expected_version:
         conditions.append(table.c[VERSION] == staged.c[VERSION])
-    result = connection.execute(
+    update = (
         sa.update(table)
         .values({**{c: staged.c[c] for c in settable}, **values, VERSION: table.c[VERSION] + 1})
         .where(*conditions)
     )
+    if written is None:
+        count = connection.execute(update).rowcount
+    else:
+        returned = connection.execute(update.returning(*_state_columns(table, entity, None)))
+        state = pl.DataFrame(returned.fetchall(), schema=_state_schema(entity, None), orient="row")
+        written.append(_state_frame(state, entity, None))
+        count = state.height
     bulk.drop_stage_table(connection, stage)
-    return result.rowcount
+    return count
 
 
 def _conflicts(frame: pl.DataFrame, kind: str, resolution: str, stamp: str | None) -> list[dict]:
@@ -160,11 +183,12 @@ def _apply_changes(
     *,
     values: dict[str, object],
     settled: pl.Series | None = None,
+    written: list[pl.DataFrame] | None = None,
 ) -> tuple[int, list[dict]]:
     """Write changed rows optimistically; resolve stale and concurrently changed rows.
 
     `changed` holds the entity's columns, `_row_hash`, `_key`, `_existing_version` and
-    (with a conflict timestamp) `_existing_stamp`.
+    (with a conflict timestamp) `_existing_stamp`. `written` as for `_update_from_stage`.
     """
     stamp, newest_wins = entity.conflict_timestamp, entity.conflict_strategy == "newest_wins"
     conflicts: list[dict] = []
@@ -178,16 +202,17 @@ def _apply_changes(
             if newest_wins:
                 changed = changed.filter(~pl.col(KEY).is_in(stale.get_column(KEY).implode()))
     columns = [*entity.columns, ROW_HASH]
-    written = _update_from_stage(
+    count = _update_from_stage(
         connection,
         table,
         entity,
         changed.select(*columns, pl.col(EXISTING_VERSION).alias(VERSION)),
         values,
         expected_version=True,
+        written=written,
     )
-    if written == changed.height:
-        return written, conflicts
+    if count == changed.height:
+        return count, conflicts
     # Someone changed these rows after we read them: read them again and decide.
     moved = _existing_state(
         connection, table, entity, changed, complete_snapshot=False, scope=None, with_stamp=True
@@ -203,8 +228,10 @@ def _apply_changes(
     conflicts += _conflicts(apply, "concurrent_update", "applied_source", stamp)
     conflicts += _conflicts(kept, "concurrent_update", "kept_warehouse", stamp)
     if apply.height:
-        written += _update_from_stage(connection, table, entity, apply.select(columns), values)
-    return written, conflicts
+        count += _update_from_stage(
+            connection, table, entity, apply.select(columns), values, written=written
+        )
+    return count, conflicts
 
 
 def _current_rows(
@@ -251,6 +278,7 @@ def _both_changed(
     changed: pl.DataFrame,
     current: pl.DataFrame,
     outcome: MergeOutcome,
+    written: list[pl.DataFrame] | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """Rows the source changed that the warehouse also changed since the sync that wrote
     them (their values no longer hash to the stored hash: edited in place). The strategy
@@ -259,7 +287,7 @@ def _both_changed(
     newest_wins does one or the other by conflict_timestamp; manual_review keeps the
     warehouse and hands the pair to `outcome.review`. Returns the rows still to write and
     how many were kept. `current` holds the changed rows' values as the warehouse has them
-    now (`_current_rows`)."""
+    now (`_current_rows`); `written` as for `_update_from_stage`."""
     live = changed.filter(pl.col(IS_DELETED) == 0)
     if live.is_empty():
         return changed, 0
@@ -289,7 +317,9 @@ def _both_changed(
         )
     elif keep.height:
         outcome.conflicts += _conflicts(keep, "both_changed", "kept_warehouse", stamp)
-        _update_from_stage(connection, table, entity, keep.select(*entity.key, ROW_HASH), {})
+        _update_from_stage(
+            connection, table, entity, keep.select(*entity.key, ROW_HASH), {}, written=written
+        )
     return changed.filter(~pl.col(KEY).is_in(keep.get_column(KEY).implode())), keep.height
 
 
@@ -332,8 +362,11 @@ def merge_snapshot(
             connection, table, entity, incoming, complete_snapshot=complete_snapshot, scope=scope
         )
     keeping = packed is not None and max(existing.height, incoming.height) >= merge_state.MIN_ROWS
+    # The state of every row this merge updates, as its UPDATEs return it (to store after).
+    written: list[pl.DataFrame] | None = None
     if keeping:
         merge_state.hold(connection, table.name)
+        written = []
     keyed = incoming.with_columns(record_key_expr(entity.key).alias(KEY))
     # Join only the narrow state: the wide rows are then picked by mask, in incoming order.
     flags = keyed.select(KEY, ROW_HASH).join(existing, on=KEY, how="left", maintain_order="left")
@@ -379,7 +412,7 @@ def merge_snapshot(
         after_state_read()
     if current is not None and not force_source:
         changed_rows, held = _both_changed(
-            connection, table, entity, changed_rows, current, outcome
+            connection, table, entity, changed_rows, current, outcome, written
         )
         outcome.unchanged += held
     changed_rows = changed_rows.drop(EXISTING_HASH, IS_DELETED)
@@ -405,6 +438,7 @@ def merge_snapshot(
             changed_rows,
             values={SYNCED_AT: now, DELETED_AT: sa.null(), SYNC_RUN_ID: sync_run_id},
             settled=pl.Series([c["record_key"] for c in outcome.conflicts], dtype=pl.String),
+            written=written,
         )
         kept = {c["record_key"] for c in applied if c["resolution"] == "kept_warehouse"}
         outcome.conflicts += applied
@@ -432,13 +466,14 @@ def merge_snapshot(
                 entity,
                 typed_keys(gone, entity),
                 {DELETED_AT: now, SYNCED_AT: now, SYNC_RUN_ID: sync_run_id},
+                written=written,
             )
             outcome.soft_deleted = gone.height
 
     if keeping:
         touched = pl.concat([changed_keys, gone.get_column(KEY)])
         if packed.frame is None or new_rows.height or touched.len():
-            after = _state_after(connection, table, entity, existing, new_rows, touched)
+            after = _state_after(connection, table, entity, existing, new_rows, touched, written)
             merge_state.store(connection, table.name, entity.key, packed.generation, after)
         merge_state.release(connection)
     outcome.changes = pl.concat(
@@ -458,18 +493,28 @@ def _state_after(
     existing: pl.DataFrame,
     new_rows: pl.DataFrame,
     touched: pl.Series,
+    written: list[pl.DataFrame],
 ) -> pl.DataFrame:
     """The table's state after this merge: `existing` with the inserted rows as they were
-    written (version 1, live) and the rows it updated or soft-deleted read back (their
-    versions, and which conflicts kept what, are the database's to say)."""
-    written = _existing_state(
-        connection,
-        table,
-        entity,
-        typed_keys(touched.to_frame(KEY), entity),
-        complete_snapshot=False,
-        scope=None,
-    )
+    written (version 1, live) and the rows it updated or soft-deleted as their UPDATEs
+    returned them (their versions, and which conflicts kept what, are the database's to
+    say). A touched row no UPDATE returned (one a concurrent writer kept) is read back."""
+    returned = pl.concat([pl.DataFrame(schema=STATE_SCHEMA), *written])
+    unreturned = touched.filter(~touched.is_in(returned.get_column(KEY).implode()))
+    if unreturned.len():
+        returned = pl.concat(
+            [
+                returned,
+                _existing_state(
+                    connection,
+                    table,
+                    entity,
+                    typed_keys(unreturned.to_frame(KEY), entity),
+                    complete_snapshot=False,
+                    scope=None,
+                ),
+            ]
+        )
     inserted = new_rows.select(
         KEY,
         pl.col(ROW_HASH).alias(EXISTING_HASH),
@@ -477,7 +522,7 @@ def _state_after(
         pl.lit(1, dtype=pl.Int64).alias(EXISTING_VERSION),
     )
     untouched = existing.filter(~pl.col(KEY).is_in(touched.implode()))
-    return pl.concat([untouched, inserted, written])
+    return pl.concat([untouched, inserted, returned.unique(KEY, keep="last", maintain_order=True)])
 
 
 def typed_keys(keys: pl.DataFrame, entity: EntityConfig) -> pl.DataFrame:
