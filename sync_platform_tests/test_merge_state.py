@@ -140,6 +140,45 @@ def test_a_resync_diffs_against_the_packed_state_which_stays_the_tables_exact_st
     assert table_state(engine).filter(pl.col(merge.KEY) == "STK000010")["_existing_version"][0] == 3
 
 
+def stored(engine) -> tuple[bytes | None, pl.DataFrame | None]:
+    """The state as last written whole (its bytes) and the rows changed since."""
+    with engine.connect() as connection:
+        state, changes = connection.execute(
+            sa.text("SELECT state, changes FROM sync_merge_state WHERE table_name = 'dealer_stock'")
+        ).one()
+    return state, None if changes is None else pl.read_ipc(changes).sort(merge.KEY)
+
+
+def test_a_small_change_stores_the_changed_rows_beside_the_state_until_they_reach_a_tenth(
+    engine, full_reads
+):
+    sync(engine, fleet(40))
+    whole, changes = stored(engine)
+    assert whole is not None and changes is None
+
+    records = [vehicle(i, Odometer=1) if i < 2 else vehicle(i) for i in range(41)]
+    sync(engine, records)  # 2 updated, 1 inserted: 3 of 41 rows
+    state, changes = stored(engine)
+    assert state == whole, "the state written whole is left as it was"
+    assert changes.get_column(merge.KEY).to_list() == ["STK000000", "STK000001", "STK000040"]
+    assert packed(engine).equals(table_state(engine))
+
+    records = [vehicle(i, Odometer=2) if i in (1, 2) else r for i, r in enumerate(records)]
+    sync(engine, records)  # STK000001 again, and STK000002: 4 rows changed since
+    state, changes = stored(engine)
+    assert state == whole and changes.height == 4
+    assert changes.filter(pl.col(merge.KEY) == "STK000001")["_existing_version"][0] == 3
+    assert packed(engine).equals(table_state(engine))
+
+    records = [vehicle(i, Odometer=3) if 10 <= i < 12 else r for i, r in enumerate(records)]
+    sync(engine, records)  # 6 rows changed since: more than a tenth, so written whole
+    state, changes = stored(engine)
+    assert state != whole and changes is None
+    assert packed(engine).equals(table_state(engine))
+    assert live(engine) == expected(records)
+    assert full_reads == [0], "every re-sync diffed against the packed state"
+
+
 def test_a_row_deleted_by_hand_comes_back_on_the_next_sync(engine, full_reads):
     records = fleet(20)
     sync(engine, records)
@@ -240,6 +279,7 @@ def test_truncate_a_table_rewrite_or_a_disabled_trigger_means_reading_the_table(
         "state = decode('4152524f5731000000', 'hex')",  # Arrow's magic, then nothing
         "state = decode('deadbeef', 'hex')",
         "row_count = row_count + 1",
+        "changes = decode('deadbeef', 'hex')",
     ],
 )
 def test_a_damaged_state_is_ignored_and_the_table_read_instead(engine, full_reads, damage):

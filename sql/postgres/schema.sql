@@ -200,6 +200,7 @@ CREATE TABLE sync_merge_state (
 	row_count BIGINT, 
 	state BYTEA, 
 	stored_at TIMESTAMP WITH TIME ZONE, 
+	changes BYTEA, 
 	PRIMARY KEY (table_name)
 );
 
@@ -709,7 +710,7 @@ CREATE TABLE sheet_seller_properties (
 )
  WITH (fillfactor = 90);
 
-ALTER TABLE sync_merge_state ALTER COLUMN state SET STORAGE EXTERNAL;
+ALTER TABLE sync_merge_state ALTER COLUMN state SET STORAGE EXTERNAL, ALTER COLUMN changes SET STORAGE EXTERNAL;
 
 CREATE OR REPLACE FUNCTION sync_merge_state_forget() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$

@@ -473,8 +473,16 @@ def merge_snapshot(
     if keeping:
         touched = pl.concat([changed_keys, gone.get_column(KEY)])
         if packed.frame is None or new_rows.height or touched.len():
-            after = _state_after(connection, table, entity, existing, new_rows, touched, written)
-            merge_state.store(connection, table.name, entity.key, packed.generation, after)
+            inserted = new_rows.select(
+                KEY,
+                pl.col(ROW_HASH).alias(EXISTING_HASH),
+                pl.lit(0, dtype=pl.Int8).alias(IS_DELETED),
+                pl.lit(1, dtype=pl.Int64).alias(EXISTING_VERSION),
+            )
+            updated = _written_state(connection, table, entity, touched, written)
+            merge_state.store(
+                connection, table.name, entity.key, packed, existing, inserted, updated
+            )
         merge_state.release(connection)
     outcome.changes = pl.concat(
         [
@@ -486,43 +494,23 @@ def merge_snapshot(
     return outcome
 
 
-def _state_after(
+def _written_state(
     connection: sa.Connection,
     table: sa.Table,
     entity: EntityConfig,
-    existing: pl.DataFrame,
-    new_rows: pl.DataFrame,
     touched: pl.Series,
     written: list[pl.DataFrame],
 ) -> pl.DataFrame:
-    """The table's state after this merge: `existing` with the inserted rows as they were
-    written (version 1, live) and the rows it updated or soft-deleted as their UPDATEs
-    returned them (their versions, and which conflicts kept what, are the database's to
-    say). A touched row no UPDATE returned (one a concurrent writer kept) is read back."""
+    """The state of the rows this merge updated or soft-deleted (`touched`), as their
+    UPDATEs returned them (their versions, and which conflicts kept what, are the
+    database's to say). A touched row no UPDATE returned (one a conflict kept) is read."""
     returned = pl.concat([pl.DataFrame(schema=STATE_SCHEMA), *written])
     unreturned = touched.filter(~touched.is_in(returned.get_column(KEY).implode()))
     if unreturned.len():
-        returned = pl.concat(
-            [
-                returned,
-                _existing_state(
-                    connection,
-                    table,
-                    entity,
-                    typed_keys(unreturned.to_frame(KEY), entity),
-                    complete_snapshot=False,
-                    scope=None,
-                ),
-            ]
-        )
-    inserted = new_rows.select(
-        KEY,
-        pl.col(ROW_HASH).alias(EXISTING_HASH),
-        pl.lit(0, dtype=pl.Int8).alias(IS_DELETED),
-        pl.lit(1, dtype=pl.Int64).alias(EXISTING_VERSION),
-    )
-    untouched = existing.filter(~pl.col(KEY).is_in(touched.implode()))
-    return pl.concat([untouched, inserted, returned.unique(KEY, keep="last", maintain_order=True)])
+        kept = typed_keys(unreturned.to_frame(KEY), entity)
+        read = _existing_state(connection, table, entity, kept, complete_snapshot=False, scope=None)
+        returned = pl.concat([returned, read])
+    return returned.unique(KEY, keep="last", maintain_order=True)
 
 
 def typed_keys(keys: pl.DataFrame, entity: EntityConfig) -> pl.DataFrame:

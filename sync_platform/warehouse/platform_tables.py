@@ -492,8 +492,9 @@ reconciliation_pushes = sa.Table(
 )
 sa.Index("ix_reconciliation_pushes_status", reconciliation_pushes.c.status)
 
-# A large entity table's merge state, packed, with the generation that says it is still
-# exact (warehouse/merge_state.py). PostgreSQL only fills it; the row exists per table.
+# A large entity table's merge state, packed (as last written whole, plus the rows changed
+# since), with the generation that says it is still exact (warehouse/merge_state.py).
+# PostgreSQL only fills it; the row exists per table.
 sync_merge_state = sa.Table(
     "sync_merge_state",
     metadata,
@@ -504,4 +505,5 @@ sync_merge_state = sa.Table(
     sa.Column("row_count", sa.BigInteger),
     sa.Column("state", sa.LargeBinary),
     sa.Column("stored_at", Timestamp()),
+    sa.Column("changes", sa.LargeBinary),  # rows changed since `state` was written whole
 )
