@@ -11,7 +11,8 @@ faults on every source, then a verdict.
 4. Stop changing and faulting; launch the weekly ERP full sync once (at the soak's speed the
    weekly schedule would not come round); let the platform settle until every entity synced
    since, the inbox is processed and no gap is open (or `--settle-minutes` pass).
-5. Stop the daemon, cancel what is queued, wait for what runs, then judge (soak/verdict.py).
+5. Wait for the planted faults' alerts (at most ALERT_WAIT_SECONDS more), stop the daemon,
+   cancel what is queued, wait for what runs, then judge (soak/verdict.py).
 Exit status 0 when the verdict passes.
 """
 
@@ -33,13 +34,17 @@ from soak.stack import Stack
 from sync_platform.config import all_source_configs
 from sync_platform.orchestration.runs import stop_waiting_for_runs
 from sync_platform.warehouse.connection import create_warehouse_engine
-from sync_platform.warehouse.platform_tables import sync_gaps, sync_runs, webhook_inbox
+from sync_platform.warehouse.platform_tables import sync_alerts, sync_gaps, sync_runs, webhook_inbox
 
 WARMUP_SECONDS = 300  # memory is compared from here (imports, caches and pools are warm)
 LEAK_MIB = 64  # a long-running process that grew more than this …
 LEAK_SHARE = 0.25  # … and more than this share of its warm size is leaking
 SETTLE_POLL_SECONDS = 10
 FINISH_SECONDS = 300
+# The most to wait, after settling, for the planted faults' alerts: a failed check is alerted
+# by the next alerting sensor tick and the run it launches, which a slow machine takes longer
+# to start (the verdict still fails on an alert that never comes).
+ALERT_WAIT_SECONDS = 300
 GA4_BACKFILL_SECONDS = 900
 
 
@@ -114,6 +119,13 @@ def _settled(engine: sa.Engine, since: datetime) -> list[str]:
     if open_gaps:
         waiting.append(f"{open_gaps} open gaps")
     return waiting
+
+
+def _unalerted(engine: sa.Engine) -> set[str]:
+    """The planted faults' alerts not raised yet."""
+    with engine.connect() as connection:
+        raised = set(connection.execute(sa.select(sync_alerts.c.dedup_key)).scalars())
+    return load.EXPLAINED_ALERTS - raised
 
 
 def memory_figures(samples: list[tuple[float, dict[str, float]]]) -> dict[str, dict]:
@@ -196,6 +208,9 @@ def run_soak(
         if waiting:
             _say(f"not settled: {', '.join(waiting)}")
         time.sleep(max(30.0, 120 / speedup * 2))  # one more alerting cycle after the last sync
+        alert_deadline = time.monotonic() + ALERT_WAIT_SECONDS
+        while _unalerted(engine) and time.monotonic() < alert_deadline:
+            time.sleep(SETTLE_POLL_SECONDS)
         samples.append((time.monotonic() - started, stack.sample_memory()))
         stack.stop_daemon()
         with stack.instance() as instance:
