@@ -218,6 +218,32 @@ def test_a_row_kept_by_the_conflict_strategy_is_stored_as_the_merge_left_it(engi
     assert live(engine)["STK000004"] == 1
 
 
+def test_a_stale_source_row_left_unwritten_keeps_its_stored_state(engine, full_reads):
+    """newest_wins keeps the warehouse's newer row without writing it: no UPDATE returns
+    it, and the state stored after the merge must still hold it as it is."""
+    entity = STOCK.model_copy(update={"conflict_strategy": "newest_wins"})
+
+    def sync_newest(records):
+        return run_entity_sync(
+            engine, SyncRequest("dealer_feed", entity), in_memory_source(records)
+        )
+
+    sync_newest(fleet(20))
+    records = [
+        vehicle(i, Odometer=5, LastUpdated="2026-10-01T08:00:00Z") if i == 3 else vehicle(i)
+        for i in range(20)
+    ]
+    records[4] = vehicle(4, Odometer=6)  # and one row really changed
+    stale = sync_newest(records)
+    assert [(c["kind"], c["resolution"]) for c in stale.merge.conflicts] == [
+        ("stale_source", "kept_warehouse")
+    ]
+    assert stale.merge.updated == 1
+    assert packed(engine).equals(table_state(engine))
+    assert live(engine)["STK000003"] == vehicle(3)["Odometer"]
+    assert full_reads == [0]
+
+
 def test_an_edit_committed_mid_merge_keeps_the_state_from_being_stored(engine):
     records = fleet(20)
     sync(engine, records)

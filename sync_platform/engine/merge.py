@@ -380,7 +380,6 @@ def merge_snapshot(
         [keyed.filter(is_changed), flags.filter(is_changed).drop(KEY, ROW_HASH)],
         how="horizontal",
     )
-    changed_keys = changed_rows.get_column(KEY)  # conflicts may write all of them
     # The keys a complete snapshot no longer has, found by polars in the background while the
     # database applies the inserts and updates (the anti-join costs 0.08 s at a million rows).
     vanished = None
@@ -471,15 +470,16 @@ def merge_snapshot(
             outcome.soft_deleted = gone.height
 
     if keeping:
-        touched = pl.concat([changed_keys, gone.get_column(KEY)])
-        if packed.frame is None or new_rows.height or touched.len():
+        # Rows no UPDATE returned were not written (a conflict kept them): the state read
+        # still holds them exactly, or, if someone else wrote them, the store is refused.
+        updated = pl.concat([pl.DataFrame(schema=STATE_SCHEMA), *written])
+        if packed.frame is None or new_rows.height or updated.height:
             inserted = new_rows.select(
                 KEY,
                 pl.col(ROW_HASH).alias(EXISTING_HASH),
                 pl.lit(0, dtype=pl.Int8).alias(IS_DELETED),
                 pl.lit(1, dtype=pl.Int64).alias(EXISTING_VERSION),
             )
-            updated = _written_state(connection, table, entity, touched, written)
             merge_state.store(
                 connection, table.name, entity.key, packed, existing, inserted, updated
             )
@@ -492,25 +492,6 @@ def merge_snapshot(
         ]
     )
     return outcome
-
-
-def _written_state(
-    connection: sa.Connection,
-    table: sa.Table,
-    entity: EntityConfig,
-    touched: pl.Series,
-    written: list[pl.DataFrame],
-) -> pl.DataFrame:
-    """The state of the rows this merge updated or soft-deleted (`touched`), as their
-    UPDATEs returned them (their versions, and which conflicts kept what, are the
-    database's to say). A touched row no UPDATE returned (one a conflict kept) is read."""
-    returned = pl.concat([pl.DataFrame(schema=STATE_SCHEMA), *written])
-    unreturned = touched.filter(~touched.is_in(returned.get_column(KEY).implode()))
-    if unreturned.len():
-        kept = typed_keys(unreturned.to_frame(KEY), entity)
-        read = _existing_state(connection, table, entity, kept, complete_snapshot=False, scope=None)
-        returned = pl.concat([returned, read])
-    return returned.unique(KEY, keep="last", maintain_order=True)
 
 
 def typed_keys(keys: pl.DataFrame, entity: EntityConfig) -> pl.DataFrame:
